@@ -1,0 +1,3 @@
+"""kbox: Kubernetes in one asyncio Python process."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Generic helpers with no knowledge of Kubernetes: task supervision, clocks."""
