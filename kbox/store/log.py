@@ -68,12 +68,13 @@ class Persister(Protocol):
 
 
 class _Write:
-    """An accepted write waiting for its commit."""
+    """An accepted write waiting for its commit, and what its caller gets back once committed."""
 
-    __slots__ = ("event", "future")
+    __slots__ = ("event", "future", "result")
 
-    def __init__(self, event: Event, future: asyncio.Future[KeyValue]) -> None:
+    def __init__(self, event: Event, result: KeyValue, future: asyncio.Future[KeyValue]) -> None:
         self.event = event
+        self.result = result
         self.future = future
 
 
@@ -282,14 +283,14 @@ class LogStore(Store):
     async def _submit(self, event: Event) -> KeyValue:
         result = KeyValue(event.key, event.value, event.create_revision, event.revision)
         if self._persister is None:
-            self._apply([event])
+            self._apply([event], [result])
             return result
         self._pending[event.key] = (event.revision, None if event.type is EventType.DELETED else result)
         future: asyncio.Future[KeyValue] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Write(event, future))
+        self._queue.append(_Write(event, result, future))
         self._wakeup.set()
-        # The write commits even if this caller is cancelled: the committer owns it from here on.
-        return await asyncio.shield(future)
+        # If this caller is cancelled, only ``future`` is: the write stays queued and commits anyway.
+        return await future
 
     async def _commit_loop(self) -> None:
         assert self._persister is not None
@@ -307,17 +308,10 @@ class LogStore(Store):
                     self._fail_uncommitted(batch, exc)
                     continue
                 self.batches += 1
-                self._apply(events)
+                self._apply(events, [write.result for write in batch])
                 for write in batch:
                     if not write.future.done():
-                        write.future.set_result(
-                            KeyValue(
-                                write.event.key,
-                                write.event.value,
-                                write.event.create_revision,
-                                write.event.revision,
-                            )
-                        )
+                        write.future.set_result(write.result)
             if self._state == "closing":
                 return
 
@@ -333,19 +327,18 @@ class LogStore(Store):
         for write in failed:
             if not write.future.done():
                 write.future.set_exception(error)
-            # A shielded future whose caller went away would otherwise log "exception never retrieved".
-            write.future.exception()
 
-    def _apply(self, events: _Events) -> None:
-        """Make committed events visible: state, history, pending bookkeeping, then the watch bus."""
+    def _apply(self, events: _Events, results: _KeyValues) -> None:
+        """Make committed events visible: state, history, pending bookkeeping, then the watch bus.
+        ``results[i]`` is the live KeyValue that ``events[i]`` leaves (unused for a delete)."""
         live = self._live
         pending = self._pending
-        for event in events:
+        for event, result in zip(events, results, strict=True):
             key = event.key
             if event.type is EventType.DELETED:
                 del live[key]
             else:
-                live[key] = KeyValue(key, event.value, event.create_revision, event.revision)
+                live[key] = result
             entry = pending.get(key)
             if entry is not None and entry[0] == event.revision:
                 del pending[key]

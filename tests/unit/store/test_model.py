@@ -142,14 +142,14 @@ async def check_list(store, model: Model, prefix: str, limit: int, revision: int
     assert [(kv.key, (kv.value, kv.create_revision, kv.mod_revision)) for kv in got] == want
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(operations, max_size=40))
 def test_memory_store_matches_model(ops: list[tuple]) -> None:  # type: ignore[type-arg]
     with tempfile.TemporaryDirectory() as directory:
         asyncio.run(run("memory", ops, Path(directory)))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(operations, max_size=40))
 def test_sqlite_store_matches_model(ops: list[tuple]) -> None:  # type: ignore[type-arg]
     with tempfile.TemporaryDirectory() as directory:

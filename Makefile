@@ -1,0 +1,43 @@
+# kbox developer commands. The README documents `make run` and `make test`; CI runs .ci/run.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint format bench docker clean
+
+install: $(STAMP)
+
+# Re-install when the dependency list changes; kbox itself is installed editable.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dev]'
+	touch $(STAMP)
+
+# The main job. Until `kbox start` exists this is the store's smoke demo.
+run: install
+	$(BIN)/kbox demo
+
+# Brings up a Docker engine when it can (root with apt); Docker tests fail under CI=true without one
+# and are skipped, with the reason printed, elsewhere.
+test: install
+	-@bash scripts/ensure-docker.sh
+	$(BIN)/pytest -q -rs --durations=10
+
+lint: install
+	$(BIN)/ruff check kbox tests bench
+	$(BIN)/ruff format --check kbox tests bench
+	$(BIN)/mypy kbox
+
+format: install
+	$(BIN)/ruff check --fix kbox tests bench
+	$(BIN)/ruff format kbox tests bench
+
+bench: install
+	$(BIN)/python bench/store_bench.py --write BENCHMARKS.md
+
+docker:
+	bash scripts/ensure-docker.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

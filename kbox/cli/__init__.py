@@ -1,0 +1,1 @@
+"""The ``kbox`` command line (click)."""

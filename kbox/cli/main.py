@@ -1,0 +1,42 @@
+"""``kbox``: the entry point and its command groups.
+
+Errors a user can cause (a missing or foreign database file, a bad flag) end in one readable line on
+stderr and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from kbox import __version__
+from kbox.cli import store as store_commands
+from kbox.store import errors
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kbox")
+def cli() -> None:
+    """kbox: Kubernetes in one asyncio Python process."""
+
+
+cli.add_command(store_commands.store)
+cli.add_command(store_commands.demo)
+
+
+def main() -> None:
+    """Console-script entry: run the CLI, turning expected errors into one line."""
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except errors.StoreError as exc:
+        click.echo(f"kbox: {exc}", err=True)
+        sys.exit(1)

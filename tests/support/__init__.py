@@ -1,0 +1,1 @@
+"""Helpers shared by kbox's test suites (images for the Docker tests, ...)."""
