@@ -19,6 +19,13 @@ import abc
 import enum
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
+Value = bytes | Callable[[int], bytes]
+"""A value to write: bytes, or a function of the revision the write gets (so an object can carry its own
+resourceVersion inside its bytes and readers never re-encode it)."""
 
 
 class EventType(enum.StrEnum):
@@ -78,15 +85,20 @@ class Event:
         self.create_revision = create_revision
         self.prev_value = prev_value
         self.prev_revision = prev_revision
-        self._encoded: dict[str, bytes] | None = None
+        self._encoded: dict[str, Any] | None = None
 
-    def encoded(self, form: str, encode: Callable[[Event], bytes]) -> bytes:
-        """Return ``encode(self)``, computed on first use for this ``form`` and shared afterwards."""
+    def encoded(self, form: str, encode: Callable[[Event], _T]) -> _T:
+        """Return ``encode(self)``, computed on first use for this ``form`` and shared afterwards.
+
+        Forms are the serialisations (watch frame per media type) and views (the decoded object) that
+        consumers derive from an event; what is cached must be treated as read-only.
+        """
         cache = self._encoded
         if cache is None:
             cache = self._encoded = {}
-        data = cache.get(form)
-        if data is None:
+        try:
+            data: _T = cache[form]
+        except KeyError:
             data = cache[form] = encode(self)
         return data
 
@@ -177,11 +189,11 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def create(self, key: str, value: bytes) -> KeyValue:
+    async def create(self, key: str, value: Value) -> KeyValue:
         """Create ``key``; raises :class:`KeyExists` if it is live."""
 
     @abc.abstractmethod
-    async def update(self, key: str, value: bytes, *, expected_revision: int | None = None) -> KeyValue:
+    async def update(self, key: str, value: Value, *, expected_revision: int | None = None) -> KeyValue:
         """Replace ``key``'s value. With ``expected_revision``, only if its mod revision still equals it
         (compare-and-swap), else :class:`Conflict`. Raises :class:`KeyNotFound` if the key is not live."""
 
@@ -215,5 +227,6 @@ __all__ = [
     "KeyValue",
     "ListResult",
     "Store",
+    "Value",
     "Watch",
 ]

@@ -32,7 +32,7 @@ from kbox.config import StoreSettings
 from kbox.store import continuation, errors
 from kbox.store.bus import WatchBus, Watcher
 from kbox.store.history import History
-from kbox.store.interface import Event, EventType, KeyValue, ListResult, Store
+from kbox.store.interface import Event, EventType, KeyValue, ListResult, Store, Value
 from kbox.util import aiotasks
 
 _log = logging.getLogger(__name__)
@@ -221,27 +221,31 @@ class LogStore(Store):
 
     # -- writes ------------------------------------------------------------------------------
 
-    async def create(self, key: str, value: bytes) -> KeyValue:
+    async def create(self, key: str, value: Value) -> KeyValue:
         self._check_running()
         current = self._newest(key)
         if current is not None:
             raise errors.KeyExists(key)
+        # The value is computed before the revision is taken, so a failing factory leaves no gap.
+        data = value(self._next_revision) if callable(value) else value
         revision = self._take_revision()
-        event = Event(EventType.ADDED, key, value, revision, create_revision=revision)
+        event = Event(EventType.ADDED, key, data, revision, create_revision=revision)
         return await self._submit(event)
 
-    async def update(self, key: str, value: bytes, *, expected_revision: int | None = None) -> KeyValue:
+    async def update(self, key: str, value: Value, *, expected_revision: int | None = None) -> KeyValue:
         self._check_running()
         current = self._newest(key)
         if current is None:
             raise errors.KeyNotFound(key)
         if expected_revision is not None and expected_revision != current.mod_revision:
             raise errors.Conflict(key, expected_revision, current.mod_revision)
+        # The value is computed before the revision is taken, so a failing factory leaves no gap.
+        data = value(self._next_revision) if callable(value) else value
         revision = self._take_revision()
         event = Event(
             EventType.MODIFIED,
             key,
-            value,
+            data,
             revision,
             create_revision=current.create_revision,
             prev_value=current.value,

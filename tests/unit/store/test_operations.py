@@ -134,3 +134,20 @@ async def test_closed_store_refuses_work(store: Store) -> None:
         await store.create("/k", b"1")
     with pytest.raises(errors.StoreClosed):
         await store.get("/k")
+
+
+async def test_value_factory_gets_the_write_revision(store: Store) -> None:
+    created = await store.create("/k", lambda rev: b"rev=%d" % rev)
+    assert created.value == b"rev=1"
+    updated = await store.update("/k", lambda rev: b"rev=%d" % rev, expected_revision=1)
+    assert (updated.value, updated.mod_revision) == (b"rev=2", 2)
+
+    def broken(rev: int) -> bytes:
+        raise ValueError("cannot encode")
+
+    try:
+        await store.create("/other", broken)
+    except ValueError:
+        pass
+    # A factory that fails takes no revision: the next write is contiguous.
+    assert (await store.create("/third", b"x")).mod_revision == 3
