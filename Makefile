@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dev]'
 	touch $(STAMP)
 
-# The main job. Until `kbox start` exists this is the store's smoke demo.
+# The main job. Until `kbox start` runs the whole cluster, this serves the Kubernetes API (and its
+# store) in the foreground on https://127.0.0.1:6443 with a kubeconfig in ~/.kbox/kbox/.
 run: install
-	$(BIN)/kbox demo
+	$(BIN)/kbox apiserver
 
 # Brings up a Docker engine when it can (root with apt); Docker tests fail under CI=true without one
 # and are skipped, with the reason printed, elsewhere.

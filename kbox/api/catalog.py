@@ -1,0 +1,58 @@
+"""The catalog of served resource types and their generic stores.
+
+Built from the ``ResourceDef`` declarations of ``kbox/resources``; the handlers, discovery and OpenAPI
+look types up here by URL (group, version, plural), by kind, or by short name. CRDs will add and remove
+entries at run time, so lookups go through this object rather than module-level tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from kbox.api.allocation import ServiceAllocator
+from kbox.api.registry import GenericStore
+from kbox.api.resource import ResourceDef
+from kbox.store.interface import Store
+
+
+class Catalog:
+    """Resource types by URL and by kind, in registration order (the order discovery lists them)."""
+
+    def __init__(self, store: Store, resources: Iterable[ResourceDef] = ()) -> None:
+        self.store = store
+        self.service_allocator = ServiceAllocator()
+        self._by_path: dict[tuple[str, str, str], GenericStore] = {}
+        self._by_kind: dict[tuple[str, str], ResourceDef] = {}
+        for resource in resources:
+            self.add(resource)
+
+    def add(self, resource: ResourceDef) -> GenericStore:
+        generic = GenericStore(resource, self.store)
+        self._by_path[(resource.group, resource.version, resource.plural)] = generic
+        self._by_kind.setdefault((resource.group, resource.kind), resource)
+        return generic
+
+    def remove(self, resource: ResourceDef) -> None:
+        self._by_path.pop((resource.group, resource.version, resource.plural), None)
+        if self._by_kind.get((resource.group, resource.kind)) is resource:
+            del self._by_kind[(resource.group, resource.kind)]
+
+    def lookup(self, group: str, version: str, plural: str) -> GenericStore | None:
+        return self._by_path.get((group, version, plural))
+
+    def for_kind(self, group: str, kind: str) -> GenericStore | None:
+        resource = self._by_kind.get((group, kind))
+        if resource is None:
+            return None
+        return self._by_path.get((resource.group, resource.version, resource.plural))
+
+    def resources(self) -> Iterator[ResourceDef]:
+        for generic in self._by_path.values():
+            yield generic.resource
+
+    def group_versions(self) -> list[tuple[str, str]]:
+        """Served (group, version) pairs, core first, in registration order."""
+        seen: dict[tuple[str, str], None] = {}
+        for resource in self.resources():
+            seen.setdefault((resource.group, resource.version), None)
+        return list(seen)

@@ -1,0 +1,521 @@
+"""The generic registry: REST semantics of one resource type over the store, written once.
+
+``GenericStore`` is configured by a ``ResourceDef`` and never subclassed per kind. It owns what every
+kind shares: keys, uid, creationTimestamp, resourceVersion (the store revision, written into the
+object's own bytes so reads and watches serve them without re-encoding), generation, generateName,
+optimistic concurrency, graceful deletion and finalizers, selectors, pagination and watch. Every update
+is ``update(name, transform)``: PUT, each patch type and server-side apply are only different
+transforms of the current object, retried on a lost compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kbox.api import errors, objects, selectors, validation
+from kbox.api.errors import FieldError
+from kbox.api.resource import ResourceDef
+from kbox.api.strategy import Strategy
+from kbox.store import errors as store_errors
+from kbox.store.interface import Event, EventType, KeyValue, Store
+
+Obj = dict[str, Any]
+Transform = Callable[[Obj | None], Obj]
+UPDATE_RETRIES = 16
+# ``GenericStore.list`` shadows the builtin inside the class body.
+_FieldErrors = list[FieldError]
+_Objs = list[Obj]
+
+
+@dataclass
+class ListPage:
+    items: list[Obj]
+    resource_version: str
+    continue_token: str | None = None
+
+
+@dataclass
+class WatchEvent:
+    """One event for a watch client. ``frame`` is the shared JSON line when the object is unchanged."""
+
+    type: str
+    object: Obj
+    frame: bytes | None = None
+
+
+@dataclass
+class Selection:
+    """Label and field selectors of a list or watch (both optional)."""
+
+    labels: selectors.LabelSelector | None = None
+    fields: selectors.FieldSelector | None = None
+
+    def matches(self, resource: ResourceDef, obj: Obj) -> bool:
+        if self.labels is not None and not self.labels.matches(obj.get("metadata", {}).get("labels")):
+            return False
+        if self.fields is not None:
+            return self.fields.matches(selectors.field_set(resource.group, resource.kind, obj))
+        return True
+
+    @property
+    def empty(self) -> bool:
+        return self.labels is None and self.fields is None
+
+
+@dataclass
+class DeleteOptions:
+    grace_period_seconds: int | None = None
+    propagation_policy: str | None = None
+    preconditions: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+
+
+class GenericStore:
+    """Create, read, update, delete, list and watch objects of one ``ResourceDef``."""
+
+    def __init__(self, resource: ResourceDef, store: Store) -> None:
+        self.resource = resource
+        self.store = store
+        self.strategy: Strategy = resource.strategy
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def get_raw(self, namespace: str | None, name: str) -> bytes:
+        """The stored JSON of one object (it already carries its resourceVersion)."""
+        kv = await self.store.get(self.resource.key(namespace, name))
+        if kv is None:
+            raise errors.not_found(self.resource.group, self.resource.plural, name)
+        return kv.value
+
+    async def get(self, namespace: str | None, name: str) -> Obj:
+        obj: Obj = objects.decode(await self.get_raw(namespace, name))
+        return obj
+
+    async def list(
+        self,
+        namespace: str | None,
+        *,
+        selection: Selection | None = None,
+        limit: int = 0,
+        continue_token: str | None = None,
+        resource_version: str = "",
+        resource_version_match: str = "",
+    ) -> ListPage:
+        """One page of objects, consistent at one revision (see the store's pagination)."""
+        selection = selection or Selection()
+        namespace = namespace or _namespace_from(selection)
+        prefix = self.resource.prefix(namespace)
+        revision = self._list_revision(resource_version, resource_version_match, continue_token)
+        items: _Objs = []
+        token = continue_token or None
+        list_revision = 0
+        while True:
+            want = limit - len(items) if limit else 0
+            try:
+                page = await self.store.list(prefix, limit=want, continue_token=token, revision=revision)
+            except store_errors.InvalidContinue as exc:
+                raise errors.bad_request(str(exc)) from None
+            except store_errors.Expired:
+                if continue_token:
+                    raise errors.gone(
+                        "The provided continue parameter is too old to display a consistent list result."
+                        " You can start a new list without the continue parameter."
+                    ) from None
+                raise errors.gone(f"too old resource version: {revision}") from None
+            except store_errors.RevisionTooNew:
+                raise errors.timeout(
+                    f"Too large resource version: {revision}, current: {self.store.revision}"
+                ) from None
+            list_revision = page.revision
+            revision = page.revision
+            for kv in page.items:
+                obj: Obj = objects.decode(kv.value)
+                if selection.empty or selection.matches(self.resource, obj):
+                    items.append(obj)
+            token = page.continue_token
+            if token is None or not limit or len(items) >= limit:
+                break
+        return ListPage(items=items, resource_version=str(list_revision), continue_token=token)
+
+    def _list_revision(self, resource_version: str, match: str, continue_token: str | None) -> int:
+        if continue_token:
+            if resource_version not in ("", "0"):
+                raise errors.bad_request("specifying resource version is not allowed when using continue")
+            return 0
+        if resource_version in ("", "0"):
+            if match == "Exact":
+                raise errors.bad_request("resourceVersionMatch=Exact requires a resourceVersion other than 0")
+            return 0
+        revision = _parse_revision(resource_version)
+        if match == "Exact":
+            return revision
+        if match not in ("", "NotOlderThan"):
+            raise errors.bad_request(f'unsupported resourceVersionMatch "{match}"')
+        if revision > self.store.revision:
+            raise errors.timeout(f"Too large resource version: {revision}, current: {self.store.revision}")
+        return 0
+
+    # -- create ------------------------------------------------------------------------------
+
+    async def create(self, namespace: str | None, obj: Obj, *, dry_run: bool = False) -> Obj:
+        """Create ``obj`` (the pipeline has checked kind and namespace); returns the stored object."""
+        strategy = self.strategy
+        metadata = objects.meta(obj)
+        if self.resource.namespaced:
+            metadata["namespace"] = namespace
+        else:
+            metadata.pop("namespace", None)
+        if not metadata.get("name") and metadata.get("generateName"):
+            metadata["name"] = objects.generate_name(str(metadata["generateName"]))
+        for stale in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            metadata.pop(stale, None)
+        metadata["uid"] = objects.new_uid()
+        metadata["creationTimestamp"] = objects.timestamp()
+        if strategy.tracks_generation:
+            metadata["generation"] = 1
+        else:
+            metadata.pop("generation", None)
+        obj["apiVersion"] = self.resource.api_version
+        obj["kind"] = self.resource.kind
+        strategy.prepare_for_create(obj)
+        self._check(obj, self._meta_errors(obj) + strategy.validate(obj))
+        strategy.canonicalize(obj)
+        if dry_run:
+            return obj
+        try:
+            await self.store.create(self.resource.key(namespace, metadata["name"]), _stamped(obj))
+        except store_errors.KeyExists:
+            raise errors.already_exists(self.resource.group, self.resource.plural, metadata["name"]) from None
+        return obj
+
+    def _meta_errors(self, obj: Obj) -> _FieldErrors:
+        return validation.validate_object_meta(
+            obj.get("metadata", {}), namespaced=self.resource.namespaced, name_rule=self.strategy.name_errors
+        )
+
+    def _check(self, obj: Obj, problems: _FieldErrors) -> None:
+        if problems:
+            name = obj.get("metadata", {}).get("name") or obj.get("metadata", {}).get("generateName", "")
+            raise errors.invalid_object(self.resource.group, self.resource.kind, name, problems)
+
+    # -- update ------------------------------------------------------------------------------
+
+    async def update(
+        self,
+        namespace: str | None,
+        name: str,
+        transform: Transform,
+        *,
+        subresource: str | None = None,
+        create_missing: bool = False,
+        dry_run: bool = False,
+    ) -> tuple[Obj, bool]:
+        """Apply ``transform`` to the current object and store the result; returns (object, created).
+
+        ``transform`` gets a private copy of the current object (``None`` if there is none) and returns
+        the desired one. A resourceVersion in the result is a precondition; without one the update is
+        retried from the newest object when a concurrent write wins the compare-and-swap.
+        """
+        key = self.resource.key(namespace, name)
+        for _ in range(UPDATE_RETRIES):
+            kv = await self.store.get(key)
+            if kv is None:
+                new = transform(None)
+                if not create_missing:
+                    raise errors.not_found(self.resource.group, self.resource.plural, name)
+                self._check_name(new, name)
+                objects.meta(new)["name"] = name
+                objects.meta(new).pop("resourceVersion", None)
+                return await self.create(namespace, new, dry_run=dry_run), True
+            old: Obj = objects.decode(kv.value)
+            new = transform(copy.deepcopy(old))
+            try:
+                result = self._prepare_update(new, old, kv, name=name, subresource=subresource)
+            except _Unchanged:
+                return old, False
+            if result is None:  # the last finalizer of a deleting object is gone
+                if dry_run:
+                    return new, False
+                return await self._finish_delete(key, kv, new), False
+            if dry_run:
+                return result, False
+            try:
+                await self.store.update(key, _stamped(result), expected_revision=kv.mod_revision)
+            except store_errors.Conflict:
+                if objects.meta(new).get("resourceVersion"):
+                    raise self._conflict(name) from None
+                continue
+            except store_errors.KeyNotFound:
+                continue
+            return result, False
+        raise self._conflict(name)
+
+    def _prepare_update(
+        self, new: Obj, old: Obj, kv: KeyValue, *, name: str, subresource: str | None
+    ) -> Obj | None:
+        old_meta = old["metadata"]
+        new_meta = objects.meta(new)
+        self._check_name(new, name)
+        wanted = new_meta.get("resourceVersion")
+        if wanted and wanted != old_meta.get("resourceVersion"):
+            raise self._conflict(name)
+        strategy = self.strategy
+        if subresource == "status" and self.resource.status_strategy is not None:
+            strategy = self.resource.status_strategy
+        elif subresource is not None:
+            special = self.resource.extra.get(f"strategy:{subresource}")
+            if isinstance(special, Strategy):
+                strategy = special
+        new["apiVersion"] = self.resource.api_version
+        new["kind"] = self.resource.kind
+        # What the server owns is carried over, whatever the client sent.
+        for owned in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ):
+            if owned in old_meta:
+                new_meta[owned] = old_meta[owned]
+            else:
+                new_meta.pop(owned, None)
+        new_meta["name"] = old_meta["name"]
+        if self.resource.namespaced:
+            new_meta["namespace"] = old_meta.get("namespace")
+        strategy.prepare_for_update(new, old)
+        new_meta = objects.meta(new)
+        problems = validation.validate_object_meta_update(new_meta, old_meta) + self._meta_errors(new)
+        self._check(new, problems + strategy.validate_update(new, old))
+        if self.strategy.tracks_generation and self.strategy.spec_changed(new, old):
+            new_meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        strategy.canonicalize(new)
+        new_meta["resourceVersion"] = old_meta.get("resourceVersion")
+        if new == old:
+            raise _Unchanged
+        if new_meta.get("deletionTimestamp") and not new_meta.get("finalizers") and not self._held(new):
+            return None
+        return new
+
+    def _held(self, obj: Obj) -> bool:
+        """Whether a terminating object must stay: its grace period runs, or its kind holds it."""
+        if self.strategy.deletion_waits(obj):
+            return True
+        return bool(obj["metadata"].get("deletionGracePeriodSeconds"))
+
+    def _check_name(self, obj: Obj, name: str) -> None:
+        body_name = obj.get("metadata", {}).get("name")
+        if body_name and body_name != name:
+            raise errors.bad_request(
+                f"the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )
+
+    def _conflict(self, name: str) -> errors.StatusError:
+        return errors.conflict(
+            self.resource.group,
+            self.resource.plural,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        )
+
+    # -- delete ------------------------------------------------------------------------------
+
+    async def delete(
+        self, namespace: str | None, name: str, options: DeleteOptions | None = None
+    ) -> tuple[Obj, bool]:
+        """Delete, gracefully when the kind or finalizers say so; returns (object, gone now)."""
+        options = options or DeleteOptions()
+        key = self.resource.key(namespace, name)
+        for _ in range(UPDATE_RETRIES):
+            kv = await self.store.get(key)
+            if kv is None:
+                raise errors.not_found(self.resource.group, self.resource.plural, name)
+            obj: Obj = objects.decode(kv.value)
+            metadata = obj["metadata"]
+            self._check_preconditions(name, metadata, options.preconditions)
+            finalizers = list(metadata.get("finalizers") or [])
+            policy = options.propagation_policy
+            if policy == "Orphan" and "orphan" not in finalizers:
+                finalizers.append("orphan")
+            elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
+                finalizers.append("foregroundDeletion")
+            grace = self.strategy.grace_period(obj, options.grace_period_seconds)
+            if finalizers or grace > 0 or self.strategy.deletion_waits(obj):
+                terminating = bool(metadata.get("deletionTimestamp"))
+                current_grace = metadata.get("deletionGracePeriodSeconds")
+                shorten = terminating and current_grace is not None and grace < current_grace
+                if terminating and finalizers == (metadata.get("finalizers") or []) and not shorten:
+                    return obj, False  # already terminating; a longer grace period changes nothing
+                updated = copy.deepcopy(obj)
+                self.strategy.prepare_for_delete(updated)
+                um = updated["metadata"]
+                if finalizers:
+                    um["finalizers"] = finalizers
+                if not terminating or shorten:
+                    um["deletionTimestamp"] = objects.timestamp(
+                        objects.now() + datetime.timedelta(seconds=grace)
+                    )
+                    um["deletionGracePeriodSeconds"] = grace
+                if options.dry_run:
+                    return updated, False
+                try:
+                    await self.store.update(key, _stamped(updated), expected_revision=kv.mod_revision)
+                except (store_errors.Conflict, store_errors.KeyNotFound):
+                    continue
+                return updated, False
+            if options.dry_run:
+                return obj, True
+            return await self._finish_delete(key, kv, obj), True
+        raise self._conflict(name)
+
+    async def _finish_delete(self, key: str, kv: KeyValue, obj: Obj) -> Obj:
+        try:
+            deleted = await self.store.delete(key, expected_revision=kv.mod_revision)
+        except store_errors.KeyNotFound:
+            raise errors.not_found(
+                self.resource.group, self.resource.plural, obj["metadata"]["name"]
+            ) from None
+        except store_errors.Conflict:
+            raise self._conflict(obj["metadata"]["name"]) from None
+        obj["metadata"]["resourceVersion"] = str(deleted.mod_revision)
+        return obj
+
+    def _check_preconditions(self, name: str, metadata: Obj, preconditions: dict[str, str]) -> None:
+        uid = preconditions.get("uid")
+        if uid and uid != metadata.get("uid"):
+            raise errors.conflict(
+                self.resource.group,
+                self.resource.plural,
+                name,
+                f"Precondition failed: UID in precondition: {uid}, UID in object meta: {metadata.get('uid')}",
+            )
+        rv = preconditions.get("resourceVersion")
+        if rv and rv != metadata.get("resourceVersion"):
+            raise errors.conflict(
+                self.resource.group,
+                self.resource.plural,
+                name,
+                f"Precondition failed: ResourceVersion in precondition: {rv}, "
+                f"ResourceVersion in object meta: {metadata.get('resourceVersion')}",
+            )
+
+    # -- watch -------------------------------------------------------------------------------
+
+    async def watch(
+        self,
+        namespace: str | None,
+        *,
+        resource_version: str = "",
+        selection: Selection | None = None,
+        bookmarks: bool = False,
+    ) -> AsyncIterator[WatchEvent]:
+        """Events after ``resource_version``; for "" or "0", ADDED for current objects first."""
+        selection = selection or Selection()
+        namespace = namespace or _namespace_from(selection)
+        prefix = self.resource.prefix(namespace)
+        if resource_version in ("", "0"):
+            page = await self.list(namespace, selection=selection)
+            after = int(page.resource_version)
+            initial = page.items
+        else:
+            after = _parse_revision(resource_version)
+            initial = []
+        try:
+            stream = self.store.watch(prefix, after_revision=after, bookmarks=bookmarks)
+        except store_errors.Expired as exc:
+            raise errors.gone(f"too old resource version: {after} ({exc.compact_revision})") from None
+        return self._events(stream, initial, selection)
+
+    async def _events(self, stream: Any, initial: _Objs, selection: Selection) -> AsyncIterator[WatchEvent]:
+        try:
+            for obj in initial:
+                yield WatchEvent("ADDED", obj)
+            async for event in stream:
+                converted = self._convert(event, selection)
+                if converted is not None:
+                    yield converted
+        except store_errors.Expired as exc:
+            raise errors.gone(f"too old resource version: {exc.compact_revision}") from None
+        finally:
+            stream.close()
+
+    def _convert(self, event: Event, selection: Selection) -> WatchEvent | None:
+        if event.type is EventType.BOOKMARK:
+            bookmark = {
+                "kind": self.resource.kind,
+                "apiVersion": self.resource.api_version,
+                "metadata": {"resourceVersion": str(event.revision)},
+            }
+            return WatchEvent("BOOKMARK", bookmark)
+        obj: Obj = event.encoded("object", _event_object)
+        if selection.empty:
+            return WatchEvent(str(event.type), obj, event.encoded("frame", _event_frame))
+        matches = selection.matches(self.resource, obj)
+        if event.type is EventType.MODIFIED and event.prev_value is not None:
+            before: Obj = event.encoded("previous", _previous_object)
+            matched = selection.matches(self.resource, before)
+            if matched and not matches:
+                # It left the selection: to this watcher it is gone.
+                return WatchEvent("DELETED", obj)
+            if matches and not matched:
+                return WatchEvent("ADDED", obj)
+        if not matches:
+            return None
+        return WatchEvent(str(event.type), obj, event.encoded("frame", _event_frame))
+
+
+class _Unchanged(Exception):
+    """An update that changes nothing is not written (no new resourceVersion, no event)."""
+
+
+def _stamped(obj: Obj) -> Callable[[int], bytes]:
+    """The value for the store: the object with its resourceVersion set to the write's revision."""
+
+    def encode(revision: int) -> bytes:
+        obj["metadata"]["resourceVersion"] = str(revision)
+        return objects.encode(obj)
+
+    return encode
+
+
+def _event_object(event: Event) -> Obj:
+    obj: Obj = objects.decode(event.value)
+    if event.type is EventType.DELETED:
+        # A deleted object is reported at the revision of its deletion, as etcd-backed watches do.
+        obj["metadata"]["resourceVersion"] = str(event.revision)
+    return obj
+
+
+def _previous_object(event: Event) -> Obj:
+    obj: Obj = objects.decode(event.prev_value or b"{}")
+    return obj
+
+
+def _event_frame(event: Event) -> bytes:
+    """The JSON watch line, built from the stored bytes without re-encoding when possible."""
+    if event.type is EventType.DELETED:
+        value = objects.encode(event.encoded("object", _event_object))
+    else:
+        value = event.value
+    return b'{"type":"' + event.type.value.encode() + b'","object":' + value + b"}\n"
+
+
+def _parse_revision(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise errors.bad_request(f'invalid resource version "{text}"') from None
+    if value < 0:
+        raise errors.bad_request(f'invalid resource version "{text}"')
+    return value
+
+
+def _namespace_from(selection: Selection) -> str | None:
+    """``metadata.namespace=X`` in a field selector narrows a list to one namespace's keys."""
+    if selection.fields is None:
+        return None
+    return selection.fields.requires_exact_match("metadata.namespace") or None

@@ -1,0 +1,1 @@
+"""One module per API group: the resource declarations (kind, scope, names, strategy) the apiserver serves."""

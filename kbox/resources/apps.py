@@ -1,0 +1,169 @@
+"""The ``apps/v1`` group: Deployments, ReplicaSets, StatefulSets, DaemonSets.
+
+Spec and status are two strategies (the status one keeps the spec, the main one keeps the status);
+generation counts spec changes, which ``kubectl rollout status`` compares with status.observedGeneration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kbox.api import errors, validation
+from kbox.api.errors import FieldError
+from kbox.api.resource import ResourceDef, SubresourceDef
+from kbox.api.strategy import StatusStrategy, Strategy
+from kbox.resources import podspec
+
+Obj = dict[str, Any]
+
+SCALE = SubresourceDef("scale", "Scale", ("get", "patch", "update"), group="autoscaling", version="v1")
+
+
+class WorkloadStrategy(Strategy):
+    """What every apps/v1 workload shares: a selector, a pod template, generation tracking."""
+
+    status_subresource = True
+    tracks_generation = True
+    has_replicas = True
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.setdefault("spec", {})
+        if not isinstance(spec, dict):
+            return
+        if self.has_replicas:
+            spec.setdefault("replicas", 1)
+        spec.setdefault("revisionHistoryLimit", 10)
+        template = spec.get("template")
+        if isinstance(template, dict):
+            template.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+            if isinstance(template.get("spec"), dict):
+                podspec.default_pod_spec(template["spec"])
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        obj["status"] = {}
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return [errors.required("spec")]
+        problems: list[FieldError] = []
+        selector = spec.get("selector")
+        match_labels: dict[str, str] | None = None
+        if not isinstance(selector, dict) or not (
+            selector.get("matchLabels") or selector.get("matchExpressions")
+        ):
+            problems.append(errors.required("spec.selector"))
+        else:
+            match_labels = selector.get("matchLabels") or {}
+            problems += _validate_selector(selector, "spec.selector")
+        if self.has_replicas:
+            replicas = spec.get("replicas")
+            if not isinstance(replicas, int) or replicas < 0:
+                problems.append(
+                    errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")
+                )
+        problems += podspec.validate_pod_template(spec.get("template"), "spec.template", match_labels)
+        template_spec = (spec.get("template") or {}).get("spec") or {}
+        if isinstance(template_spec, dict) and template_spec.get("restartPolicy", "Always") != "Always":
+            problems.append(
+                errors.not_supported(
+                    "spec.template.spec.restartPolicy", template_spec.get("restartPolicy"), ["Always"]
+                )
+            )
+        return problems
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        problems = self.validate(new)
+        if (new.get("spec") or {}).get("selector") != (old.get("spec") or {}).get("selector"):
+            problems.append(
+                errors.invalid("spec.selector", (new.get("spec") or {}).get("selector"), "field is immutable")
+            )
+        return problems
+
+
+def _validate_selector(selector: Obj, path: str) -> list[FieldError]:
+    problems = validation.validate_labels(selector.get("matchLabels") or {}, f"{path}.matchLabels")
+    for index, expr in enumerate(selector.get("matchExpressions") or []):
+        operators = ["In", "NotIn", "Exists", "DoesNotExist"]
+        if not isinstance(expr, dict) or expr.get("operator") not in operators:
+            op = expr.get("operator") if isinstance(expr, dict) else expr
+            problems.append(errors.not_supported(f"{path}.matchExpressions[{index}].operator", op, operators))
+    return problems
+
+
+class DeploymentStrategy(WorkloadStrategy):
+    def default(self, obj: Obj) -> None:
+        super().default(obj)
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return
+        spec.setdefault("progressDeadlineSeconds", 600)
+        strategy = spec.setdefault("strategy", {})
+        if isinstance(strategy, dict):
+            strategy.setdefault("type", "RollingUpdate")
+            if strategy["type"] == "RollingUpdate":
+                rolling = strategy.setdefault("rollingUpdate", {})
+                rolling.setdefault("maxUnavailable", "25%")
+                rolling.setdefault("maxSurge", "25%")
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        problems = super().validate(obj)
+        strategy = (obj.get("spec") or {}).get("strategy") or {}
+        types = ["Recreate", "RollingUpdate"]
+        if isinstance(strategy, dict) and strategy.get("type") not in types:
+            problems.append(errors.not_supported("spec.strategy.type", strategy.get("type"), types))
+        return problems
+
+
+class StatefulSetStrategy(WorkloadStrategy):
+    def default(self, obj: Obj) -> None:
+        super().default(obj)
+        spec = obj.get("spec")
+        if isinstance(spec, dict):
+            spec.setdefault("podManagementPolicy", "OrderedReady")
+            spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+            spec.setdefault(
+                "persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"}
+            )
+
+
+class DaemonSetStrategy(WorkloadStrategy):
+    has_replicas = False
+
+    def default(self, obj: Obj) -> None:
+        super().default(obj)
+        spec = obj.get("spec")
+        if isinstance(spec, dict):
+            spec.setdefault(
+                "updateStrategy",
+                {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+            )
+
+
+def _def(
+    kind: str, plural: str, strategy: WorkloadStrategy, short: tuple[str, ...], scale: bool
+) -> ResourceDef:
+    subresources = [SubresourceDef("status", kind, ("get", "patch", "update"))]
+    if scale:
+        subresources.append(SCALE)
+    return ResourceDef(
+        group="apps",
+        version="v1",
+        kind=kind,
+        plural=plural,
+        namespaced=True,
+        strategy=strategy,
+        short_names=short,
+        categories=("all",),
+        subresources=tuple(subresources),
+        status_strategy=StatusStrategy(strategy),
+    )
+
+
+RESOURCES = [
+    _def("Deployment", "deployments", DeploymentStrategy(), ("deploy",), scale=True),
+    _def("ReplicaSet", "replicasets", WorkloadStrategy(), ("rs",), scale=True),
+    _def("StatefulSet", "statefulsets", StatefulSetStrategy(), ("sts",), scale=True),
+    _def("DaemonSet", "daemonsets", DaemonSetStrategy(), ("ds",), scale=False),
+]

@@ -1,0 +1,10 @@
+"""Every built-in resource type kbox serves, in discovery order."""
+
+from __future__ import annotations
+
+from kbox.api.resource import ResourceDef
+from kbox.resources import apps, authorization, batch, core, misc
+
+
+def builtin() -> list[ResourceDef]:
+    return [*core.RESOURCES, *apps.RESOURCES, *batch.RESOURCES, *misc.RESOURCES, *authorization.RESOURCES]
