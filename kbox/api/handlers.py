@@ -13,11 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from kbox.api import admission, errors, negotiation, objects, requestinfo, selectors, subresources, tables
+from kbox.api import errors, negotiation, objects, pipeline, requestinfo, tables
 from kbox.api.catalog import Catalog
-from kbox.api.patch import apply as apply_patch
-from kbox.api.patch import json_patch, merge_patch, strategic
-from kbox.api.registry import DeleteOptions, GenericStore, Selection, WatchEvent
+from kbox.api.registry import DeleteOptions, GenericStore, WatchEvent
 
 Obj = dict[str, Any]
 
@@ -45,7 +43,6 @@ _ALLOWED: dict[str, set[str]] = {
     | {"labelSelector", "fieldSelector", "limit", "continue", "resourceVersion", "resourceVersionMatch"},
 }
 _ALLOWED["watch"] = _ALLOWED["list"]
-MAX_SELECTOR = 16 * 1024
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -61,14 +58,13 @@ class ResourceHandler:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        self.pipeline = pipeline.Pipeline(catalog)
         self.watch_tasks: set[asyncio.Task[Any]] = set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         query = request.query
         info = requestinfo.parse(request.method, request.path, watch=_truthy(query.get("watch")))
-        generic = self.catalog.lookup(info.group, info.version, info.resource)
-        if generic is None:
-            raise errors.StatusError("the server could not find the requested resource", 404, "NotFound")
+        generic = self.pipeline.resolve(info.group, info.version, info.resource)
         resource = generic.resource
         if resource.namespaced is False and info.namespace is not None:
             raise errors.StatusError("the server could not find the requested resource", 404, "NotFound")
@@ -118,7 +114,7 @@ class ResourceHandler:
         query = request.query
         page = await generic.list(
             info.namespace,
-            selection=_selection(generic, query),
+            selection=pipeline.selection(generic, query.get("labelSelector"), query.get("fieldSelector")),
             limit=_int(query.get("limit"), "limit"),
             continue_token=query.get("continue") or None,
             resource_version=query.get("resourceVersion", ""),
@@ -168,7 +164,7 @@ class ResourceHandler:
         self, request: web.Request, generic: GenericStore, info: requestinfo.RequestInfo
     ) -> web.StreamResponse:
         query = request.query
-        selection = _selection(generic, query)
+        selection = pipeline.selection(generic, query.get("labelSelector"), query.get("fieldSelector"))
         timeout = _int(query.get("timeoutSeconds"), "timeoutSeconds") or random.randint(1800, 3600)
         as_table = negotiation.wants_table(request.headers.get("Accept"))
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
@@ -231,17 +227,7 @@ class ResourceHandler:
         self, request: web.Request, generic: GenericStore, info: requestinfo.RequestInfo
     ) -> web.StreamResponse:
         body = await self._body(request)
-        obj = _check_object(generic, body, info.namespace)
-        evaluate = generic.resource.extra.get("evaluate")
-        if not generic.resource.stored and callable(evaluate):
-            # Reviews are answered, not stored.
-            problems = generic.strategy.validate(obj)
-            if problems:
-                raise errors.invalid_object(generic.resource.group, generic.resource.kind, "", problems)
-            obj.setdefault("metadata", {}).setdefault("creationTimestamp", None)
-            return json_response(evaluate(obj), 201)
-        await admission.admit_create(self.catalog, generic, info.namespace, obj)
-        created = await generic.create(info.namespace, obj, dry_run=_dry_run(request))
+        created = await self.pipeline.create(generic, info.namespace, body, dry_run=_dry_run(request))
         return json_response(created, 201)
 
     async def _update(
@@ -254,13 +240,8 @@ class ResourceHandler:
     ) -> web.StreamResponse:
         assert info.name is not None
         body = await self._body(request)
-        obj = _check_object(generic, body, info.namespace)
-
-        def replace(current: Obj | None) -> Obj:
-            return obj
-
-        result, created = await generic.update(
-            info.namespace, info.name, replace, subresource=subresource, dry_run=_dry_run(request)
+        result, created = await self.pipeline.update(
+            generic, info.namespace, info.name, body, subresource=subresource, dry_run=_dry_run(request)
         )
         return json_response(result, 201 if created else 200)
 
@@ -273,59 +254,21 @@ class ResourceHandler:
         subresource: str | None,
     ) -> web.StreamResponse:
         assert info.name is not None
-        kind = negotiation.media_type(request.headers.get("Content-Type"))
-        if kind not in negotiation.PATCH_TYPES:
+        patch_type = negotiation.media_type(request.headers.get("Content-Type"))
+        if patch_type not in negotiation.PATCH_TYPES:
             raise errors.unsupported_media_type(
-                f"the body of the request was in an unknown format - accepted media types include: "
+                "the body of the request was in an unknown format - accepted media types include: "
                 f"{', '.join(negotiation.PATCH_TYPES)}"
             )
-        patch = await self._body(request)
-        resource = generic.resource
-        name = info.name
-        create_missing = False
-        if kind == negotiation.APPLY_PATCH:
-            applied = _check_object(generic, patch, info.namespace)
-            manager = request.query.get("fieldManager")
-            if not manager:
-                raise errors.bad_request("PATCH with apply requires a fieldManager query parameter")
-            force = _truthy(request.query.get("force"))
-            create_missing = subresource is None
-
-            def transform(current: Obj | None) -> Obj:
-                return apply_patch.apply(
-                    _without_rv(current),
-                    applied,
-                    manager=manager,
-                    force=force,
-                    group=resource.group,
-                    version=resource.version,
-                    kind=resource.kind,
-                    now=objects.timestamp(),
-                )
-
-        else:
-
-            def transform(current: Obj | None) -> Obj:
-                if current is None:
-                    raise errors.not_found(resource.group, resource.plural, name)
-                base = _without_rv(current)
-                assert base is not None
-                if kind == negotiation.MERGE_PATCH:
-                    return merge_patch.apply(base, patch)
-                if kind == negotiation.JSON_PATCH:
-                    return json_patch.apply(base, patch)
-                return strategic.apply(
-                    base, patch, group=resource.group, version=resource.version, kind=resource.kind
-                )
-
-        if create_missing:
-            await admission.admit_create(self.catalog, generic, info.namespace, None)
-        result, created = await generic.update(
+        result, created = await self.pipeline.patch(
+            generic,
             info.namespace,
-            name,
-            transform,
+            info.name,
+            await self._body(request),
+            patch_type,
             subresource=subresource,
-            create_missing=create_missing,
+            field_manager=request.query.get("fieldManager"),
+            force=_truthy(request.query.get("force")),
             dry_run=_dry_run(request),
         )
         return json_response(result, 201 if created else 200)
@@ -335,8 +278,7 @@ class ResourceHandler:
     ) -> web.StreamResponse:
         assert info.name is not None
         options = await self._delete_options(request)
-        obj, _ = await generic.delete(info.namespace, info.name, options)
-        return json_response(obj)
+        return json_response(await self.pipeline.delete(generic, info.namespace, info.name, options))
 
     async def _delete_options(self, request: web.Request) -> DeleteOptions:
         body: Obj = {}
@@ -372,17 +314,13 @@ class ResourceHandler:
         self, request: web.Request, generic: GenericStore, info: requestinfo.RequestInfo
     ) -> web.StreamResponse:
         options = await self._delete_options(request)
-        page = await generic.list(info.namespace, selection=_selection(generic, request.query))
-        deleted = []
-        for obj in page.items:
-            meta = obj["metadata"]
-            try:
-                result, _ = await generic.delete(meta.get("namespace"), meta["name"], options)
-            except errors.StatusError as exc:
-                if exc.code == 404:
-                    continue
-                raise
-            deleted.append(result)
+        deleted = await self.pipeline.delete_collection(
+            generic,
+            info.namespace,
+            options,
+            label_selector=request.query.get("labelSelector"),
+            field_selector=request.query.get("fieldSelector"),
+        )
         return json_response(
             {
                 "kind": generic.resource.list_kind,
@@ -405,12 +343,13 @@ class ResourceHandler:
             )
         if sub == "scale":
             body = await self._body(request) if info.verb in ("update", "patch") else None
-            scale, code = await subresources.scale(generic, info, body, request.headers.get("Content-Type"))
-            return json_response(scale, code)
+            return json_response(
+                await self.pipeline.scale(generic, info, body, request.headers.get("Content-Type"))
+            )
         if sub == "binding":
-            return json_response(await subresources.bind(generic, info, await self._body(request)), 201)
+            return json_response(await self.pipeline.bind(generic, info, await self._body(request)), 201)
         if sub == "finalize":
-            return json_response(await subresources.finalize(generic, info, await self._body(request)))
+            return json_response(await self.pipeline.finalize(generic, info, await self._body(request)))
         if sub == "status":
             if info.verb == "get":
                 return await self._get(request, generic, info)
@@ -461,56 +400,3 @@ def _check_query(verb: str, query: Any) -> None:
 
 def _dry_run(request: web.Request) -> bool:
     return "All" in request.query.getall("dryRun", [])
-
-
-def _selection(generic: GenericStore, query: Any) -> Selection:
-    labels = query.get("labelSelector")
-    fields = query.get("fieldSelector")
-    for text in (labels, fields):
-        if text is not None and len(text) > MAX_SELECTOR:
-            raise errors.bad_request(f"selector too long: {len(text)} bytes (limit {MAX_SELECTOR})")
-    selection = Selection()
-    if labels:
-        selection.labels = selectors.parse_labels(labels)
-    if fields:
-        parsed = selectors.parse_fields(fields)
-        selection.fields = selectors.check_fields(generic.resource.group, generic.resource.kind, parsed)
-    return selection
-
-
-def _check_object(generic: GenericStore, body: Any, namespace: str | None) -> Obj:
-    """A request body must be an object of this resource's kind, in this request's namespace."""
-    resource = generic.resource
-    if not isinstance(body, dict):
-        raise errors.bad_request(f"the body of the request must be a {resource.kind} object")
-    # Like kube-apiserver's decoder, a body without apiVersion/kind takes them from the URL.
-    api_version = body.setdefault("apiVersion", resource.api_version) or resource.api_version
-    kind = body.setdefault("kind", resource.kind) or resource.kind
-    body["apiVersion"], body["kind"] = api_version, kind
-    if api_version != resource.api_version:
-        raise errors.bad_request(
-            f"the API version in the data ({api_version}) does not match the expected API version "
-            f"({resource.api_version})"
-        )
-    if kind != resource.kind:
-        raise errors.bad_request(
-            f"the kind in the data ({kind}) does not match the expected kind ({resource.kind})"
-        )
-    metadata = body.get("metadata")
-    if metadata is None:
-        metadata = body["metadata"] = {}
-    if not isinstance(metadata, dict):
-        raise errors.bad_request("metadata must be an object")
-    body_ns = metadata.get("namespace")
-    if resource.namespaced and body_ns and namespace and body_ns != namespace:
-        raise errors.bad_request(
-            "the namespace of the provided object does not match the namespace sent on the request"
-        )
-    return body
-
-
-def _without_rv(obj: Obj | None) -> Obj | None:
-    """A patch base: a resourceVersion in the result should come only from the patch itself."""
-    if obj is not None:
-        obj.get("metadata", {}).pop("resourceVersion", None)
-    return obj

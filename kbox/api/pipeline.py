@@ -1,0 +1,274 @@
+"""The request pipeline below the transport: checks, admission, patch engines and the generic store.
+
+Both doors into kbox use it: the HTTP handlers (after parsing the URL, query and body) and the
+in-process ``LocalClient`` (which components use without HTTP or JSON). So a write from the scheduler
+and a write from kubectl go through the same kind/namespace checks, admission, defaulting,
+validation and store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from kbox.api import admission, errors, negotiation, objects, selectors, subresources
+from kbox.api.catalog import Catalog
+from kbox.api.patch import apply as apply_patch
+from kbox.api.patch import json_patch, merge_patch, strategic
+from kbox.api.registry import DeleteOptions, GenericStore, ListPage, Selection, WatchEvent
+from kbox.api.requestinfo import RequestInfo
+
+Obj = dict[str, Any]
+_Objs = list[Obj]  # ``Pipeline.list`` shadows the builtin inside the class body
+MAX_SELECTOR = 64 * 1024
+
+
+class Pipeline:
+    """Every operation of the API, on decoded arguments."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def resolve(self, group: str, version: str, plural: str) -> GenericStore:
+        generic = self.catalog.lookup(group, version, plural)
+        if generic is None:
+            raise errors.StatusError("the server could not find the requested resource", 404, "NotFound")
+        return generic
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def get(self, generic: GenericStore, namespace: str | None, name: str) -> Obj:
+        return await generic.get(namespace, name)
+
+    async def list(
+        self,
+        generic: GenericStore,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int = 0,
+        continue_token: str | None = None,
+        resource_version: str = "",
+        resource_version_match: str = "",
+    ) -> ListPage:
+        return await generic.list(
+            namespace,
+            selection=selection(generic, label_selector, field_selector),
+            limit=limit,
+            continue_token=continue_token,
+            resource_version=resource_version,
+            resource_version_match=resource_version_match,
+        )
+
+    async def watch(
+        self,
+        generic: GenericStore,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        resource_version: str = "",
+        bookmarks: bool = False,
+    ) -> AsyncIterator[WatchEvent]:
+        return await generic.watch(
+            namespace,
+            resource_version=resource_version,
+            selection=selection(generic, label_selector, field_selector),
+            bookmarks=bookmarks,
+        )
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def create(
+        self, generic: GenericStore, namespace: str | None, body: Any, *, dry_run: bool = False
+    ) -> Obj:
+        obj = check_object(generic, body, namespace)
+        evaluate = generic.resource.extra.get("evaluate")
+        if not generic.resource.stored and callable(evaluate):
+            # Reviews are answered, not stored.
+            problems = generic.strategy.validate(obj)
+            if problems:
+                raise errors.invalid_object(generic.resource.group, generic.resource.kind, "", problems)
+            obj.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+            answered: Obj = evaluate(obj)
+            return answered
+        await admission.admit_create(self.catalog, generic, namespace, obj)
+        return await generic.create(namespace, obj, dry_run=dry_run)
+
+    async def update(
+        self,
+        generic: GenericStore,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> tuple[Obj, bool]:
+        obj = check_object(generic, body, namespace)
+
+        def replace(current: Obj | None) -> Obj:
+            return obj
+
+        return await generic.update(namespace, name, replace, subresource=subresource, dry_run=dry_run)
+
+    async def patch(
+        self,
+        generic: GenericStore,
+        namespace: str | None,
+        name: str,
+        patch: Any,
+        patch_type: str,
+        *,
+        subresource: str | None = None,
+        field_manager: str | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> tuple[Obj, bool]:
+        """Apply a patch of ``patch_type`` (a PATCH content type) to the current object."""
+        resource = generic.resource
+        if patch_type not in negotiation.PATCH_TYPES:
+            raise errors.unsupported_media_type(
+                "the body of the request was in an unknown format - accepted media types include: "
+                f"{', '.join(negotiation.PATCH_TYPES)}"
+            )
+        create_missing = False
+        if patch_type == negotiation.APPLY_PATCH:
+            applied = check_object(generic, patch, namespace)
+            if not field_manager:
+                raise errors.bad_request("PATCH with apply requires a fieldManager query parameter")
+            manager = field_manager
+            create_missing = subresource is None
+
+            def transform(current: Obj | None) -> Obj:
+                return apply_patch.apply(
+                    without_rv(current),
+                    applied,
+                    manager=manager,
+                    force=force,
+                    group=resource.group,
+                    version=resource.version,
+                    kind=resource.kind,
+                    now=objects.timestamp(),
+                )
+
+        else:
+
+            def transform(current: Obj | None) -> Obj:
+                if current is None:
+                    raise errors.not_found(resource.group, resource.plural, name)
+                base = without_rv(current)
+                assert base is not None
+                if patch_type == negotiation.MERGE_PATCH:
+                    return merge_patch.apply(base, patch)
+                if patch_type == negotiation.JSON_PATCH:
+                    return json_patch.apply(base, patch)
+                return strategic.apply(
+                    base, patch, group=resource.group, version=resource.version, kind=resource.kind
+                )
+
+        if create_missing:
+            await admission.admit_create(self.catalog, generic, namespace, None)
+        return await generic.update(
+            namespace,
+            name,
+            transform,
+            subresource=subresource,
+            create_missing=create_missing,
+            dry_run=dry_run,
+        )
+
+    async def delete(
+        self, generic: GenericStore, namespace: str | None, name: str, options: DeleteOptions | None = None
+    ) -> Obj:
+        obj, _ = await generic.delete(namespace, name, options)
+        return obj
+
+    async def delete_collection(
+        self,
+        generic: GenericStore,
+        namespace: str | None,
+        options: DeleteOptions,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> _Objs:
+        page = await self.list(
+            generic, namespace, label_selector=label_selector, field_selector=field_selector
+        )
+        deleted = []
+        for obj in page.items:
+            meta = obj["metadata"]
+            try:
+                result, _ = await generic.delete(meta.get("namespace"), meta["name"], options)
+            except errors.StatusError as exc:
+                if exc.code == 404:
+                    continue
+                raise
+            deleted.append(result)
+        return deleted
+
+    # -- subresources --------------------------------------------------------------------------
+
+    async def scale(self, generic: GenericStore, info: RequestInfo, body: Any, patch_type: str | None) -> Obj:
+        result, _ = await subresources.scale(generic, info, body, patch_type)
+        return result
+
+    async def bind(self, generic: GenericStore, info: RequestInfo, body: Any) -> Obj:
+        return await subresources.bind(generic, info, body)
+
+    async def finalize(self, generic: GenericStore, info: RequestInfo, body: Any) -> Obj:
+        return await subresources.finalize(generic, info, body)
+
+
+def selection(generic: GenericStore, labels: str | None, fields: str | None) -> Selection:
+    """Parse a request's selectors (400 on bad syntax or on a field the kind cannot select by)."""
+    for text in (labels, fields):
+        if text is not None and len(text) > MAX_SELECTOR:
+            raise errors.bad_request(f"selector too long: {len(text)} bytes (limit {MAX_SELECTOR})")
+    result = Selection()
+    if labels:
+        result.labels = selectors.parse_labels(labels)
+    if fields:
+        parsed = selectors.parse_fields(fields)
+        result.fields = selectors.check_fields(generic.resource.group, generic.resource.kind, parsed)
+    return result
+
+
+def check_object(generic: GenericStore, body: Any, namespace: str | None) -> Obj:
+    """A request body must be an object of this resource's kind, in this request's namespace."""
+    resource = generic.resource
+    if not isinstance(body, dict):
+        raise errors.bad_request(f"the body of the request must be a {resource.kind} object")
+    # Like kube-apiserver's decoder, a body without apiVersion/kind takes them from the URL.
+    api_version = body.setdefault("apiVersion", resource.api_version) or resource.api_version
+    kind = body.setdefault("kind", resource.kind) or resource.kind
+    body["apiVersion"], body["kind"] = api_version, kind
+    if api_version != resource.api_version:
+        raise errors.bad_request(
+            f"the API version in the data ({api_version}) does not match the expected API version "
+            f"({resource.api_version})"
+        )
+    if kind != resource.kind:
+        raise errors.bad_request(
+            f"the kind in the data ({kind}) does not match the expected kind ({resource.kind})"
+        )
+    metadata = body.get("metadata")
+    if metadata is None:
+        metadata = body["metadata"] = {}
+    if not isinstance(metadata, dict):
+        raise errors.bad_request("metadata must be an object")
+    body_ns = metadata.get("namespace")
+    if resource.namespaced and body_ns and namespace and body_ns != namespace:
+        raise errors.bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request"
+        )
+    return body
+
+
+def without_rv(obj: Obj | None) -> Obj | None:
+    """A patch base: a resourceVersion in the result should come only from the patch itself."""
+    if obj is not None:
+        obj.get("metadata", {}).pop("resourceVersion", None)
+    return obj
