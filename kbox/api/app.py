@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kbox.api import discovery, errors, objects, openapi, version
+from kbox.api import discovery, errors, metrics, objects, openapi, version
 from kbox.api.catalog import Catalog
 from kbox.api.certs import TlsFiles
 from kbox.api.handlers import ResourceHandler, json_response
@@ -93,9 +93,10 @@ def authentication(token: str) -> Any:
 
 
 def make_app(catalog: Catalog, settings: ApiSettings) -> web.Application:
+    api_metrics = metrics.ApiMetrics(catalog.store)
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[status_errors, authentication(settings.token)],
+        middlewares=[api_metrics.middleware(), status_errors, authentication(settings.token)],
     )
     handler = ResourceHandler(catalog)
     app[CATALOG] = catalog
@@ -122,6 +123,7 @@ def make_app(catalog: Catalog, settings: ApiSettings) -> web.Application:
         app.router.add_get(path, view)
         app.router.add_get(path + "/", view)
     app.router.add_get("/openapi/v3/{path:.+}", _openapi_v3_document)
+    app.router.add_get("/metrics", api_metrics.serve)
     app.router.add_get("/healthz/{check}", _health)
     app.router.add_get("/livez/{check}", _health)
     app.router.add_get("/readyz/{check}", _health)

@@ -204,3 +204,15 @@ async def test_unauthenticated_is_401(server: Served, tmp_path: Path) -> None:
             assert body["kind"] == "Status" and body["reason"] == "Unauthorized"
         async with session.get(f"{server.url}/version") as response:
             assert response.status == 200
+
+
+async def test_metrics_count_requests(kubectl: Kubectl) -> None:
+    await kubectl.ok("get", "configmaps")
+    await kubectl.ok("create", "configmap", "m", "--from-literal=a=b")
+    out = await kubectl.ok("get", "--raw", "/metrics")
+    assert (
+        'apiserver_request_total{code="201",group="",resource="configmaps",subresource="",verb="create"} 1.0'
+        in out
+    )
+    assert 'apiserver_request_duration_seconds_bucket{group="",le="0.001",resource="configmaps"' in out
+    assert "kbox_store_revision " in out
