@@ -227,8 +227,16 @@ class ResourceHandler:
         self, request: web.Request, generic: GenericStore, info: requestinfo.RequestInfo
     ) -> web.StreamResponse:
         body = await self._body(request)
-        created = await self.pipeline.create(generic, info.namespace, body, dry_run=_dry_run(request))
-        return json_response(created, 201)
+        warnings: list[str] = []
+        created = await self.pipeline.create(
+            generic,
+            info.namespace,
+            body,
+            dry_run=_dry_run(request),
+            field_validation=request.query.get("fieldValidation"),
+            warnings=warnings,
+        )
+        return _warn(json_response(created, 201), warnings)
 
     async def _update(
         self,
@@ -240,10 +248,18 @@ class ResourceHandler:
     ) -> web.StreamResponse:
         assert info.name is not None
         body = await self._body(request)
+        warnings: list[str] = []
         result, created = await self.pipeline.update(
-            generic, info.namespace, info.name, body, subresource=subresource, dry_run=_dry_run(request)
+            generic,
+            info.namespace,
+            info.name,
+            body,
+            subresource=subresource,
+            dry_run=_dry_run(request),
+            field_validation=request.query.get("fieldValidation"),
+            warnings=warnings,
         )
-        return json_response(result, 201 if created else 200)
+        return _warn(json_response(result, 201 if created else 200), warnings)
 
     async def _patch(
         self,
@@ -260,6 +276,7 @@ class ResourceHandler:
                 "the body of the request was in an unknown format - accepted media types include: "
                 f"{', '.join(negotiation.PATCH_TYPES)}"
             )
+        warnings: list[str] = []
         result, created = await self.pipeline.patch(
             generic,
             info.namespace,
@@ -270,8 +287,10 @@ class ResourceHandler:
             field_manager=request.query.get("fieldManager"),
             force=_truthy(request.query.get("force")),
             dry_run=_dry_run(request),
+            field_validation=request.query.get("fieldValidation"),
+            warnings=warnings,
         )
-        return json_response(result, 201 if created else 200)
+        return _warn(json_response(result, 201 if created else 200), warnings)
 
     async def _delete(
         self, request: web.Request, generic: GenericStore, info: requestinfo.RequestInfo
@@ -363,6 +382,14 @@ class ResourceHandler:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+def _warn(response: web.Response, warnings: list[str]) -> web.Response:
+    """Warnings travel as ``Warning: 299 - "text"`` headers, which kubectl prints as ``Warning: text``."""
+    for text in warnings:
+        quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+        response.headers.add("Warning", f'299 - "{quoted}"')
+    return response
 
 
 def _truthy(value: str | None) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from kbox.api import admission, errors, negotiation, objects, selectors, subresources
+from kbox.api import admission, errors, fieldcheck, negotiation, objects, selectors, subresources
 from kbox.api.catalog import Catalog
 from kbox.api.patch import apply as apply_patch
 from kbox.api.patch import json_patch, merge_patch, strategic
@@ -20,6 +20,7 @@ from kbox.api.requestinfo import RequestInfo
 
 Obj = dict[str, Any]
 _Objs = list[Obj]  # ``Pipeline.list`` shadows the builtin inside the class body
+_Warnings = list[str]
 MAX_SELECTOR = 64 * 1024
 
 
@@ -81,9 +82,17 @@ class Pipeline:
     # -- writes ------------------------------------------------------------------------------
 
     async def create(
-        self, generic: GenericStore, namespace: str | None, body: Any, *, dry_run: bool = False
+        self,
+        generic: GenericStore,
+        namespace: str | None,
+        body: Any,
+        *,
+        dry_run: bool = False,
+        field_validation: str | None = "Ignore",
+        warnings: _Warnings | None = None,
     ) -> Obj:
         obj = check_object(generic, body, namespace)
+        _check_fields(generic, obj, field_validation, warnings)
         evaluate = generic.resource.extra.get("evaluate")
         if not generic.resource.stored and callable(evaluate):
             # Reviews are answered, not stored.
@@ -105,8 +114,11 @@ class Pipeline:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        field_validation: str | None = "Ignore",
+        warnings: _Warnings | None = None,
     ) -> tuple[Obj, bool]:
         obj = check_object(generic, body, namespace)
+        _check_fields(generic, obj, field_validation, warnings)
 
         def replace(current: Obj | None) -> Obj:
             return obj
@@ -125,6 +137,8 @@ class Pipeline:
         field_manager: str | None = None,
         force: bool = False,
         dry_run: bool = False,
+        field_validation: str | None = "Ignore",
+        warnings: _Warnings | None = None,
     ) -> tuple[Obj, bool]:
         """Apply a patch of ``patch_type`` (a PATCH content type) to the current object."""
         resource = generic.resource
@@ -136,6 +150,7 @@ class Pipeline:
         create_missing = False
         if patch_type == negotiation.APPLY_PATCH:
             applied = check_object(generic, patch, namespace)
+            _check_fields(generic, applied, field_validation, warnings)
             if not field_manager:
                 raise errors.bad_request("PATCH with apply requires a fieldManager query parameter")
             manager = field_manager
@@ -161,12 +176,17 @@ class Pipeline:
                 base = without_rv(current)
                 assert base is not None
                 if patch_type == negotiation.MERGE_PATCH:
-                    return merge_patch.apply(base, patch)
-                if patch_type == negotiation.JSON_PATCH:
-                    return json_patch.apply(base, patch)
-                return strategic.apply(
-                    base, patch, group=resource.group, version=resource.version, kind=resource.kind
-                )
+                    patched = merge_patch.apply(base, patch)
+                elif patch_type == negotiation.JSON_PATCH:
+                    patched = json_patch.apply(base, patch)
+                else:
+                    patched = strategic.apply(
+                        base, patch, group=resource.group, version=resource.version, kind=resource.kind
+                    )
+                if warnings is not None:
+                    warnings.clear()  # a retried transform reports afresh
+                _check_fields(generic, patched, field_validation, warnings)
+                return patched
 
         if create_missing:
             await admission.admit_create(self.catalog, generic, namespace, None)
@@ -220,6 +240,11 @@ class Pipeline:
 
     async def finalize(self, generic: GenericStore, info: RequestInfo, body: Any) -> Obj:
         return await subresources.finalize(generic, info, body)
+
+
+def _check_fields(generic: GenericStore, obj: Obj, mode: str | None, warnings: list[str] | None) -> None:
+    resource = generic.resource
+    fieldcheck.check(obj, resource.group, resource.version, resource.kind, mode, warnings)
 
 
 def selection(generic: GenericStore, labels: str | None, fields: str | None) -> Selection:

@@ -216,3 +216,15 @@ async def test_metrics_count_requests(kubectl: Kubectl) -> None:
     )
     assert 'apiserver_request_duration_seconds_bucket{group="",le="0.001",resource="configmaps"' in out
     assert "kbox_store_revision " in out
+
+
+async def test_server_side_field_validation(kubectl: Kubectl) -> None:
+    typo = POD.format(name="typo").replace("image: busybox:1.36", "image: busybox:1.36\n    imagee: oops")
+    err = await kubectl.fails("create", "-f", "-", stdin=typo)
+    assert 'strict decoding error: unknown field "spec.containers[0].imagee"' in err
+    result = await kubectl("create", "-f", "-", "--validate=warn", stdin=typo)
+    assert result.code == 0, result.err
+    assert 'Warning: unknown field "spec.containers[0].imagee"' in result.err
+    stored = json.loads(await kubectl.ok("get", "pod", "typo", "-o", "json"))
+    # Accepted, but the unknown field is dropped, as decoding into kube-apiserver's types drops it.
+    assert "imagee" not in stored["spec"]["containers"][0]
