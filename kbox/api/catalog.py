@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from kbox.api.allocation import ServiceAllocator
+from kbox.api.nodeconnection import NodeConnections
 from kbox.api.registry import GenericStore
 from kbox.api.resource import ResourceDef
 from kbox.store.interface import Store
@@ -21,6 +22,7 @@ class Catalog:
     def __init__(self, store: Store, resources: Iterable[ResourceDef] = ()) -> None:
         self.store = store
         self.service_allocator = ServiceAllocator()
+        self.node_connections = NodeConnections()
         self._by_path: dict[tuple[str, str, str], GenericStore] = {}
         self._by_kind: dict[tuple[str, str], ResourceDef] = {}
         for resource in resources:

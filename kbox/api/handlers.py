@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kbox.api import errors, negotiation, objects, pipeline, requestinfo, tables
+from kbox.api import errors, negotiation, objects, pipeline, requestinfo, streaming, tables
 from kbox.api.catalog import Catalog
 from kbox.api.registry import DeleteOptions, GenericStore, WatchEvent
 
@@ -369,6 +369,14 @@ class ResourceHandler:
             return json_response(await self.pipeline.bind(generic, info, await self._body(request)), 201)
         if sub == "finalize":
             return json_response(await self.pipeline.finalize(generic, info, await self._body(request)))
+        if sub in ("log", "exec", "attach", "portforward"):
+            assert info.name is not None
+            pod = await generic.get(info.namespace, info.name)
+            node = (pod.get("spec") or {}).get("nodeName")
+            connection = self.catalog.node_connections.get(node)
+            return await streaming.handle(request, pod=pod, subresource=sub, connection=connection)
+        if sub == "eviction":
+            return json_response(await self.pipeline.evict(generic, info, await self._body(request)), 201)
         if sub == "status":
             if info.verb == "get":
                 return await self._get(request, generic, info)

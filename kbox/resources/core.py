@@ -370,6 +370,11 @@ RESOURCES = [
         subresources=(
             _status("Pod"),
             SubresourceDef("binding", "Binding", ("create",)),
+            SubresourceDef("eviction", "Eviction", ("create",), group="policy", version="v1"),
+            SubresourceDef("log", "Pod", ("get",)),
+            SubresourceDef("exec", "PodExecOptions", ("create", "get")),
+            SubresourceDef("attach", "PodAttachOptions", ("create", "get")),
+            SubresourceDef("portforward", "PodPortForwardOptions", ("create", "get")),
         ),
         status_strategy=PodStatusStrategy(_pod),
         extra={"strategy:binding": PodBindingStrategy()},

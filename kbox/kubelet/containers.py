@@ -1,0 +1,375 @@
+"""One pod's sync: sandbox, init containers in order, app containers per the restart policy with
+back-off, and the status that results. Level-triggered: it reads the runtime's state every time and
+derives what to do from it, so a crash or a restart anywhere converges.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kbox.api import quantity
+from kbox.api.errors import StatusError
+from kbox.client import interface
+from kbox.kubelet import status
+from kbox.kubelet.runtime import interface as rt
+from kbox.kubelet.runtime.interface import (
+    ContainerConfig,
+    ContainerRuntimeError,
+    Mount,
+    PodRef,
+    SandboxConfig,
+)
+
+if TYPE_CHECKING:
+    from kbox.kubelet.kubelet import Kubelet, PodState
+
+Obj = dict[str, Any]
+_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
+
+
+async def sync_pod(kubelet: Kubelet, pod: Obj, state: PodState) -> float | None:
+    """Make the runtime match ``pod``; returns when to sync again (back-off expiry), if needed."""
+    spec = pod.get("spec") or {}
+    runtime = kubelet.runtime
+    if state.sandbox is None or not state.sandbox.ready:
+        if state.sandbox is not None:
+            await runtime.remove_sandbox(state.sandbox.id)
+            state.current.clear()
+        state.sandbox = await runtime.run_sandbox(_sandbox_config(kubelet, pod))
+    listed = await runtime.list_containers(state.sandbox.id)
+    state.fingerprint = tuple(sorted((c.name, c.id, c.state) for c in listed))
+    for container in listed:
+        _track(state, container)
+    policy = spec.get("restartPolicy", "Always")
+    wake: list[float] = []
+
+    init_done = True
+    for container in spec.get("initContainers") or []:
+        current = state.current.get(container["name"])
+        if current is not None and current.state == "exited" and current.exit_code == 0:
+            continue
+        init_done = False
+        if current is None or current.state == "exited":
+            failed = current is not None and current.exit_code != 0
+            if not failed or policy != "Never":
+                delay = await _start_or_back_off(kubelet, pod, state, container, restart=current is not None)
+                if delay:
+                    wake.append(delay)
+        break
+
+    if init_done:
+        for container in spec.get("containers") or []:
+            current = state.current.get(container["name"])
+            if current is not None and current.state in ("created", "running"):
+                state.waiting.pop(container["name"], None)
+                continue
+            if current is not None and current.state == "exited":
+                restart = policy == "Always" or (policy == "OnFailure" and current.exit_code != 0)
+                if not restart:
+                    continue
+            delay = await _start_or_back_off(kubelet, pod, state, container, restart=current is not None)
+            if delay:
+                wake.append(delay)
+
+    _report(kubelet, pod, state)
+    return min(wake) if wake else None
+
+
+async def _start_or_back_off(
+    kubelet: Kubelet, pod: Obj, state: PodState, container: Obj, *, restart: bool
+) -> float | None:
+    name = container["name"]
+    now = kubelet.now()
+    until = state.backoff_until.get(name, 0.0)
+    if restart and now < until:
+        previous_reason = state.waiting.get(name, ("", ""))[0]
+        pulling = previous_reason in ("ErrImagePull", "ImagePullBackOff")
+        delay = state.backoff_delay.get(name, kubelet.settings.backoff_base)
+        where = f"{pod['metadata']['name']}_{pod['metadata']['namespace']}({state.uid})"
+        if pulling:
+            state.waiting[name] = (
+                "ImagePullBackOff",
+                f'Back-off pulling image "{container.get("image", "")}"',
+            )
+        else:
+            message = f"back-off {int(delay)}s restarting failed container={name} pod={where}"
+            state.waiting[name] = ("CrashLoopBackOff", message)
+        return until - now
+    try:
+        await _start(
+            kubelet, pod, state, container, restart_count=state.restarts.get(name, 0) + (1 if restart else 0)
+        )
+    except ContainerRuntimeError as exc:
+        state.waiting[name] = (exc.reason, str(exc))
+        kubelet.event(
+            pod, "Warning", "Failed", f"Error: {exc.reason}: {exc}", field_path=_field_path(pod, name)
+        )
+        return _back_off(kubelet, state, name)
+    if restart:
+        state.restarts[name] = state.restarts.get(name, 0) + 1
+        _back_off(kubelet, state, name)
+    state.waiting.pop(name, None)
+    return None
+
+
+def _back_off(kubelet: Kubelet, state: PodState, name: str) -> float:
+    """Arm the next restart delay: 10 s doubling up to 5 min (configurable)."""
+    delay = state.backoff_delay.get(name)
+    delay = kubelet.settings.backoff_base if delay is None else min(delay * 2, kubelet.settings.backoff_max)
+    state.backoff_delay[name] = delay
+    state.backoff_until[name] = kubelet.now() + delay
+    return delay
+
+
+async def _start(kubelet: Kubelet, pod: Obj, state: PodState, container: Obj, *, restart_count: int) -> None:
+    runtime = kubelet.runtime
+    assert state.sandbox is not None
+    name = container["name"]
+    field_path = _field_path(pod, name)
+    image = container.get("image", "")
+    await runtime.ensure_image(image, container.get("imagePullPolicy", "IfNotPresent"))
+    kubelet.event(
+        pod,
+        "Normal",
+        "Pulled",
+        f'Container image "{image}" already present on machine',
+        field_path=field_path,
+    )
+    config = await container_config(kubelet, pod, container, restart_count=restart_count)
+    old = state.current.get(name)
+    container_id = await runtime.create_container(state.sandbox, config)
+    kubelet.event(pod, "Normal", "Created", f"Created container {name}", field_path=field_path)
+    await runtime.start_container(container_id)
+    kubelet.event(pod, "Normal", "Started", f"Started container {name}", field_path=field_path)
+    if old is not None and old.id != container_id:
+        state.previous[name] = old
+        # Keep one terminated instance for `kubectl logs --previous`; older ones go.
+        for stale in [c for c in await runtime.list_containers(state.sandbox.id) if c.name == name]:
+            if stale.id not in (container_id, old.id):
+                await runtime.remove_container(stale.id)
+    state.current[name] = await runtime.container_status(container_id)
+
+
+def _track(state: PodState, container: rt.ContainerStatus) -> None:
+    current = state.current.get(container.name)
+    if current is None or current.id == container.id or container.restart_count > current.restart_count:
+        if current is not None and current.id != container.id:
+            state.previous[container.name] = current
+        state.current[container.name] = container
+        state.restarts[container.name] = max(state.restarts.get(container.name, 0), container.restart_count)
+
+
+def _report(kubelet: Kubelet, pod: Obj, state: PodState) -> None:
+    spec = pod.get("spec") or {}
+    assert state.sandbox is not None
+    prefix = kubelet.runtime.name if kubelet.runtime.name != "fake" else "fake"
+
+    def view(container: Obj) -> status.ContainerView:
+        name = container["name"]
+        current = state.current.get(name)
+        waiting = state.waiting.get(name)
+        return status.ContainerView(
+            name=name,
+            image=container.get("image", ""),
+            current=current,
+            previous=state.previous.get(name),
+            waiting_reason=waiting[0] if waiting else "",
+            waiting_message=waiting[1] if waiting else "",
+            restart_count=state.restarts.get(name, 0),
+            ready=current is not None and current.state == "running" and not waiting,
+        )
+
+    pod_view = status.PodView(
+        pod_ip=state.sandbox.ip,
+        host_ip=kubelet.address,
+        start_time=state.start_time,
+        init=[view(c) for c in spec.get("initContainers") or []],
+        containers=[view(c) for c in spec.get("containers") or []],
+        runtime_prefix=prefix,
+    )
+    previous = kubelet.status.last(state.uid) or pod.get("status")
+    kubelet.status.set(state.uid, state.namespace, state.name, status.pod_status(pod, pod_view, previous))
+
+
+def _sandbox_config(kubelet: Kubelet, pod: Obj) -> SandboxConfig:
+    metadata = pod["metadata"]
+    spec = pod.get("spec") or {}
+    owners = metadata.get("ownerReferences") or []
+    owner_kind = next((o.get("kind", "") for o in owners if o.get("controller")), "")
+    return SandboxConfig(
+        pod=PodRef(metadata["namespace"], metadata["name"], metadata["uid"]),
+        hostname=spec.get("hostname") or metadata["name"][:63],
+        labels={rt.LABEL_NODE: kubelet.name},
+        host_network=bool(spec.get("hostNetwork")),
+        annotations=dict(metadata.get("annotations") or {}),
+        owner_kind=owner_kind,
+    )
+
+
+async def container_config(
+    kubelet: Kubelet, pod: Obj, container: Obj, *, restart_count: int
+) -> ContainerConfig:
+    env = await _environment(kubelet, pod, container)
+    values = dict(env)
+    resources = container.get("resources") or {}
+    limits = resources.get("limits") or {}
+    requests = resources.get("requests") or {}
+    security = container.get("securityContext") or {}
+    pod_security = (pod.get("spec") or {}).get("securityContext") or {}
+    capabilities = security.get("capabilities") or {}
+    run_as_user = security.get("runAsUser", pod_security.get("runAsUser"))
+    run_as_group = security.get("runAsGroup", pod_security.get("runAsGroup"))
+    return ContainerConfig(
+        name=container["name"],
+        image=container.get("image", ""),
+        command=tuple(_expand(c, values) for c in container.get("command") or ()),
+        args=tuple(_expand(a, values) for a in container.get("args") or ()),
+        env=tuple(env),
+        working_dir=container.get("workingDir", ""),
+        mounts=tuple(_mounts(kubelet, pod, container)),
+        memory_limit=int(quantity.parse(limits["memory"])) if "memory" in limits else 0,
+        cpu_limit=float(quantity.parse(limits["cpu"])) if "cpu" in limits else 0.0,
+        cpu_request=float(quantity.parse(requests["cpu"])) if "cpu" in requests else 0.0,
+        run_as_user=run_as_user,
+        run_as_group=run_as_group,
+        privileged=bool(security.get("privileged")),
+        read_only_root=bool(security.get("readOnlyRootFilesystem")),
+        cap_add=tuple(capabilities.get("add") or ()),
+        cap_drop=tuple(capabilities.get("drop") or ()),
+        stdin=bool(container.get("stdin")),
+        stdin_once=bool(container.get("stdinOnce")),
+        tty=bool(container.get("tty")),
+        restart_count=restart_count,
+    )
+
+
+async def _environment(kubelet: Kubelet, pod: Obj, container: Obj) -> list[tuple[str, str]]:
+    """The container's environment: envFrom, then env (later entries win), with $(VAR) expansion."""
+    namespace = pod["metadata"]["namespace"]
+    values: dict[str, str] = {}
+    for source in container.get("envFrom") or []:
+        prefix = source.get("prefix", "")
+        if "configMapRef" in source:
+            data = await _lookup(kubelet, interface.CONFIGMAPS, source["configMapRef"], namespace)
+            values.update({prefix + k: v for k, v in (data or {}).get("data", {}).items()})
+        elif "secretRef" in source:
+            data = await _lookup(
+                kubelet, interface.Resource("", "v1", "secrets"), source["secretRef"], namespace
+            )
+            values.update({prefix + k: _b64(v) for k, v in (data or {}).get("data", {}).items()})
+    for entry in container.get("env") or []:
+        name = entry.get("name", "")
+        if "value" in entry:
+            values[name] = _expand(str(entry.get("value", "")), values)
+        elif "valueFrom" in entry:
+            resolved = await _value_from(kubelet, pod, container, entry["valueFrom"])
+            if resolved is not None:
+                values[name] = resolved
+        else:
+            values[name] = ""
+    return list(values.items())
+
+
+async def _value_from(kubelet: Kubelet, pod: Obj, container: Obj, source: Obj) -> str | None:
+    namespace = pod["metadata"]["namespace"]
+    if "fieldRef" in source:
+        path = source["fieldRef"].get("fieldPath", "")
+        metadata = pod["metadata"]
+        state = kubelet.states.get(metadata["uid"])
+        fields = {
+            "metadata.name": metadata["name"],
+            "metadata.namespace": namespace,
+            "metadata.uid": metadata["uid"],
+            "spec.nodeName": (pod.get("spec") or {}).get("nodeName", ""),
+            "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName", ""),
+            "status.hostIP": kubelet.address,
+            "status.podIP": state.sandbox.ip if state and state.sandbox else "",
+        }
+        match = re.match(r"metadata\.(labels|annotations)\['(.+)'\]$", path)
+        if match:
+            return str((metadata.get(match.group(1)) or {}).get(match.group(2), ""))
+        return str(fields.get(path, ""))
+    if "resourceFieldRef" in source:
+        ref = source["resourceFieldRef"]
+        section, _, resource = ref.get("resource", "").partition(".")
+        raw = ((container.get("resources") or {}).get(section) or {}).get(resource)
+        if raw is None:
+            return "0"
+        divisor = quantity.parse(ref.get("divisor", "1"))
+        value = quantity.parse(raw) / divisor
+        return str(int(-(-value // 1)))
+    if "configMapKeyRef" in source:
+        ref = source["configMapKeyRef"]
+        data = await _lookup(kubelet, interface.CONFIGMAPS, ref, namespace)
+        value = (data or {}).get("data", {}).get(ref.get("key", ""))
+        return str(value) if value is not None else None
+    if "secretKeyRef" in source:
+        ref = source["secretKeyRef"]
+        data = await _lookup(kubelet, interface.Resource("", "v1", "secrets"), ref, namespace)
+        value = (data or {}).get("data", {}).get(ref.get("key", ""))
+        return _b64(value) if value is not None else None
+    return None
+
+
+async def _lookup(kubelet: Kubelet, resource: interface.Resource, ref: Obj, namespace: str) -> Obj | None:
+    try:
+        return await kubelet.client.get(resource, ref.get("name", ""), namespace=namespace)
+    except StatusError as exc:
+        if exc.code == 404 and ref.get("optional"):
+            return None
+        raise ContainerRuntimeError(
+            f'{resource.plural[:-1]} "{ref.get("name", "")}" not found', reason="CreateContainerConfigError"
+        ) from None
+
+
+def _b64(value: str) -> str:
+    return base64.b64decode(value).decode(errors="replace")
+
+
+def _expand(text: str, values: dict[str, str]) -> str:
+    """Kubernetes' $(VAR) expansion: known variables are replaced, $$ escapes, unknown ones stay."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1)
+        return values.get(name, match.group(0))
+
+    return _VAR.sub(replace, text)
+
+
+def _mounts(kubelet: Kubelet, pod: Obj, container: Obj) -> list[Mount]:
+    """Bind mounts for emptyDir (a folder per pod under the kubelet's state) and hostPath volumes."""
+    volumes = {v.get("name"): v for v in (pod.get("spec") or {}).get("volumes") or []}
+    mounts: list[Mount] = []
+    for mount in container.get("volumeMounts") or []:
+        volume = volumes.get(mount.get("name"))
+        if volume is None:
+            continue
+        if "emptyDir" in volume:
+            path = kubelet.settings.state_dir / "pods" / pod["metadata"]["uid"] / "volumes" / volume["name"]
+            path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o777)
+            source = str(path)
+        elif "hostPath" in volume:
+            source = volume["hostPath"].get("path", "")
+            if volume["hostPath"].get("type") in ("DirectoryOrCreate",):
+                Path(source).mkdir(parents=True, exist_ok=True)
+        else:
+            continue
+        if mount.get("subPath"):
+            source = str(Path(source) / mount["subPath"])
+        mounts.append(Mount(source, mount.get("mountPath", ""), bool(mount.get("readOnly"))))
+    return mounts
+
+
+def _field_path(pod: Obj, name: str) -> str:
+    spec = pod.get("spec") or {}
+    for kind in ("initContainers", "containers"):
+        for container in spec.get(kind) or []:
+            if container.get("name") == name:
+                return f"spec.{kind}{{{name}}}"
+    return ""
