@@ -9,34 +9,39 @@ from a Debian package on the host:
   (``sh``, ``echo``, ``nc``, ``ip``, ...) as symlinks to it. ``FROM scratch`` has no shell, so a
   Dockerfile cannot ``RUN busybox --install``; the links are made in the tar context instead, and
   ``COPY`` keeps them as symlinks.
-* ``kbox.test/pause:1``: Debian's ``catatonit`` as ``/catatonit``, run as ``catatonit -P`` (its
-  pause mode): a pod sandbox that holds the pod's network namespace and exits at once on SIGTERM.
+* ``kbox.test/pause:2``: kbox's own pod sandbox image (Debian's ``catatonit`` run as ``catatonit -P``,
+  its pause mode), built by :mod:`kbox.kubelet.runtime.sandboximage` under a test tag: a sandbox that
+  holds the pod's network namespace and exits at once on SIGTERM.
 
 Both binaries must be statically linked (an image from scratch has no libc); scripts/ensure-docker.sh
-installs them. Builds are cached: an image is only built when its tag is missing or was built from a
-different binary (the binary's SHA-256 is kept in an image label), so the first test session pays
-about a second and later ones nothing. Every image carries the label ``kbox.test=1``.
+installs them. The build context and the build itself are kbox's (``sandboximage.BuildContext`` and
+``build_image``). Builds are cached: an image is only built when its tag is missing or was built from a
+different binary (the binary's SHA-256, or kbox's recipe digest for the pause image, is kept in an
+image label), so the first test session pays about a second and later ones nothing. Every image
+carries the label ``kbox.test=1``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
-import json
-import struct
-import tarfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiodocker
+
+from kbox.kubelet.runtime.sandboximage import (
+    BuildContext,
+    build_image,
+    ensure_sandbox_image,
+    image_labels,
+    is_static_elf,
+)
 
 BUSYBOX_TAG = "kbox.test/busybox:1"
 """Tag of the busybox test image; usable from sync code (fixtures, parametrisation)."""
 
-PAUSE_TAG = "kbox.test/pause:1"
+PAUSE_TAG = "kbox.test/pause:2"
 """Tag of the pod-sandbox (pause) test image."""
 
 TEST_LABEL_KEY = "kbox.test"
@@ -88,38 +93,6 @@ class MissingBinaryError(RuntimeError):
     """A host binary a test image is built from is missing or not statically linked."""
 
 
-def is_static_elf(path: Path) -> bool:
-    """Whether ``path`` is an ELF executable without a program interpreter (statically linked).
-
-    Reads the ELF program headers rather than calling ``file`` or ``ldd``, which a minimal machine may
-    lack. A dynamically linked binary would start from scratch only to fail on its missing loader.
-    """
-    try:
-        with path.open("rb") as f:
-            ident = f.read(16)
-            if len(ident) < 16 or ident[:4] != b"\x7fELF":
-                return False
-            is64 = ident[4] == 2
-            endian = "<" if ident[5] == 1 else ">"
-            if is64:
-                f.seek(32)
-                (phoff,) = struct.unpack(endian + "Q", f.read(8))
-                f.seek(54)
-            else:
-                f.seek(28)
-                (phoff,) = struct.unpack(endian + "I", f.read(4))
-                f.seek(42)
-            phentsize, phnum = struct.unpack(endian + "HH", f.read(4))
-            for i in range(phnum):
-                f.seek(phoff + i * phentsize)
-                (p_type,) = struct.unpack(endian + "I", f.read(4))
-                if p_type == 3:  # PT_INTERP: needs a dynamic loader
-                    return False
-            return True
-    except (OSError, struct.error):
-        return False
-
-
 def _read_static_binary(path: Path, package: str) -> bytes:
     if not path.exists():
         raise MissingBinaryError(f"{path} is missing (Debian package {package}); {_ENSURE_HINT}")
@@ -131,42 +104,10 @@ def _read_static_binary(path: Path, package: str) -> bytes:
     return path.read_bytes()
 
 
-@dataclass
-class _Context:
-    """An in-memory Docker build context: a Dockerfile plus files, directories and symlinks."""
-
-    dockerfile: str
-    files: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # path -> (data, mode)
-    dirs: dict[str, int] = field(default_factory=dict)  # path -> mode
-    symlinks: dict[str, str] = field(default_factory=dict)  # path -> target
-
-    def tar(self) -> bytes:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-
-            def add(info: tarfile.TarInfo, data: bytes | None = None) -> None:
-                info.mtime = 0  # reproducible context, so the builder's layer cache can hit
-                tar.addfile(info, io.BytesIO(data) if data is not None else None)
-
-            for name, (data, mode) in {"Dockerfile": (self.dockerfile.encode(), 0o644), **self.files}.items():
-                info = tarfile.TarInfo(name)
-                info.size, info.mode = len(data), mode
-                add(info, data)
-            for name, mode in self.dirs.items():
-                info = tarfile.TarInfo(name)
-                info.type, info.mode = tarfile.DIRTYPE, mode
-                add(info)
-            for name, target in self.symlinks.items():
-                info = tarfile.TarInfo(name)
-                info.type, info.linkname, info.mode = tarfile.SYMTYPE, target, 0o777
-                add(info)
-        return buf.getvalue()
-
-
-def _busybox_context() -> tuple[_Context, str]:
+def _busybox_context() -> tuple[BuildContext, str]:
     binary = _read_static_binary(BUSYBOX_BINARY, "busybox-static")
     digest = hashlib.sha256(binary).hexdigest()
-    ctx = _Context(
+    ctx = BuildContext(
         dockerfile="\n".join(
             [
                 "FROM scratch",
@@ -184,55 +125,11 @@ def _busybox_context() -> tuple[_Context, str]:
     return ctx, digest
 
 
-def _pause_context() -> tuple[_Context, str]:
-    binary = _read_static_binary(CATATONIT_BINARY, "catatonit")
-    digest = hashlib.sha256(binary).hexdigest()
-    ctx = _Context(
-        dockerfile="\n".join(
-            [
-                "FROM scratch",
-                "COPY catatonit /catatonit",
-                # -P: pause mode. catatonit as PID 1 just waits for signals and exits on SIGTERM, like
-                # Kubernetes' pause container, which a registry-less machine cannot pull.
-                'ENTRYPOINT ["/catatonit", "-P"]',
-                "",
-            ]
-        ),
-        files={"catatonit": (binary, 0o755)},
-    )
-    return ctx, digest
-
-
-async def _existing_source(docker: aiodocker.Docker, tag: str) -> str | None:
-    """The source digest label of image ``tag``, "" if it has none, None if there is no such image."""
-    try:
-        info = await docker.images.inspect(tag)
-    except aiodocker.DockerError as e:
-        if e.status == 404:
-            return None
-        raise
-    labels = (info.get("Config") or {}).get("Labels") or {}
-    return str(labels.get(SOURCE_LABEL_KEY, ""))
-
-
-async def _build(docker: aiodocker.Docker, tag: str, ctx: _Context, digest: str) -> str:
-    if await _existing_source(docker, tag) == digest:
+async def _build(docker: aiodocker.Docker, tag: str, ctx: BuildContext, digest: str) -> str:
+    labels = await image_labels(docker, tag)
+    if labels is not None and labels.get(SOURCE_LABEL_KEY) == digest:
         return tag
-    context = await asyncio.to_thread(ctx.tar)
-    # An uncompressed tar; aiodocker requires an encoding to be named, and the daemon detects
-    # compression from the content anyway. pull=False: FROM scratch needs no registry.
-    output: list[dict[str, Any]] = await docker.images.build(
-        fileobj=io.BytesIO(context),
-        encoding="identity",
-        tag=tag,
-        labels={**TEST_LABELS, SOURCE_LABEL_KEY: digest},
-        rm=True,
-        forcerm=True,
-        pull=False,
-    )
-    errors = [m for m in output if isinstance(m, dict) and ("error" in m or "errorDetail" in m)]
-    if errors:  # older aiodocker releases return errors in the list instead of raising
-        raise RuntimeError(f"building {tag} failed: {json.dumps(errors)}")
+    await build_image(docker, tag=tag, context=ctx, labels={**TEST_LABELS, SOURCE_LABEL_KEY: digest})
     return tag
 
 
@@ -247,10 +144,10 @@ async def ensure_busybox_image(docker: aiodocker.Docker, tag: str = BUSYBOX_TAG)
 
 
 async def ensure_pause_image(docker: aiodocker.Docker, tag: str = PAUSE_TAG) -> str:
-    """Build the pod-sandbox image ``tag`` (``catatonit -P``) unless it is already there; return the tag.
+    """Build kbox's pod-sandbox image as ``tag`` (``catatonit -P``) unless it is current; return the tag.
 
     Built FROM scratch out of the host's /usr/bin/catatonit (Debian catatonit) because Kubernetes'
     pause image cannot be pulled here. Raises :class:`MissingBinaryError` if that binary is missing.
     """
-    ctx, digest = await asyncio.to_thread(_pause_context)
-    return await _build(docker, tag, ctx, digest)
+    await asyncio.to_thread(_read_static_binary, CATATONIT_BINARY, "catatonit")  # the tests' own error
+    return await ensure_sandbox_image(docker, tag, binary=CATATONIT_BINARY, extra_labels=TEST_LABELS)
