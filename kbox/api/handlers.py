@@ -68,7 +68,9 @@ class ResourceHandler:
         resource = generic.resource
         if resource.namespaced is False and info.namespace is not None:
             raise errors.StatusError("the server could not find the requested resource", 404, "NotFound")
-        _check_query(info.verb, query)
+        if info.subresource not in ("log", "exec", "attach", "portforward"):
+            # The streaming subresources check their own options, as kube-apiserver does.
+            _check_query(info.verb, query)
         if info.subresource is not None:
             sub = resource.subresource(info.subresource)
             if sub is None:

@@ -81,6 +81,34 @@ class NodeConnection(abc.ABC):
         """A TCP connection to ``port`` inside the pod's network namespace."""
 
 
+class Unavailable(NodeConnection):
+    """Stands in for a node no kubelet is connected for (or no node at all): every call fails with the
+    error given. ``NodeConnections.get`` returns it rather than raising, so a streaming request checks
+    its own options and the pod first, in kube-apiserver's order, and meets this error only when it
+    actually needs the kubelet."""
+
+    def __init__(self, error: errors.StatusError) -> None:
+        self.error = error
+
+    def logs(self, namespace: str, pod: str, container: str, options: LogOptions) -> AsyncIterator[bytes]:
+        raise self.error
+
+    async def exec(
+        self, namespace: str, pod: str, container: str, command: list[str], *, stdin: bool, tty: bool
+    ) -> ExecSession:
+        raise self.error
+
+    async def attach(
+        self, namespace: str, pod: str, container: str, *, stdin: bool, tty: bool
+    ) -> ExecSession:
+        raise self.error
+
+    async def port_forward(
+        self, namespace: str, pod: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        raise self.error
+
+
 class NodeConnections:
     """Node name → its kubelet's connection."""
 
@@ -95,11 +123,13 @@ class NodeConnections:
             self._nodes.pop(node, None)
 
     def get(self, node: str | None) -> NodeConnection:
+        """The node's connection, or an ``Unavailable`` stand-in (never raises)."""
         if not node:
-            raise errors.bad_request("the pod is not scheduled to a node yet")
+            return Unavailable(errors.bad_request("the pod is not scheduled to a node yet"))
         connection = self._nodes.get(node)
         if connection is None:
-            raise errors.StatusError(
-                f'no kubelet is connected for node "{node}"', 503, "ServiceUnavailable", retry_after=1
+            # No Retry-After: client-go would retry a 503 carrying one up to ten times, silently.
+            return Unavailable(
+                errors.StatusError(f'no kubelet is connected for node "{node}"', 503, "ServiceUnavailable")
             )
         return connection

@@ -222,3 +222,63 @@ async def test_delete_removes_containers_and_adoption_keeps_them(
         assert await runtime.list_sandboxes("node-1") == []
     finally:
         await second.stop()
+
+
+async def test_kubectl_logs_exec_and_port_forward(
+    server: Served, kubelet: Kubelet, docker_images: BuiltImages, tmp_path: Path
+) -> None:
+    from tests.support.apiserver import Kubectl
+
+    client = LocalClient(server.plane.catalog)
+    body = pod(
+        "tools",
+        docker_images.busybox,
+        [
+            {
+                "name": "main",
+                "command": [
+                    "sh",
+                    "-c",
+                    "echo ready; mkdir -p /www; echo page > /www/index.html; exec httpd -f -p 8080 -h /www",
+                ],
+            }
+        ],
+    )
+    await client.create(interface.PODS, body, namespace="default")
+
+    async def ready() -> bool:
+        statuses = (await phase_of(client, "tools")).get("status", {}).get("containerStatuses") or [{}]
+        return bool(statuses[0].get("ready"))
+
+    await eventually(ready)
+    cache = tmp_path / "kubectl-cache"
+    cache.mkdir()
+    kubectl = Kubectl(server.kubeconfig, cache)
+    assert "ready" in await kubectl.ok("logs", "tools")
+    assert (await kubectl.ok("exec", "tools", "--", "cat", "/www/index.html")).strip() == "page"
+    assert (await kubectl.ok("exec", "-i", "tools", "--", "cat", stdin="a\nb\n")) == "a\nb\n"
+    failed = await kubectl("exec", "tools", "--", "sh", "-c", "exit 4")
+    assert failed.code == 4
+    assert "command terminated with exit code 4" in failed.err
+
+    forward = await asyncio.create_subprocess_exec(
+        *kubectl.base,
+        "port-forward",
+        "pod/tools",
+        "18093:8080",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=kubectl.env,
+    )
+    try:
+        assert forward.stdout is not None
+        line = await asyncio.wait_for(forward.stdout.readline(), 15)
+        assert b"Forwarding from 127.0.0.1:18093" in line
+        reader, writer = await asyncio.open_connection("127.0.0.1", 18093)
+        writer.write(b"GET /index.html HTTP/1.0\r\n\r\n")
+        response = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert response.endswith(b"page\n")
+    finally:
+        forward.terminate()
+        await forward.wait()
