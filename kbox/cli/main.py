@@ -11,7 +11,7 @@ import sys
 import click
 
 from kbox import __version__
-from kbox.cli import apiserver as apiserver_commands
+from kbox.cli import serve as serve_commands
 from kbox.cli import store as store_commands
 from kbox.store import errors
 
@@ -24,7 +24,7 @@ def cli() -> None:
 
 cli.add_command(store_commands.store)
 cli.add_command(store_commands.demo)
-cli.add_command(apiserver_commands.apiserver)
+cli.add_command(serve_commands.serve)
 
 
 def main() -> None:
