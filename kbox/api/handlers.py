@@ -114,6 +114,9 @@ class ResourceHandler:
         self, request: web.Request, generic: GenericStore, info: requestinfo.RequestInfo
     ) -> web.StreamResponse:
         query = request.query
+        as_table = negotiation.wants_table(request.headers.get("Accept"))
+        if not as_table and not query.get("labelSelector") and not query.get("fieldSelector"):
+            return await self._list_raw(generic, info, query)
         page = await generic.list(
             info.namespace,
             selection=pipeline.selection(generic, query.get("labelSelector"), query.get("fieldSelector")),
@@ -139,6 +142,27 @@ class ResourceHandler:
                 "items": page.items,
             }
         )
+
+    async def _list_raw(
+        self, generic: GenericStore, info: requestinfo.RequestInfo, query: Any
+    ) -> web.StreamResponse:
+        """An unfiltered JSON list assembled from the stored bytes, without decoding any object."""
+        values, revision, token = await generic.list_raw(
+            info.namespace,
+            limit=_int(query.get("limit"), "limit"),
+            continue_token=query.get("continue") or None,
+            resource_version=query.get("resourceVersion", ""),
+            resource_version_match=query.get("resourceVersionMatch", ""),
+        )
+        metadata: Obj = {"resourceVersion": revision}
+        if token:
+            metadata["continue"] = token
+        resource = generic.resource
+        head = objects.encode(
+            {"kind": resource.list_kind, "apiVersion": resource.api_version, "metadata": metadata}
+        )
+        body = head[:-1] + b',"items":[' + b",".join(values) + b"]}"
+        return raw_response(body)
 
     def _table(
         self,

@@ -29,6 +29,7 @@ UPDATE_RETRIES = 16
 # ``GenericStore.list`` shadows the builtin inside the class body.
 _FieldErrors = list[FieldError]
 _Objs = list[Obj]
+_Values = list[bytes]
 
 
 @dataclass
@@ -38,13 +39,31 @@ class ListPage:
     continue_token: str | None = None
 
 
-@dataclass
 class WatchEvent:
-    """One event for a watch client. ``frame`` is the shared JSON line when the object is unchanged."""
+    """One event for a watch client.
 
-    type: str
-    object: Obj
-    frame: bytes | None = None
+    ``frame`` is the JSON watch line shared by every watcher (built from the stored bytes once per
+    event) when this watcher sees the event as stored. ``object`` is decoded on first use and is not
+    kept on the shared store event: the retained history would otherwise hold a decoded copy of every
+    object it has seen.
+    """
+
+    __slots__ = ("_event", "_object", "frame", "type")
+
+    def __init__(
+        self, type: str, obj: Obj | None = None, frame: bytes | None = None, *, event: Event | None = None
+    ) -> None:
+        self.type = type
+        self._object = obj
+        self._event = event
+        self.frame = frame
+
+    @property
+    def object(self) -> Obj:
+        if self._object is None:
+            assert self._event is not None
+            self._object = _event_object(self._event)
+        return self._object
 
 
 @dataclass
@@ -140,6 +159,35 @@ class GenericStore:
             if token is None or not limit or len(items) >= limit:
                 break
         return ListPage(items=items, resource_version=str(list_revision), continue_token=token)
+
+    async def list_raw(
+        self,
+        namespace: str | None,
+        *,
+        limit: int = 0,
+        continue_token: str | None = None,
+        resource_version: str = "",
+        resource_version_match: str = "",
+    ) -> tuple[_Values, str, str | None]:
+        """An unfiltered page as the stored bytes (they carry their resourceVersion): no decoding."""
+        revision = self._list_revision(resource_version, resource_version_match, continue_token)
+        try:
+            page = await self.store.list(
+                self.resource.prefix(namespace), limit=limit, continue_token=continue_token, revision=revision
+            )
+        except store_errors.InvalidContinue as exc:
+            raise errors.bad_request(str(exc)) from None
+        except store_errors.Expired:
+            raise errors.gone(
+                "The provided continue parameter is too old to display a consistent list result."
+                if continue_token
+                else f"too old resource version: {revision}"
+            ) from None
+        except store_errors.RevisionTooNew:
+            raise errors.timeout(
+                f"Too large resource version: {revision}, current: {self.store.revision}"
+            ) from None
+        return [kv.value for kv in page.items], str(page.revision), page.continue_token
 
     def _list_revision(self, resource_version: str, match: str, continue_token: str | None) -> int:
         if continue_token:
@@ -451,12 +499,12 @@ class GenericStore:
                 "metadata": {"resourceVersion": str(event.revision)},
             }
             return WatchEvent("BOOKMARK", bookmark)
-        obj: Obj = event.encoded("object", _event_object)
         if selection.empty:
-            return WatchEvent(str(event.type), obj, event.encoded("frame", _event_frame))
+            return WatchEvent(str(event.type), frame=event.encoded("frame", _event_frame), event=event)
+        obj = _event_object(event)
         matches = selection.matches(self.resource, obj)
         if event.type is EventType.MODIFIED and event.prev_value is not None:
-            before: Obj = event.encoded("previous", _previous_object)
+            before = _previous_object(event)
             matched = selection.matches(self.resource, before)
             if matched and not matches:
                 # It left the selection: to this watcher it is gone.
@@ -497,10 +545,7 @@ def _previous_object(event: Event) -> Obj:
 
 def _event_frame(event: Event) -> bytes:
     """The JSON watch line, built from the stored bytes without re-encoding when possible."""
-    if event.type is EventType.DELETED:
-        value = objects.encode(event.encoded("object", _event_object))
-    else:
-        value = event.value
+    value = objects.encode(_event_object(event)) if event.type is EventType.DELETED else event.value
     return b'{"type":"' + event.type.value.encode() + b'","object":' + value + b"}\n"
 
 
