@@ -1,0 +1,612 @@
+"""The ReplicaSet controller: keep exactly ``spec.replicas`` pods that match the selector and are owned by
+the ReplicaSet (pkg/controller/replicaset in shape).
+
+Each sync of ``ns/name`` reads the ReplicaSet and the namespace's pods from the caches and:
+
+1. **Claims pods.** A pod whose controller reference names this ReplicaSet (by uid) is owned; an owned pod
+   whose labels stopped matching is released (its reference removed); an orphan that matches is adopted
+   (a controller reference added), after a fresh GET proved the ReplicaSet still exists and is not being
+   deleted. Pods owned by someone else are never touched. Terminating and finished pods do not count.
+2. **Manages replicas**, only when the cache has caught up with this controller's own earlier writes
+   (the *expectations*: every pod it created is in the cache, every pod it deleted is gone or
+   terminating; without them a sync that runs before the watch delivered its creations would create them
+   twice). Missing pods are created in slow-start batches of 1, 2, 4, ... (a failing batch stops the
+   rest, so a quota or admission refusal costs one request, not hundreds) with ``generateName: <rs>-``,
+   labels and annotations from the template and a controller reference (``blockOwnerDeletion``). Surplus
+   pods are deleted least valuable first: unscheduled before scheduled, pending before running, not
+   ready before ready, ready for less time before ready for longer, more restarts before fewer, newer
+   before older.
+3. **Writes status** through the status subresource, only when it changed: ``replicas`` (active owned
+   pods), ``fullyLabeledReplicas`` (their labels carry all the template's labels), ``readyReplicas``,
+   ``availableReplicas`` (ready for at least ``minReadySeconds``; the key is re-queued when the next
+   pod will cross it), ``observedGeneration``, and a ``ReplicaFailure`` condition while creations fail.
+   The status counts the pods as they are after this sync's own writes (deleted pods no longer count,
+   created ones are not ready), so a reader never sees availability this controller just removed.
+
+Events ``SuccessfulCreate``/``SuccessfulDelete`` (and ``FailedCreate``/``FailedDelete``) are recorded on
+the ReplicaSet, fire and forget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kbox.api import selectors
+from kbox.client import cache
+from kbox.client import informer as informers
+from kbox.client.interface import EVENTS, MERGE_PATCH, PODS, REPLICASETS, Client, Obj, StatusError
+from kbox.controllers import base
+from kbox.util import aiotasks
+
+_log = logging.getLogger(__name__)
+
+KIND = "ReplicaSet"
+API_VERSION = "apps/v1"
+SLOW_START_INITIAL_BATCH = 1
+STATUS_INT_FIELDS = ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas")
+
+
+class ReplicaSetController(base.Controller):
+    """Pods for ReplicaSets; see the module docstring."""
+
+    name = "replicaset"
+
+    def __init__(
+        self,
+        factory: informers.InformerFactory,
+        client: Client | None = None,
+        *,
+        burst_replicas: int = 500,
+        expectations_timeout: float = 300.0,
+        events: bool = True,
+        name: str | None = None,
+        max_retries: int | None = None,
+        clock: Any = None,
+    ) -> None:
+        super().__init__(factory, name=name, max_retries=max_retries, clock=clock)
+        self.client = client or factory.client
+        self.burst_replicas = burst_replicas
+        """At most this many pods are created or deleted by one sync."""
+        self.events = events
+        self.expectations = Expectations(timeout=expectations_timeout)
+        self.replicasets = self.informer(REPLICASETS)
+        self.pods = self.informer(PODS, keys=self._keys_for_pod)
+        self.pods.add_index(cache.OWNER_UID, cache.by_owner_uid)
+        self._selectors: dict[str, tuple[Any, selectors.LabelSelector | None]] = {}
+
+    # -- keys --------------------------------------------------------------------------------
+
+    def _keys_for_pod(self, pod: Obj) -> list[str]:
+        metadata = pod.get("metadata") or {}
+        namespace = metadata.get("namespace", "")
+        ref = controller_ref(pod)
+        if ref is not None:
+            if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith("apps/"):
+                return [f"{namespace}/{ref.get('name', '')}"]
+            return []
+        if metadata.get("deletionTimestamp"):
+            return []
+        # An orphan: every ReplicaSet that could adopt it.
+        labels = metadata.get("labels") or {}
+        return [
+            cache.key_of(rs)
+            for rs in self.replicasets.indexer.by_index(cache.NAMESPACE, namespace)
+            if (selector := self._selector(rs)) is not None and selector.matches(labels)
+        ]
+
+    def _selector(self, rs: Obj) -> selectors.LabelSelector | None:
+        """The ReplicaSet's parsed selector (immutable, so cached by uid); ``None`` if unusable."""
+        uid = rs["metadata"].get("uid", "")
+        raw = (rs.get("spec") or {}).get("selector")
+        cached = self._selectors.get(uid)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        try:
+            parsed: selectors.LabelSelector | None = selectors.from_label_selector(raw)
+        except StatusError:
+            parsed = None
+        if parsed is not None and (parsed.empty or parsed.matches_nothing):
+            parsed = None
+        self._selectors[uid] = (raw, parsed)
+        return parsed
+
+    # -- sync --------------------------------------------------------------------------------
+
+    async def sync(self, key: str) -> None:
+        rs = self.replicasets.indexer.get(key)
+        if rs is None:
+            self.expectations.forget(key)
+            return
+        namespace = rs["metadata"]["namespace"]
+        selector = self._selector(rs)
+        if selector is None:
+            _log.warning("%s: %s has an invalid or empty selector; ignoring it", self.name, key)
+            return
+        deleting = bool(rs["metadata"].get("deletionTimestamp"))
+
+        owned = await self._claim(rs, selector, namespace, deleting=deleting)
+        active = [pod for pod in owned if is_active(pod)]
+
+        error: Exception | None = None
+        create_error: StatusError | None = None
+        if not deleting and self.expectations.satisfied(key, self.pods):
+            try:
+                active = await self._manage(rs, active, key)
+            except _ManageError as exc:
+                active = exc.remaining
+                error = exc.cause
+                if isinstance(exc.cause, StatusError) and exc.creating:
+                    create_error = exc.cause
+
+        await self._write_status(rs, active, create_error)
+        self._requeue_for_availability(rs, active, key)
+        if error is not None:
+            raise error
+
+    async def _claim(
+        self, rs: Obj, selector: selectors.LabelSelector, namespace: str, *, deleting: bool
+    ) -> list[Obj]:
+        """The pods this ReplicaSet owns after adopting matching orphans and releasing owned pods that
+        stopped matching (client-go's ``PodControllerRefManager.ClaimPods``)."""
+        uid = rs["metadata"]["uid"]
+        owned: list[Obj] = []
+        orphans: list[Obj] = []
+        for pod in self.pods.indexer.by_index(cache.NAMESPACE, namespace):
+            ref = controller_ref(pod)
+            labels = pod["metadata"].get("labels") or {}
+            if ref is not None:
+                if ref.get("uid") != uid:
+                    continue
+                if selector.matches(labels) or deleting:
+                    owned.append(pod)
+                else:
+                    await self._release(rs, pod)
+            elif selector.matches(labels) and not deleting and is_active(pod):
+                orphans.append(pod)
+        if orphans and await self._can_adopt(rs):
+            for pod in orphans:
+                adopted = await self._adopt(rs, pod)
+                if adopted is not None:
+                    owned.append(adopted)
+        return owned
+
+    async def _can_adopt(self, rs: Obj) -> bool:
+        """Adopt only for a ReplicaSet that exists, with the uid cached, and is not being deleted."""
+        metadata = rs["metadata"]
+        try:
+            fresh = await self.client.get(REPLICASETS, metadata["name"], namespace=metadata["namespace"])
+        except StatusError as exc:
+            if exc.code == 404:
+                return False
+            raise
+        fresh_meta = fresh["metadata"]
+        return bool(fresh_meta.get("uid") == metadata["uid"] and not fresh_meta.get("deletionTimestamp"))
+
+    async def _adopt(self, rs: Obj, pod: Obj) -> Obj | None:
+        metadata = pod["metadata"]
+        refs = [
+            dict(r) for r in metadata.get("ownerReferences") or [] if r.get("uid") != rs["metadata"]["uid"]
+        ]
+        refs.append(owner_reference(rs))
+        patch = {"metadata": {"ownerReferences": refs, "resourceVersion": metadata.get("resourceVersion")}}
+        try:
+            return await self.client.patch(PODS, metadata["name"], patch, namespace=metadata["namespace"])
+        except StatusError as exc:
+            if exc.code in (404, 409):
+                # Gone, or changed since the cache saw it: its next event brings the key back.
+                return None
+            raise
+
+    async def _release(self, rs: Obj, pod: Obj) -> None:
+        metadata = pod["metadata"]
+        uid = rs["metadata"]["uid"]
+        refs = [r for r in metadata.get("ownerReferences") or [] if r.get("uid") != uid]
+        patch = {
+            "metadata": {"ownerReferences": refs or None, "resourceVersion": metadata.get("resourceVersion")}
+        }
+        try:
+            await self.client.patch(PODS, metadata["name"], patch, namespace=metadata["namespace"])
+        except StatusError as exc:
+            if exc.code not in (404, 409):
+                raise
+
+    async def _manage(self, rs: Obj, active: list[Obj], key: str) -> list[Obj]:
+        """Create or delete pods towards ``spec.replicas``; returns the active pods after the writes."""
+        wanted = int((rs.get("spec") or {}).get("replicas", 1))
+        diff = len(active) - wanted
+        if diff < 0:
+            created, failure = await self._create_pods(rs, min(-diff, self.burst_replicas), key)
+            if failure is not None:
+                raise _ManageError(active + created, failure, creating=True)
+            return active + created
+        if diff > 0:
+            victims = sorted(active, key=deletion_rank)[: min(diff, self.burst_replicas)]
+            gone = {id(p) for p in victims}
+            remaining = [p for p in active if id(p) not in gone]
+            try:
+                await self._delete_pods(rs, victims, key)
+            except Exception as exc:
+                raise _ManageError(remaining, exc, creating=False) from exc
+            return remaining
+        return active
+
+    async def _create_pods(self, rs: Obj, count: int, key: str) -> tuple[list[Obj], Exception | None]:
+        """Slow start: batches of 1, 2, 4, ...; the first failing batch stops the rest."""
+        created: list[Obj] = []
+        batch = SLOW_START_INITIAL_BATCH
+        remaining = count
+        while remaining > 0:
+            size = min(batch, remaining)
+            results = await asyncio.gather(
+                *(self._create_pod(rs) for _ in range(size)), return_exceptions=True
+            )
+            failure: BaseException | None = None
+            for result in results:
+                if isinstance(result, BaseException):
+                    failure = failure or result
+                else:
+                    created.append(result)
+                    self.expectations.created(key, result)
+            if failure is not None:
+                if not isinstance(failure, Exception):
+                    raise failure
+                return created, failure
+            remaining -= size
+            batch *= 2
+        return created, None
+
+    async def _create_pod(self, rs: Obj) -> Obj:
+        pod = pod_from_template(rs)
+        metadata = rs["metadata"]
+        try:
+            result = await self.client.create(PODS, pod, namespace=metadata["namespace"])
+        except StatusError as exc:
+            self._event(rs, "Warning", "FailedCreate", f"Error creating: {exc.message}")
+            raise
+        self._event(rs, "Normal", "SuccessfulCreate", f"Created pod: {result['metadata']['name']}")
+        return result
+
+    async def _delete_pods(self, rs: Obj, victims: list[Obj], key: str) -> None:
+        for pod in victims:
+            self.expectations.deleting(key, pod)
+        results = await asyncio.gather(
+            *(self._delete_pod(rs, pod) for pod in victims), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _delete_pod(self, rs: Obj, pod: Obj) -> None:
+        metadata = pod["metadata"]
+        try:
+            await self.client.delete(
+                PODS,
+                metadata["name"],
+                namespace=metadata["namespace"],
+                preconditions={"uid": metadata["uid"]},
+            )
+        except StatusError as exc:
+            if exc.code in (404, 409):
+                return
+            self._event(rs, "Warning", "FailedDelete", f"Error deleting: {exc.message}")
+            raise
+        self._event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {metadata['name']}")
+
+    # -- status ------------------------------------------------------------------------------
+
+    async def _write_status(self, rs: Obj, active: list[Obj], create_error: StatusError | None) -> None:
+        current = rs.get("status") or {}
+        new = self.calculate_status(rs, active, create_error)
+        patch = status_patch(current, new)
+        if not patch:
+            return
+        metadata = rs["metadata"]
+        try:
+            await self.client.patch(
+                REPLICASETS, metadata["name"], {"status": patch}, namespace=metadata["namespace"],
+                patch_type=MERGE_PATCH, subresource="status",
+            )  # fmt: skip
+        except StatusError as exc:
+            if exc.code != 404:
+                raise
+
+    def calculate_status(self, rs: Obj, active: list[Obj], create_error: StatusError | None = None) -> Obj:
+        spec = rs.get("spec") or {}
+        template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        min_ready = int(spec.get("minReadySeconds") or 0)
+        now = time.time()
+        fully_labeled = ready = available = 0
+        for pod in active:
+            labels = pod["metadata"].get("labels") or {}
+            if all(labels.get(k) == v for k, v in template_labels.items()):
+                fully_labeled += 1
+            since = ready_since(pod)
+            if since is not None:
+                ready += 1
+                if min_ready == 0 or since + min_ready <= now:
+                    available += 1
+        status: Obj = {
+            "replicas": len(active),
+            "fullyLabeledReplicas": fully_labeled,
+            "readyReplicas": ready,
+            "availableReplicas": available,
+            "observedGeneration": rs["metadata"].get("generation", 1),
+        }
+        # Zero counts are left out, as the Go types' omitempty leaves them out (replicas always shows).
+        for field_name in STATUS_INT_FIELDS[1:]:
+            if not status[field_name]:
+                del status[field_name]
+        conditions = [
+            c for c in (rs.get("status") or {}).get("conditions") or [] if c["type"] != "ReplicaFailure"
+        ]
+        if create_error is not None:
+            old = next(
+                (
+                    c
+                    for c in (rs.get("status") or {}).get("conditions") or []
+                    if c["type"] == "ReplicaFailure"
+                ),
+                None,
+            )
+            conditions.append(
+                {
+                    "type": "ReplicaFailure",
+                    "status": "True",
+                    "lastTransitionTime": old["lastTransitionTime"] if old else timestamp(),
+                    "reason": "FailedCreate",
+                    "message": create_error.message,
+                }
+            )
+        if conditions:
+            status["conditions"] = conditions
+        return status
+
+    def _requeue_for_availability(self, rs: Obj, active: list[Obj], key: str) -> None:
+        """With ``minReadySeconds``, sync again when the next ready pod becomes available."""
+        min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+        if min_ready <= 0:
+            return
+        now = time.time()
+        waits = [
+            since + min_ready - now
+            for pod in active
+            if (since := ready_since(pod)) is not None and since + min_ready > now
+        ]
+        if waits:
+            # Timestamps have second precision: wake a little after the boundary.
+            self.queue.add_after(key, min(waits) + 0.05)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _event(self, rs: Obj, kind: str, reason: str, message: str) -> None:
+        if self.events:
+            record_event(self.client, rs, kind, reason, message, component="replicaset-controller")
+
+
+class _ManageError(Exception):
+    """A failed create or delete, carrying the pods that are active after the writes that worked."""
+
+    def __init__(self, remaining: list[Obj], cause: Exception, *, creating: bool) -> None:
+        super().__init__(str(cause))
+        self.remaining = remaining
+        self.cause = cause
+        self.creating = creating
+
+
+# -- expectations ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    since: float
+    creates: dict[str, int] = field(default_factory=dict)
+    """Pod name → the revision of its creation."""
+    deletes: dict[str, str] = field(default_factory=dict)
+    """Pod key → uid of the pod being deleted."""
+
+
+class Expectations:
+    """Per ReplicaSet key: the writes of this controller its pod cache has not shown yet.
+
+    Checked against the cache itself (not counted down by handlers), so a restart or a missed event
+    cannot leave them stuck; after ``timeout`` seconds they are given up on anyway."""
+
+    def __init__(self, *, timeout: float) -> None:
+        self.timeout = timeout
+        self._pending: dict[str, _Pending] = {}
+
+    def created(self, key: str, pod: Obj) -> None:
+        pending = self._pending.setdefault(key, _Pending(time.monotonic()))
+        pending.creates[cache.key_of(pod)] = _revision(pod)
+
+    def deleting(self, key: str, pod: Obj) -> None:
+        pending = self._pending.setdefault(key, _Pending(time.monotonic()))
+        pending.deletes[cache.key_of(pod)] = pod["metadata"].get("uid", "")
+
+    def forget(self, key: str) -> None:
+        self._pending.pop(key, None)
+
+    def satisfied(self, key: str, pods: informers.SharedInformer) -> bool:
+        pending = self._pending.get(key)
+        if pending is None:
+            return True
+        if time.monotonic() - pending.since > self.timeout:
+            _log.warning("expectations of %s timed out; managing replicas anyway", key)
+            self.forget(key)
+            return True
+        seen = _revision_text(pods.resource_version)
+        indexer = pods.indexer
+        for pod_key, revision in list(pending.creates.items()):
+            if pod_key in indexer or seen >= revision:
+                del pending.creates[pod_key]
+        for pod_key, uid in list(pending.deletes.items()):
+            pod = indexer.get(pod_key)
+            if pod is None or pod["metadata"].get("uid") != uid or pod["metadata"].get("deletionTimestamp"):
+                del pending.deletes[pod_key]
+        if pending.creates or pending.deletes:
+            return False
+        self.forget(key)
+        return True
+
+
+def _revision(obj: Obj) -> int:
+    return _revision_text(cache.resource_version_of(obj))
+
+
+def _revision_text(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
+# -- pods --------------------------------------------------------------------------------------
+
+
+def controller_ref(obj: Obj) -> Obj | None:
+    """The owner reference with ``controller: true``, if any."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            result: Obj = ref
+            return result
+    return None
+
+
+def owner_reference(rs: Obj) -> Obj:
+    metadata = rs["metadata"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": metadata["name"],
+        "uid": metadata["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def is_active(pod: Obj) -> bool:
+    """Counts towards replicas: not terminating, not finished (controller.FilterActivePods)."""
+    if pod["metadata"].get("deletionTimestamp"):
+        return False
+    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def pod_from_template(rs: Obj) -> Obj:
+    """A new pod for ``rs``: template labels, annotations and finalizers, ``generateName: <rs>-``."""
+    metadata = rs["metadata"]
+    template = (rs.get("spec") or {}).get("template") or {}
+    template_meta = template.get("metadata") or {}
+    pod_meta: Obj = {"generateName": f"{metadata['name']}-", "namespace": metadata["namespace"]}
+    for key in ("labels", "annotations", "finalizers"):
+        if template_meta.get(key):
+            pod_meta[key] = copy.deepcopy(template_meta[key])
+    pod_meta["ownerReferences"] = [owner_reference(rs)]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": pod_meta,
+        "spec": copy.deepcopy(template.get("spec") or {}),
+    }
+
+
+def parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def timestamp() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ready_since(pod: Obj) -> float | None:
+    """When the pod's Ready condition became True (epoch seconds), or ``None`` if not ready."""
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            if condition.get("status") != "True":
+                return None
+            since = parse_time(condition.get("lastTransitionTime"))
+            return since if since is not None else 0.0
+    return None
+
+
+_PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+
+def deletion_rank(pod: Obj) -> tuple[Any, ...]:
+    """Sort key putting the least valuable pods first (controller.ActivePods' order)."""
+    status = pod.get("status") or {}
+    assigned = 1 if (pod.get("spec") or {}).get("nodeName") else 0
+    phase = _PHASE_RANK.get(status.get("phase", "Pending"), 0)
+    since = ready_since(pod)
+    restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
+    created = parse_time(pod["metadata"].get("creationTimestamp")) or 0.0
+    return (
+        assigned,
+        phase,
+        since is not None,
+        -(since or 0.0),  # ready for less time first
+        -restarts,
+        -created,  # newer first
+        pod["metadata"].get("name", ""),
+    )
+
+
+# -- status and events -------------------------------------------------------------------------
+
+
+def status_patch(current: Obj, new: Obj) -> Obj:
+    """A merge patch turning ``current`` into ``new`` at the top level of status (None removes)."""
+    patch: Obj = {}
+    for key, value in new.items():
+        if current.get(key) != value:
+            patch[key] = value
+    for key in current:
+        if key not in new:
+            patch[key] = None
+    return patch
+
+
+def record_event(client: Client, obj: Obj, kind: str, reason: str, message: str, *, component: str) -> None:
+    """Record an Event about ``obj`` (fire and forget; failures are only logged)."""
+    metadata = obj["metadata"]
+    now = timestamp()
+    body = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
+        "involvedObject": {
+            "apiVersion": obj.get("apiVersion", API_VERSION),
+            "kind": obj.get("kind", KIND),
+            "name": metadata["name"],
+            "namespace": metadata["namespace"],
+            "uid": metadata.get("uid", ""),
+            "resourceVersion": metadata.get("resourceVersion", ""),
+        },
+        "reason": reason,
+        "message": message,
+        "type": kind,
+        "source": {"component": component},
+        "reportingComponent": component,
+        "reportingInstance": "",
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+
+    async def send() -> None:
+        try:
+            await client.create(EVENTS, body, namespace=metadata["namespace"])
+        except Exception as exc:  # an event is best effort, never a reason to fail
+            _log.debug("event %s for %s not recorded: %r", reason, metadata["name"], exc)
+
+    aiotasks.create_guarded_task(send(), name=f"{component}/event", logger=_log)
