@@ -17,13 +17,51 @@ from kbox.api import errors, schemas
 MODES = ("Ignore", "Warn", "Strict")
 
 
+class _Node:
+    """A schema compiled for the walk: which fields exist, what maps and lists hold."""
+
+    __slots__ = ("extra", "free", "items", "properties")
+
+    def __init__(self) -> None:
+        self.free = False  # x-kubernetes-preserve-unknown-fields: anything goes below
+        self.properties: dict[str, _Node] | None = None
+        self.extra: _Node | None = None  # additionalProperties
+        self.items: _Node | None = None
+
+
+_compiled: dict[int, _Node] = {}
+
+
+def _compile(schema: dict[str, Any]) -> _Node:
+    """Compile once per schema object (recursive types such as JSONSchemaProps share nodes)."""
+    schema = schemas.resolve(schema)
+    key = id(schema)
+    node = _compiled.get(key)
+    if node is not None:
+        return node
+    node = _compiled[key] = _Node()
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        node.free = True
+        return node
+    properties = schema.get("properties")
+    if properties is not None:
+        node.properties = {name: _compile(child) for name, child in properties.items()}
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        node.extra = _compile(extra)
+    items = schema.get("items")
+    if isinstance(items, dict):
+        node.items = _compile(items)
+    return node
+
+
 def unknown_fields(obj: Any, group: str, version: str, kind: str) -> list[str]:
     """Paths of fields the kind's schema does not know, as kube-apiserver prints them."""
     schema = schemas.schema_for(group, version, kind)
     if schema is None:
         return []
     found: list[str] = []
-    _walk(obj, schema, "", found)
+    _walk(obj, _compile(schema), "", found)
     return found
 
 
@@ -36,7 +74,7 @@ def check(
     if schema is None:
         return
     found: list[str] = []
-    _walk(obj, schema, "", found, prune=mode != "Strict")
+    _walk(obj, _compile(schema), "", found, prune=mode != "Strict")
     if not found:
         return
     if mode == "Strict":
@@ -45,28 +83,26 @@ def check(
         warnings.extend(f'unknown field "{f}"' for f in found)
 
 
-def _walk(value: Any, schema: dict[str, Any], path: str, found: list[str], *, prune: bool = False) -> None:
-    schema = schemas.resolve(schema)
-    if schema.get("x-kubernetes-preserve-unknown-fields"):
+def _walk(value: Any, node: _Node, path: str, found: list[str], *, prune: bool = False) -> None:
+    if node.free:
         return
     if isinstance(value, dict):
-        properties = schema.get("properties")
+        properties = node.properties
         if properties is not None:
             for key, item in list(value.items()):
-                child = f"{path}.{key}" if path else key
-                if key in properties:
-                    _walk(item, properties[key], child, found, prune=prune)
-                else:
-                    found.append(child)
+                child = properties.get(key)
+                if child is None:
+                    found.append(f"{path}.{key}" if path else key)
                     if prune:
                         del value[key]
+                elif isinstance(item, dict | list):
+                    _walk(item, child, f"{path}.{key}" if path else key, found, prune=prune)
             return
-        extra = schema.get("additionalProperties")
-        if isinstance(extra, dict):
+        if node.extra is not None:
             for key, item in value.items():
-                _walk(item, extra, f"{path}[{key}]", found, prune=prune)
-    elif isinstance(value, list):
-        items = schema.get("items")
-        if isinstance(items, dict):
-            for index, item in enumerate(value):
-                _walk(item, items, f"{path}[{index}]", found, prune=prune)
+                if isinstance(item, dict | list):
+                    _walk(item, node.extra, f"{path}[{key}]", found, prune=prune)
+    elif isinstance(value, list) and node.items is not None:
+        for index, item in enumerate(value):
+            if isinstance(item, dict | list):
+                _walk(item, node.items, f"{path}[{index}]", found, prune=prune)

@@ -48,6 +48,10 @@ class ApiMetrics:
         self.registry.register(_StoreCollector(store))
 
     def middleware(self) -> Any:
+        # Label lookups are cached per label tuple: prometheus_client's labels() is costly per request.
+        counters: dict[tuple[str, ...], Any] = {}
+        histograms: dict[tuple[str, ...], Any] = {}
+
         @web.middleware
         async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
             labels = _labels(request)
@@ -63,8 +67,15 @@ class ApiMetrics:
             finally:
                 if watching:
                     self.watchers.labels(*labels[:3]).dec()
-                self.requests.labels(*labels, str(code)).inc()
-                self.latency.labels(*labels).observe(time.perf_counter() - start)
+                key = (*labels, str(code))
+                counter = counters.get(key)
+                if counter is None:
+                    counter = counters[key] = self.requests.labels(*key)
+                counter.inc()
+                histogram = histograms.get(labels)
+                if histogram is None:
+                    histogram = histograms[labels] = self.latency.labels(*labels)
+                histogram.observe(time.perf_counter() - start)
 
         return measure
 

@@ -17,6 +17,7 @@ from kbox import kubeconfig as kubeconfig_file
 from kbox.cli.store import kbox_home
 from kbox.cluster import Cluster, ClusterSettings
 from kbox.kubelet.runtime.interface import ContainerRuntimeError
+from kbox.util import aiotasks, gctune
 
 
 @click.command()
@@ -51,6 +52,7 @@ def serve(profile: str, port: int, runtime: str, nodes: int) -> None:
 
 
 async def _serve(settings: ClusterSettings) -> None:
+    gctune.tune()
     cluster = Cluster(settings)
     try:
         await cluster.start()
@@ -71,6 +73,7 @@ async def _serve(settings: ClusterSettings) -> None:
     nodes = f"{settings.nodes} node(s), {settings.runtime} runtime"
     click.echo(f"kbox cluster {settings.name!r} on {cluster.url}: {nodes}")
     click.echo(f"  kubectl --kubeconfig {path} get nodes")
+    freezer = aiotasks.create_guarded_task(gctune.freeze_periodically(), name="gc/freeze")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -79,5 +82,6 @@ async def _serve(settings: ClusterSettings) -> None:
     try:
         await stop.wait()
     finally:
+        await aiotasks.stop([freezer], title="gc")
         await cluster.stop()
         click.echo("stopped")
