@@ -1,4 +1,4 @@
-"""The composition root: settings → store and apiserver → scheduler, controllers and kubelets.
+"""The composition root: settings → store and apiserver → controllers, scheduler and kubelets.
 
 Every component gets an in-process ``LocalClient`` (the same pipeline as HTTP requests) and talks to
 the others only through the API. Start order: control plane (store + apiserver, the core), then the
@@ -18,10 +18,14 @@ from typing import Any, Literal
 from kbox.api.app import ApiSettings
 from kbox.api.certs import TlsFiles, ensure_certificates
 from kbox.api.controlplane import ControlPlane
+from kbox.client import informer as informers
 from kbox.client.local import LocalClient
 from kbox.config import StoreSettings
+from kbox.controllers.deployment import DeploymentController
+from kbox.controllers.replicaset import ReplicaSetController
 from kbox.kubelet.kubelet import Kubelet, KubeletSettings
 from kbox.kubelet.runtime.interface import Runtime
+from kbox.util import aiotasks
 
 _log = logging.getLogger(__name__)
 
@@ -61,7 +65,9 @@ def make_runtime(settings: ClusterSettings) -> Runtime:
 class Cluster:
     """A running cluster in this process: ``async with Cluster(settings) as cluster: ...``."""
 
-    def __init__(self, settings: ClusterSettings) -> None:
+    def __init__(self, settings: ClusterSettings, *, runtime: Runtime | None = None) -> None:
+        """``runtime``: use this one instead of making one; the caller owns it (closes it), and it outlives
+        ``stop()``, so a cluster restarted over it has its kubelets adopt the pods still running there."""
         self.settings = settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.token = settings.token or load_token(settings.state_dir)
@@ -70,7 +76,8 @@ class Cluster:
         self.plane = ControlPlane(
             store, ApiSettings(host=settings.host, port=settings.port, token=self.token, tls=self.tls)
         )
-        self.runtime: Runtime | None = None
+        self.runtime: Runtime | None = runtime
+        self._owns_runtime = runtime is None
         self.kubelets: list[Kubelet] = []
         self._components: list[tuple[str, Callable[[], Awaitable[None]]]] = []
 
@@ -84,7 +91,9 @@ class Cluster:
     async def start(self) -> None:
         await self.plane.start()
         try:
-            self.runtime = make_runtime(self.settings)
+            await self._start_controllers()
+            if self.runtime is None:
+                self.runtime = make_runtime(self.settings)
             for index, name in enumerate(node_names(self.settings)):
                 kubelet = Kubelet(
                     self.client("kubelet"),
@@ -104,6 +113,23 @@ class Cluster:
             await self.stop()
             raise
 
+    async def _start_controllers(self) -> None:
+        """The controller-manager: controllers sharing one informer factory on an in-process client."""
+        factory = informers.InformerFactory(self.client("kube-controller-manager"))
+        tasks = []
+        for controller in (ReplicaSetController(factory), DeploymentController(factory)):
+            tasks.append(
+                aiotasks.create_guarded_task(
+                    controller.run(workers=2), name=f"controller-manager/{controller.name}"
+                )
+            )
+
+        async def stop() -> None:
+            await aiotasks.stop(tasks, title="controller-manager")
+            await factory.stop()
+
+        self._components.append(("controller-manager", stop))
+
     async def stop(self) -> None:
         for name, stop in reversed(self._components):
             try:
@@ -114,7 +140,7 @@ class Cluster:
         for kubelet in reversed(self.kubelets):
             await kubelet.stop()
         self.kubelets.clear()
-        if self.runtime is not None:
+        if self.runtime is not None and self._owns_runtime:
             with contextlib.suppress(Exception):
                 await self.runtime.close()
             self.runtime = None
