@@ -38,6 +38,7 @@ format: install
 bench: install
 	$(BIN)/python bench/store_bench.py --write BENCHMARKS.md
 	$(BIN)/python bench/api_bench.py --write BENCHMARKS.md
+	$(BIN)/python bench/scheduler_bench.py --write BENCHMARKS.md
 
 docker:
 	bash scripts/ensure-docker.sh

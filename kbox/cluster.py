@@ -25,6 +25,7 @@ from kbox.controllers.deployment import DeploymentController
 from kbox.controllers.replicaset import ReplicaSetController
 from kbox.kubelet.kubelet import Kubelet, KubeletSettings
 from kbox.kubelet.runtime.interface import Runtime
+from kbox.scheduler.scheduler import Scheduler
 from kbox.util import aiotasks
 
 _log = logging.getLogger(__name__)
@@ -129,6 +130,9 @@ class Cluster:
             await factory.stop()
 
         self._components.append(("controller-manager", stop))
+        scheduler = Scheduler(self.client("default-scheduler"))
+        await scheduler.start()
+        self._components.append(("scheduler", scheduler.stop))
 
     async def stop(self) -> None:
         for name, stop in reversed(self._components):

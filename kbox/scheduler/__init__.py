@@ -1,0 +1,2 @@
+"""The scheduler: binds pending pods to nodes (``scheduler.Scheduler``), with upstream's filters
+(``filters``) and scores (``scores``)."""
