@@ -281,6 +281,8 @@ class GenericStore:
                 return await self.create(namespace, new, dry_run=dry_run), True
             old: Obj = objects.decode(kv.value)
             new = transform(copy.deepcopy(old))
+            # A resourceVersion from the caller is a precondition; without one a lost race is retried.
+            conditional = bool(objects.meta(new).get("resourceVersion"))
             try:
                 result = self._prepare_update(new, old, kv, name=name, subresource=subresource)
             except _Unchanged:
@@ -294,7 +296,7 @@ class GenericStore:
             try:
                 await self.store.update(key, _stamped(result), expected_revision=kv.mod_revision)
             except store_errors.Conflict:
-                if objects.meta(new).get("resourceVersion"):
+                if conditional:
                     raise self._conflict(name) from None
                 continue
             except store_errors.KeyNotFound:

@@ -156,7 +156,10 @@ class LocalClient(Client):
                     if deadline is None:
                         event = await anext(events)
                     else:
-                        event = await asyncio.wait_for(anext(events), max(deadline - loop.time(), 0))
+                        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                        # that races with a result (gh-86296), leaving a watcher running after stop.
+                        async with asyncio.timeout_at(deadline):
+                            event = await anext(events)
                 except (StopAsyncIteration, TimeoutError):
                     return
                 yield WatchEvent(event.type, event.object)
