@@ -150,6 +150,7 @@ async def _serve(directory: Path, conn: Connection) -> None:
     from kbox.api.controlplane import ControlPlane
     from kbox.api.pipeline import Pipeline
     from kbox.config import StoreSettings
+    from kbox.util import gctune
 
     # Collector pauses stop the whole loop, so they are reported with each phase.
     pauses: list[tuple[int, float]] = []
@@ -161,6 +162,9 @@ async def _serve(directory: Path, conn: Connection) -> None:
         else:
             pauses.append((info["generation"], time.perf_counter() - began[0]))
 
+    # Collector settings as `kbox serve` applies them (kbox/util/gctune.py): the process is the cluster.
+    gctune.tune()
+    freezer = asyncio.ensure_future(gctune.freeze_periodically(5.0))
     token = secrets.token_urlsafe(24)
     tls = ensure_certificates(directory / "pki")
     plane = ControlPlane(
@@ -204,6 +208,7 @@ async def _serve(directory: Path, conn: Connection) -> None:
                 pauses.clear()
                 conn.send(None)
     finally:
+        freezer.cancel()
         await plane.stop()
 
 
