@@ -21,7 +21,10 @@ from kbox.api.controlplane import ControlPlane
 from kbox.client import informer as informers
 from kbox.client.local import LocalClient
 from kbox.config import StoreSettings
+from kbox.controllers.base import Controller
 from kbox.controllers.deployment import DeploymentController
+from kbox.controllers.garbagecollector import GarbageCollector, served_kinds
+from kbox.controllers.namespace import NamespaceController
 from kbox.controllers.replicaset import ReplicaSetController
 from kbox.kubelet.kubelet import Kubelet, KubeletSettings
 from kbox.kubelet.runtime.interface import Runtime
@@ -117,8 +120,15 @@ class Cluster:
     async def _start_controllers(self) -> None:
         """The controller-manager: controllers sharing one informer factory on an in-process client."""
         factory = informers.InformerFactory(self.client("kube-controller-manager"))
+        kinds = served_kinds(self.plane.catalog.resources())
+        controllers: list[Controller] = [
+            ReplicaSetController(factory),
+            DeploymentController(factory),
+            GarbageCollector(factory, kinds),
+            NamespaceController(factory, [k.resource for k in kinds]),
+        ]
         tasks = []
-        for controller in (ReplicaSetController(factory), DeploymentController(factory)):
+        for controller in controllers:
             tasks.append(
                 aiotasks.create_guarded_task(
                     controller.run(workers=2), name=f"controller-manager/{controller.name}"
