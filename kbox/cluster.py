@@ -23,9 +23,12 @@ from kbox.client.local import LocalClient
 from kbox.config import StoreSettings
 from kbox.controllers.base import Controller
 from kbox.controllers.deployment import DeploymentController
+from kbox.controllers.endpoints import EndpointsController
+from kbox.controllers.endpointslice import EndpointSliceController
 from kbox.controllers.garbagecollector import GarbageCollector, served_kinds
 from kbox.controllers.namespace import NamespaceController
 from kbox.controllers.replicaset import ReplicaSetController
+from kbox.controllers.serviceaccount import ServiceAccountsController
 from kbox.kubelet.kubelet import Kubelet, KubeletSettings
 from kbox.kubelet.runtime.interface import Runtime
 from kbox.scheduler.scheduler import Scheduler
@@ -126,6 +129,9 @@ class Cluster:
             DeploymentController(factory),
             GarbageCollector(factory, kinds),
             NamespaceController(factory, [k.resource for k in kinds]),
+            EndpointsController(factory),
+            EndpointSliceController(factory),
+            ServiceAccountsController(factory),
         ]
         tasks = []
         for controller in controllers:

@@ -557,9 +557,8 @@ class AsyncCluster:
         return await self.client.create(NAMESPACES, body)
 
     async def delete_namespace(self, name: str) -> None:
-        """Delete every object in the namespace, then the namespace. Until kbox has a namespace
-        controller the Namespace itself stays ``Terminating`` (its finalizer is never removed), as an
-        object; nothing is left in it. Pods are deleted gracefully (their kubelet finishes them)."""
+        """Delete every object in the namespace, then the namespace, which the namespace controller
+        removes once it is empty. Pods are deleted gracefully (their kubelet finishes them)."""
         seen: set[str] = set()
         for definition in list(self.cluster.plane.catalog.resources()):
             if not definition.namespaced or not definition.stored or definition.key_root in seen:

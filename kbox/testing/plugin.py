@@ -7,8 +7,7 @@ Fixtures:
   pytest-asyncio tests alike; async tests can also ``await kbox_cluster.aio.<helper>(...)``, and
   ``kbox_cluster.kubeconfig_path`` serves any client.
 - ``kbox_namespace`` (function): the name of a fresh namespace for the test. Afterwards every object in
-  it is deleted, then the namespace; until kbox has a namespace controller, the Namespace object itself
-  stays ``Terminating``, empty.
+  it is deleted, then the namespace (the namespace controller removes it once empty).
 
 Options (command line, or the ini option of the same name with ``_``): ``--kbox-runtime fake|docker``
 (default fake), ``--kbox-nodes N`` (default 1), ``--kbox-keep``: when a test fails, keep its namespace,

@@ -56,10 +56,9 @@ def test_sync_pod_runs_in_its_namespace(kbox_cluster, kbox_namespace):
 async def test_async_shares_the_session_cluster(kbox_cluster, kbox_namespace):
     assert kbox_cluster.name == SEEN["cluster"]
     assert kbox_namespace != SEEN["namespace"]
-    # the previous test's namespace was emptied and deleted (Terminating: no namespace controller yet)
+    # the previous test's namespace was deleted with everything in it (the namespace controller)
     await kbox_cluster.aio.wait_for("Pod", "web", SEEN["namespace"], condition="delete", timeout=10)
-    old = await kbox_cluster.aio.get("Namespace", SEEN["namespace"])
-    assert old["status"]["phase"] == "Terminating"
+    await kbox_cluster.aio.wait_for("Namespace", SEEN["namespace"], condition="delete", timeout=10)
     await kbox_cluster.aio.apply(pod("api", kbox_cluster.node_names[0]), namespace=kbox_namespace)
     ready = await kbox_cluster.aio.wait_for("Pod", "api", kbox_namespace, condition="Ready", timeout=10)
     assert ready["status"]["phase"] == "Running"
