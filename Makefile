@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python bench/store_bench.py --write BENCHMARKS.md
 	$(BIN)/python bench/api_bench.py --write BENCHMARKS.md
 	$(BIN)/python bench/scheduler_bench.py --write BENCHMARKS.md
+	$(BIN)/python bench/fixture_bench.py --write BENCHMARKS.md
 
 docker:
 	bash scripts/ensure-docker.sh
