@@ -462,7 +462,7 @@ class GenericStore:
         resource_version: str = "",
         selection: Selection | None = None,
         bookmarks: bool = False,
-    ) -> AsyncIterator[WatchEvent]:
+    ) -> WatchStream:
         """Events after ``resource_version``; for "" or "0", ADDED for current objects first."""
         selection = selection or Selection()
         namespace = namespace or _namespace_from(selection)
@@ -478,7 +478,7 @@ class GenericStore:
             stream = self.store.watch(prefix, after_revision=after, bookmarks=bookmarks)
         except store_errors.Expired as exc:
             raise errors.gone(f"too old resource version: {after} ({exc.compact_revision})") from None
-        return self._events(stream, initial, selection)
+        return WatchStream(self._events(stream, initial, selection), stream)
 
     async def _events(self, stream: Any, initial: _Objs, selection: Selection) -> AsyncIterator[WatchEvent]:
         try:
@@ -516,6 +516,27 @@ class GenericStore:
         if not matches:
             return None
         return WatchEvent(str(event.type), obj, event.encoded("frame", _event_frame))
+
+
+class WatchStream:
+    """The events of one watch, and whether more are already waiting (so a writer can batch them)."""
+
+    def __init__(self, events: AsyncIterator[WatchEvent], source: Any) -> None:
+        self._events = events
+        self._source = source
+
+    def __aiter__(self) -> WatchStream:
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        return await self._events.__anext__()
+
+    def ready(self) -> bool:
+        """Whether the store has already buffered more events for this watch."""
+        return bool(getattr(self._source, "backlog", 0))
+
+    async def aclose(self) -> None:
+        await self._events.aclose()  # type: ignore[attr-defined]
 
 
 class _Unchanged(Exception):
