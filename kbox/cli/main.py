@@ -11,6 +11,7 @@ import sys
 import click
 
 from kbox import __version__
+from kbox.cli import lifecycle as lifecycle_commands
 from kbox.cli import serve as serve_commands
 from kbox.cli import store as store_commands
 from kbox.store import errors
@@ -25,12 +26,15 @@ def cli() -> None:
 cli.add_command(store_commands.store)
 cli.add_command(store_commands.demo)
 cli.add_command(serve_commands.serve)
+for _command in lifecycle_commands.COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:
     """Console-script entry: run the CLI, turning expected errors into one line."""
     try:
-        cli(standalone_mode=False)
+        # In this mode click returns a command's ctx.exit(code) instead of exiting: pass it on.
+        sys.exit(cli(standalone_mode=False) or 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
