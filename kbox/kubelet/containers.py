@@ -63,19 +63,51 @@ async def sync_pod(kubelet: Kubelet, pod: Obj, state: PodState) -> float | None:
     if init_done:
         for container in spec.get("containers") or []:
             current = state.current.get(container["name"])
+            if current is not None and current.state == "running":
+                current = await _kill_unhealthy(kubelet, pod, state, container, current)
             if current is not None and current.state in ("created", "running"):
                 state.waiting.pop(container["name"], None)
                 continue
             if current is not None and current.state == "exited":
-                restart = policy == "Always" or (policy == "OnFailure" and current.exit_code != 0)
+                killed = kubelet.probes.killed(state.uid, current.id)
+                failed = current.exit_code != 0 or killed
+                restart = policy == "Always" or (policy == "OnFailure" and failed)
                 if not restart:
                     continue
             delay = await _start_or_back_off(kubelet, pod, state, container, restart=current is not None)
             if delay:
                 wake.append(delay)
 
+    kubelet.probes.sync(pod, state)
     _report(kubelet, pod, state)
     return min(wake) if wake else None
+
+
+async def _kill_unhealthy(
+    kubelet: Kubelet, pod: Obj, state: PodState, container: Obj, current: rt.ContainerStatus
+) -> rt.ContainerStatus:
+    """Stop a running container whose liveness (or startup) probe failed; it then restarts as if it
+    had exited (restart policy, restart count, back-off). Returns the container's state afterwards."""
+    kind = kubelet.probes.failed(state.uid, container, current.id)
+    if not kind:
+        return current
+    name = container["name"]
+    probe = container.get(f"{kind}Probe") or {}
+    grace = probe.get("terminationGracePeriodSeconds")
+    if grace is None:
+        grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+    kubelet.event(
+        pod,
+        "Normal",
+        "Killing",
+        f"Container {name} failed {kind} probe, will be restarted",
+        field_path=_field_path(pod, name),
+    )
+    kubelet.probes.mark_killed(state.uid, current.id)
+    await kubelet.runtime.stop_container(current.id, float(grace))
+    stopped = await kubelet.runtime.container_status(current.id)
+    state.current[name] = stopped
+    return stopped
 
 
 async def _start_or_back_off(
@@ -167,7 +199,7 @@ def _report(kubelet: Kubelet, pod: Obj, state: PodState) -> None:
     assert state.sandbox is not None
     prefix = kubelet.runtime.name if kubelet.runtime.name != "fake" else "fake"
 
-    def view(container: Obj) -> status.ContainerView:
+    def view(container: Obj, is_init: bool = False) -> status.ContainerView:
         name = container["name"]
         current = state.current.get(name)
         waiting = state.waiting.get(name)
@@ -179,14 +211,17 @@ def _report(kubelet: Kubelet, pod: Obj, state: PodState) -> None:
             waiting_reason=waiting[0] if waiting else "",
             waiting_message=waiting[1] if waiting else "",
             restart_count=state.restarts.get(name, 0),
-            ready=current is not None and current.state == "running" and not waiting,
+            ready=current is not None
+            and current.state == "running"
+            and not waiting
+            and (is_init or kubelet.probes.ready(state.uid, container, current.id)),
         )
 
     pod_view = status.PodView(
         pod_ip=state.sandbox.ip,
         host_ip=kubelet.address,
         start_time=state.start_time,
-        init=[view(c) for c in spec.get("initContainers") or []],
+        init=[view(c, True) for c in spec.get("initContainers") or []],
         containers=[view(c) for c in spec.get("containers") or []],
         runtime_prefix=prefix,
     )

@@ -7,7 +7,10 @@ policy with exponential back-off, graceful termination on deletion and then the 
 loop polls the runtime (the kubelet's PLEG) and re-syncs pods whose containers changed. Pod status goes
 out through the ``StatusManager``. On start it adopts the sandboxes its runtime already has.
 
-Not yet: volumes beyond emptyDir and hostPath, probes, lifecycle hooks, resource-based eviction.
+Liveness, readiness and startup probes run in ``probes.ProbeManager`` (one worker per container and
+probe kind); on the simulated runtime they pass (nothing runs there to probe).
+
+Not yet: volumes beyond emptyDir and hostPath, lifecycle hooks, resource-based eviction.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from kbox.api.errors import StatusError
 from kbox.api.nodeconnection import NodeConnections
 from kbox.client import interface
 from kbox.client.interface import Client
-from kbox.kubelet import containers, node, status
+from kbox.kubelet import containers, node, probes, status
 from kbox.kubelet.connection import KubeletConnection
 from kbox.kubelet.runtime import interface as rt
 from kbox.kubelet.runtime.interface import ContainerRuntimeError, ContainerStatus, Runtime, SandboxStatus
@@ -85,6 +88,7 @@ class Kubelet:
         self.states: dict[str, PodState] = {}
         self.workers = PodWorkers(self.sync, name=f"kubelet/{self.name}")
         self.status = status.StatusManager(client)
+        self.probes = probes.ProbeManager(self)
         self.connections = connections
         self.connection = KubeletConnection(self)
         self.address = settings.address or node.host_address()
@@ -113,7 +117,9 @@ class Kubelet:
         if self.connections is not None:
             self.connections.unregister(self.name, self.connection)
         await aiotasks.stop(self._tasks, title=f"kubelet {self.name}")
+        await self.probes.close()
         await self.workers.close()
+        await self.probes.close()  # a sync cut short may have started workers meanwhile
         await self.status.close()
 
     # -- node ----------------------------------------------------------------------------------
@@ -278,6 +284,7 @@ class Kubelet:
 
     async def _teardown(self, state: PodState, *, grace: float) -> None:
         """Stop every container (SIGTERM, then SIGKILL after ``grace``), then remove the sandbox."""
+        self.probes.forget(state.uid)
         running = [c for c in state.current.values() if c.state in ("created", "running")]
         await asyncio.gather(
             *(self.runtime.stop_container(c.id, grace) for c in running), return_exceptions=True
