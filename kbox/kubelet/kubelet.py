@@ -26,6 +26,7 @@ from kbox.api import objects
 from kbox.api.errors import StatusError
 from kbox.api.nodeconnection import NodeConnections
 from kbox.client import interface
+from kbox.client.events import EventRecorder
 from kbox.client.interface import Client
 from kbox.kubelet import containers, node, probes, status
 from kbox.kubelet.connection import KubeletConnection
@@ -88,6 +89,7 @@ class Kubelet:
         self.states: dict[str, PodState] = {}
         self.workers = PodWorkers(self.sync, name=f"kubelet/{self.name}")
         self.status = status.StatusManager(client)
+        self.recorder = EventRecorder(client, component="kubelet", host=settings.node_name)
         self.probes = probes.ProbeManager(self)
         self.connections = connections
         self.connection = KubeletConnection(self)
@@ -301,43 +303,9 @@ class Kubelet:
     # -- events --------------------------------------------------------------------------------
 
     def event(self, pod: Obj, kind: str, reason: str, message: str, *, field_path: str = "") -> None:
-        """Record an Event about ``pod`` (fire and forget; failures are only logged)."""
-        if not self.settings.events:
-            return
-        metadata = pod["metadata"]
-        now = objects.timestamp()
-        involved: Obj = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "name": metadata["name"],
-            "namespace": metadata["namespace"],
-            "uid": metadata["uid"],
-        }
-        if field_path:
-            involved["fieldPath"] = field_path
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
-            "involvedObject": involved,
-            "reason": reason,
-            "message": message,
-            "type": kind,
-            "source": {"component": "kubelet", "host": self.name},
-            "reportingComponent": "kubelet",
-            "reportingInstance": self.name,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-
-        async def send() -> None:
-            try:
-                await self.client.create(interface.EVENTS, body, namespace=metadata["namespace"])
-            except StatusError as exc:
-                _log.debug("event %s for %s not recorded: %s", reason, metadata["name"], exc)
-
-        aiotasks.create_guarded_task(send(), name=f"kubelet/{self.name}/event", logger=_log)
+        """Record an Event about ``pod``; repeats fold into one Event with a count (never blocks)."""
+        if self.settings.events:
+            self.recorder.record(pod, kind, reason, message, field_path=field_path)
 
     def now(self) -> float:
         return time.monotonic()

@@ -204,3 +204,18 @@ async def test_restarted_kubelet_adopts_running_pods(
         assert len(await runtime.list_sandboxes("node-1")) == 1
     finally:
         await second.stop()
+
+
+async def test_repeated_events_are_aggregated(client: LocalClient, kubelet: Kubelet) -> None:
+    annotations = {"fake.kbox.io/exit-after": "50ms", "fake.kbox.io/exit-code": "1"}
+    await client.create(interface.PODS, pod("flaky", annotations=annotations), namespace="default")
+
+    async def counted() -> Obj | None:
+        events = await client.list(
+            interface.EVENTS, namespace="default", field_selector="involvedObject.name=flaky"
+        )
+        started = [e for e in events["items"] if e["reason"] == "Started"]
+        return started[0] if len(started) == 1 and started[0]["count"] >= 3 else None
+
+    event = await eventually(counted)
+    assert event["lastTimestamp"] >= event["firstTimestamp"]
