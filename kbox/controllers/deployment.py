@@ -46,9 +46,9 @@ import msgspec
 from kbox.api import selectors
 from kbox.client import cache
 from kbox.client import informer as informers
+from kbox.client.events import EventRecorder
 from kbox.client.interface import (
     DEPLOYMENTS,
-    EVENTS,
     MERGE_PATCH,
     PODS,
     REPLICASETS,
@@ -57,7 +57,6 @@ from kbox.client.interface import (
     StatusError,
 )
 from kbox.controllers import base
-from kbox.util import aiotasks
 
 _log = logging.getLogger(__name__)
 
@@ -102,6 +101,7 @@ class DeploymentController(base.Controller):
     ) -> None:
         super().__init__(factory, name=name, max_retries=max_retries, clock=clock)
         self.client = client or factory.client
+        self.recorder = EventRecorder(self.client, component="deployment-controller")
         self.events = events
         self.deployments = self.informer(DEPLOYMENTS)
         self.replicasets = self.informer(REPLICASETS, keys=self._keys_for_rs)
@@ -667,7 +667,7 @@ class DeploymentController(base.Controller):
 
     def _event(self, d: Obj, kind: str, reason: str, message: str) -> None:
         if self.events:
-            record_event(self.client, d, kind, reason, message)
+            self.recorder.record(d, kind, reason, message)
 
 
 # -- pure helpers ----------------------------------------------------------------------------------
@@ -967,40 +967,3 @@ def _diff(current: Obj, new: Obj) -> Obj:
     patch: Obj = {k: v for k, v in new.items() if current.get(k) != v}
     patch.update({k: None for k in current if k not in new})
     return patch
-
-
-def record_event(client: Client, obj: Obj, kind: str, reason: str, message: str) -> None:
-    """Record an Event about ``obj`` (fire and forget; failures are only logged)."""
-    metadata = obj["metadata"]
-    now = timestamp()
-    component = "deployment-controller"
-    body = {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
-        "involvedObject": {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "name": metadata["name"],
-            "namespace": metadata["namespace"],
-            "uid": metadata.get("uid", ""),
-            "resourceVersion": metadata.get("resourceVersion", ""),
-        },
-        "reason": reason,
-        "message": message,
-        "type": kind,
-        "source": {"component": component},
-        "reportingComponent": component,
-        "reportingInstance": "",
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    }
-
-    async def send() -> None:
-        try:
-            await client.create(EVENTS, body, namespace=metadata["namespace"])
-        except Exception as exc:  # best effort
-            _log.debug("event %s for %s not recorded: %r", reason, metadata["name"], exc)
-
-    aiotasks.create_guarded_task(send(), name=f"{component}/event", logger=_log)

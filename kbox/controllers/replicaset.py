@@ -40,9 +40,9 @@ from typing import Any
 from kbox.api import selectors
 from kbox.client import cache
 from kbox.client import informer as informers
-from kbox.client.interface import EVENTS, MERGE_PATCH, PODS, REPLICASETS, Client, Obj, StatusError
+from kbox.client.events import EventRecorder
+from kbox.client.interface import MERGE_PATCH, PODS, REPLICASETS, Client, Obj, StatusError
 from kbox.controllers import base
-from kbox.util import aiotasks
 
 _log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class ReplicaSetController(base.Controller):
     ) -> None:
         super().__init__(factory, name=name, max_retries=max_retries, clock=clock)
         self.client = client or factory.client
+        self.recorder = EventRecorder(self.client, component="replicaset-controller")
         self.burst_replicas = burst_replicas
         """At most this many pods are created or deleted by one sync."""
         self.events = events
@@ -386,7 +387,7 @@ class ReplicaSetController(base.Controller):
 
     def _event(self, rs: Obj, kind: str, reason: str, message: str) -> None:
         if self.events:
-            record_event(self.client, rs, kind, reason, message, component="replicaset-controller")
+            self.recorder.record(rs, kind, reason, message)
 
 
 class _ManageError(Exception):
@@ -574,39 +575,3 @@ def status_patch(current: Obj, new: Obj) -> Obj:
         if key not in new:
             patch[key] = None
     return patch
-
-
-def record_event(client: Client, obj: Obj, kind: str, reason: str, message: str, *, component: str) -> None:
-    """Record an Event about ``obj`` (fire and forget; failures are only logged)."""
-    metadata = obj["metadata"]
-    now = timestamp()
-    body = {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
-        "involvedObject": {
-            "apiVersion": obj.get("apiVersion", API_VERSION),
-            "kind": obj.get("kind", KIND),
-            "name": metadata["name"],
-            "namespace": metadata["namespace"],
-            "uid": metadata.get("uid", ""),
-            "resourceVersion": metadata.get("resourceVersion", ""),
-        },
-        "reason": reason,
-        "message": message,
-        "type": kind,
-        "source": {"component": component},
-        "reportingComponent": component,
-        "reportingInstance": "",
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    }
-
-    async def send() -> None:
-        try:
-            await client.create(EVENTS, body, namespace=metadata["namespace"])
-        except Exception as exc:  # an event is best effort, never a reason to fail
-            _log.debug("event %s for %s not recorded: %r", reason, metadata["name"], exc)
-
-    aiotasks.create_guarded_task(send(), name=f"{component}/event", logger=_log)
