@@ -6,6 +6,7 @@ derives what to do from it, so a crash or a restart anywhere converges.
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from kbox.api import quantity
 from kbox.api.errors import StatusError
 from kbox.client import interface
-from kbox.kubelet import status
+from kbox.kubelet import status, volumes
 from kbox.kubelet.runtime import interface as rt
 from kbox.kubelet.runtime.interface import (
     ContainerConfig,
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from kbox.kubelet.kubelet import Kubelet, PodState
 
 Obj = dict[str, Any]
+_log = logging.getLogger(__name__)
+_SECRETS = interface.Resource("", "v1", "secrets")
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
 
 
@@ -39,6 +42,7 @@ async def sync_pod(kubelet: Kubelet, pod: Obj, state: PodState) -> float | None:
             await runtime.remove_sandbox(state.sandbox.id)
             state.current.clear()
         state.sandbox = await runtime.run_sandbox(_sandbox_config(kubelet, pod))
+    refreshing = await _refresh_volumes(kubelet, pod)
     listed = await runtime.list_containers(state.sandbox.id)
     state.fingerprint = tuple(sorted((c.name, c.id, c.state) for c in listed))
     for container in listed:
@@ -80,6 +84,8 @@ async def sync_pod(kubelet: Kubelet, pod: Obj, state: PodState) -> float | None:
 
     kubelet.probes.sync(pod, state)
     _report(kubelet, pod, state)
+    if refreshing and any(c.state == "running" for c in state.current.values()):
+        wake.append(volumes.REFRESH_INTERVAL)  # re-read mounted ConfigMaps/Secrets while it runs
     return min(wake) if wake else None
 
 
@@ -264,7 +270,7 @@ async def container_config(
         args=tuple(_expand(a, values) for a in container.get("args") or ()),
         env=tuple(env),
         working_dir=container.get("workingDir", ""),
-        mounts=tuple(_mounts(kubelet, pod, container)),
+        mounts=tuple(await _mounts(kubelet, pod, container)),
         memory_limit=int(quantity.parse(limits["memory"])) if "memory" in limits else 0,
         cpu_limit=float(quantity.parse(limits["cpu"])) if "cpu" in limits else 0.0,
         cpu_request=float(quantity.parse(requests["cpu"])) if "cpu" in requests else 0.0,
@@ -376,29 +382,99 @@ def _expand(text: str, values: dict[str, str]) -> str:
     return _VAR.sub(replace, text)
 
 
-def _mounts(kubelet: Kubelet, pod: Obj, container: Obj) -> list[Mount]:
-    """Bind mounts for emptyDir (a folder per pod under the kubelet's state) and hostPath volumes."""
-    volumes = {v.get("name"): v for v in (pod.get("spec") or {}).get("volumes") or []}
+async def _mounts(kubelet: Kubelet, pod: Obj, container: Obj) -> list[Mount]:
+    """Bind mounts of the container's volumes: emptyDir (a folder per pod under the kubelet's state,
+    also for ``medium: Memory``), hostPath, and configMap, secret, downwardAPI and projected volumes
+    written by :mod:`kbox.kubelet.volumes` (always read-only, as in Kubernetes)."""
+    by_name = {v.get("name"): v for v in (pod.get("spec") or {}).get("volumes") or []}
+    uid = pod["metadata"]["uid"]
     mounts: list[Mount] = []
     for mount in container.get("volumeMounts") or []:
-        volume = volumes.get(mount.get("name"))
+        volume = by_name.get(mount.get("name"))
         if volume is None:
             continue
+        read_only = bool(mount.get("readOnly"))
         if "emptyDir" in volume:
-            path = kubelet.settings.state_dir / "pods" / pod["metadata"]["uid"] / "volumes" / volume["name"]
-            path.mkdir(parents=True, exist_ok=True)
-            path.chmod(0o777)
-            source = str(path)
+            source = str(volumes.empty_dir(kubelet.settings.state_dir, uid, volume["name"]))
         elif "hostPath" in volume:
-            source = volume["hostPath"].get("path", "")
-            if volume["hostPath"].get("type") in ("DirectoryOrCreate",):
-                Path(source).mkdir(parents=True, exist_ok=True)
+            source = str(volumes.host_path(volume["hostPath"] or {}))
+        elif any(kind in volume for kind in volumes.API_VOLUMES):
+            path = volumes.volume_dir(kubelet.settings.state_dir, uid, volume["name"])
+            payload = await _volume_payload(kubelet, pod, volume)
+            try:
+                volumes.write(path, payload)
+            except (OSError, ValueError) as exc:
+                raise volumes.config_error(volume["name"], str(exc)) from None
+            source = str(path)
+            read_only = True
         else:
             continue
         if mount.get("subPath"):
             source = str(Path(source) / mount["subPath"])
-        mounts.append(Mount(source, mount.get("mountPath", ""), bool(mount.get("readOnly"))))
+        mounts.append(Mount(source, mount.get("mountPath", ""), read_only))
     return mounts
+
+
+async def _volume_payload(kubelet: Kubelet, pod: Obj, volume: Obj) -> volumes.Payload:
+    """The files of a configMap, secret, downwardAPI or projected volume, read from the API now."""
+    name = volume["name"]
+    namespace = pod["metadata"]["namespace"]
+
+    async def fetch(resource: interface.Resource, object_name: str) -> Obj | None:
+        try:
+            return await kubelet.client.get(resource, object_name, namespace=namespace)
+        except StatusError as exc:
+            if exc.code == 404:
+                return None
+            raise volumes.config_error(name, str(exc)) from None
+
+    async def configmap(source: Obj, mode: int) -> volumes.Payload:
+        found = await fetch(interface.CONFIGMAPS, source.get("name", ""))
+        return volumes.configmap_files(name, source, found, mode)
+
+    async def secret(source: Obj, mode: int) -> volumes.Payload:
+        found = await fetch(_SECRETS, source.get("secretName") or source.get("name", ""))
+        return volumes.secret_files(name, source, found, mode)
+
+    default = volumes.DEFAULT_MODE
+    if "configMap" in volume:
+        return await configmap(volume["configMap"] or {}, default)
+    if "secret" in volume:
+        return await secret(volume["secret"] or {}, default)
+    if "downwardAPI" in volume:
+        return volumes.downward_files(name, volume["downwardAPI"] or {}, pod, default)
+    projected = volume.get("projected") or {}
+    mode = int(projected.get("defaultMode", default)) & 0o777
+    payload: volumes.Payload = {}
+    for source in projected.get("sources") or []:
+        if "configMap" in source:
+            payload.update(await configmap(source["configMap"] or {}, mode))
+        elif "secret" in source:
+            payload.update(await secret(source["secret"] or {}, mode))
+        elif "downwardAPI" in source:
+            payload.update(volumes.downward_files(name, source["downwardAPI"] or {}, pod, mode))
+        # serviceAccountToken and clusterTrustBundle: skipped (kbox issues no bound tokens).
+    return payload
+
+
+async def _refresh_volumes(kubelet: Kubelet, pod: Obj) -> bool:
+    """Rewrite the pod's configMap, secret, downwardAPI and projected volumes that were set up and
+    whose content changed (atomic swap, so running containers see it without a restart). A lookup
+    that fails keeps the previous content. Returns whether the pod has such volumes."""
+    uid = pod["metadata"]["uid"]
+    found = False
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        if not any(kind in volume for kind in volumes.API_VOLUMES):
+            continue
+        found = True
+        path = volumes.volume_dir(kubelet.settings.state_dir, uid, volume.get("name", ""))
+        if not (path / volumes.DATA_LINK).is_symlink():
+            continue  # not set up yet: the container start does it (and reports errors)
+        try:
+            volumes.write(path, await _volume_payload(kubelet, pod, volume))
+        except (ContainerRuntimeError, OSError, ValueError) as exc:
+            _log.debug("refreshing volume %s of pod %s kept its content: %s", volume.get("name"), uid, exc)
+    return found
 
 
 def _field_path(pod: Obj, name: str) -> str:

@@ -10,7 +10,7 @@ out through the ``StatusManager``. On start it adopts the sandboxes its runtime 
 Liveness, readiness and startup probes run in ``probes.ProbeManager`` (one worker per container and
 probe kind); on the simulated runtime they pass (nothing runs there to probe).
 
-Not yet: volumes beyond emptyDir and hostPath, lifecycle hooks, resource-based eviction.
+Not yet: lifecycle hooks, resource-based eviction.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from kbox.api.nodeconnection import NodeConnections
 from kbox.client import interface
 from kbox.client.events import EventRecorder
 from kbox.client.interface import Client
-from kbox.kubelet import containers, node, probes, status
+from kbox.kubelet import containers, node, probes, status, volumes
 from kbox.kubelet.connection import KubeletConnection
 from kbox.kubelet.runtime import interface as rt
 from kbox.kubelet.runtime.interface import ContainerRuntimeError, ContainerStatus, Runtime, SandboxStatus
@@ -296,6 +296,7 @@ class Kubelet:
                 await self.runtime.remove_sandbox(state.sandbox.id)
             except ContainerRuntimeError as exc:
                 _log.warning("removing the sandbox of %s/%s failed: %s", state.namespace, state.name, exc)
+        volumes.remove_pod(self.settings.state_dir, state.uid)
         self.states.pop(state.uid, None)
         self.status.forget(state.uid)
         self.workers.forget(state.uid)
