@@ -198,10 +198,10 @@ async def main() -> str:
     return header + "\n".join(rows) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the store section of BENCHMARKS.md (or append it), keeping other sections."""
+def write_section(path: Path, section: str, heading: str = "## Store (") -> None:
+    """Replace the section starting with ``heading`` in BENCHMARKS.md (or append it), keeping the others."""
     text = path.read_text() if path.exists() else "# Benchmarks\n\nFigures from `make bench`.\n\n"
-    start = text.find("## Store (")
+    start = text.find(heading)
     if start >= 0:
         end = text.find("\n## ", start + 1)
         text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
