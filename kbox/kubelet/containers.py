@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from kbox.api import quantity
 from kbox.api.errors import StatusError
 from kbox.client import interface
-from kbox.kubelet import status, volumes
+from kbox.kubelet import hooks, status, volumes
 from kbox.kubelet.runtime import interface as rt
 from kbox.kubelet.runtime.interface import (
     ContainerConfig,
@@ -182,6 +182,15 @@ async def _start(kubelet: Kubelet, pod: Obj, state: PodState, container: Obj, *,
     kubelet.event(pod, "Normal", "Created", f"Created container {name}", field_path=field_path)
     await runtime.start_container(container_id)
     kubelet.event(pod, "Normal", "Started", f"Started container {name}", field_path=field_path)
+    post_start = hooks.handler(container, "postStart")
+    if post_start is not None:
+        grace = float((pod.get("spec") or {}).get("terminationGracePeriodSeconds") or 30)
+        result = await hooks.run(kubelet, state.uid, container, post_start, container_id, limit=grace)
+        if not result.success:
+            # As the kubelet does: the container is killed, and the restart policy decides what next.
+            message = f"PostStartHook failed: {result.message}"
+            kubelet.event(pod, "Warning", "FailedPostStartHook", message, field_path=field_path)
+            await runtime.stop_container(container_id, grace)
     if old is not None and old.id != container_id:
         state.previous[name] = old
         # Keep one terminated instance for `kubectl logs --previous`; older ones go.

@@ -10,7 +10,7 @@ out through the ``StatusManager``. On start it adopts the sandboxes its runtime 
 Liveness, readiness and startup probes run in ``probes.ProbeManager`` (one worker per container and
 probe kind); on the simulated runtime they pass (nothing runs there to probe).
 
-Not yet: lifecycle hooks, resource-based eviction.
+Not yet: resource-based eviction.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from kbox.api.nodeconnection import NodeConnections
 from kbox.client import interface
 from kbox.client.events import EventRecorder
 from kbox.client.interface import Client
-from kbox.kubelet import containers, node, probes, status, volumes
+from kbox.kubelet import containers, hooks, node, probes, status, volumes
 from kbox.kubelet.connection import KubeletConnection
 from kbox.kubelet.runtime import interface as rt
 from kbox.kubelet.runtime.interface import ContainerRuntimeError, ContainerStatus, Runtime, SandboxStatus
@@ -269,7 +269,7 @@ class Kubelet:
         metadata = pod["metadata"]
         if state is not None:
             grace = float(metadata.get("deletionGracePeriodSeconds") or 0)
-            await self._teardown(state, grace=grace)
+            await self._teardown(state, grace=grace, pod=pod)
             self.event(pod, "Normal", "Killing", "Stopping pod")
         try:
             await self.client.delete(
@@ -284,13 +284,26 @@ class Kubelet:
                 raise
         return
 
-    async def _teardown(self, state: PodState, *, grace: float) -> None:
-        """Stop every container (SIGTERM, then SIGKILL after ``grace``), then remove the sandbox."""
+    async def _teardown(self, state: PodState, *, grace: float, pod: Obj | None = None) -> None:
+        """Stop every container (preStop hook, SIGTERM, then SIGKILL when ``grace`` runs out), then
+        remove the sandbox."""
         self.probes.forget(state.uid)
         running = [c for c in state.current.values() if c.state in ("created", "running")]
-        await asyncio.gather(
-            *(self.runtime.stop_container(c.id, grace) for c in running), return_exceptions=True
-        )
+        specs = {
+            c.get("name"): c
+            for kind in ("initContainers", "containers")
+            for c in ((pod or {}).get("spec") or {}).get(kind) or []
+        }
+
+        async def stop(container: ContainerStatus) -> None:
+            left = grace
+            if container.state == "running":
+                left = await hooks.pre_stop(
+                    self, pod, state.uid, specs.get(container.name), container.id, grace
+                )
+            await self.runtime.stop_container(container.id, left)
+
+        await asyncio.gather(*(stop(c) for c in running), return_exceptions=True)
         if state.sandbox is not None:
             try:
                 await self.runtime.remove_sandbox(state.sandbox.id)
