@@ -34,7 +34,6 @@ ReplicaSets as it finds them.
 from __future__ import annotations
 
 import copy
-import datetime
 import hashlib
 import logging
 import math
@@ -57,6 +56,7 @@ from kbox.client.interface import (
     StatusError,
 )
 from kbox.controllers import base
+from kbox.controllers.meta import controller_ref, epoch, timestamp
 
 _log = logging.getLogger(__name__)
 
@@ -648,7 +648,7 @@ class DeploymentController(base.Controller):
             or deployment_complete(d, status)
         ):
             return
-        updated = _parse_time(current.get("lastUpdateTime")) or time.time()
+        updated = epoch(current.get("lastUpdateTime")) or time.time()
         after = updated + d["spec"]["progressDeadlineSeconds"] - time.time()
         self.queue.add_after(cache.key_of(d), max(after, 0) + 1.0)
 
@@ -690,28 +690,7 @@ def rs_synced(rs: Obj) -> bool:
 
 
 def _creation_order(rs: Obj) -> tuple[float, str]:
-    return (_parse_time(rs["metadata"].get("creationTimestamp")) or 0.0, rs["metadata"].get("name", ""))
-
-
-def _parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def timestamp() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def controller_ref(obj: Obj) -> Obj | None:
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            result: Obj = ref
-            return result
-    return None
+    return (epoch(rs["metadata"].get("creationTimestamp")) or 0.0, rs["metadata"].get("name", ""))
 
 
 def owner_reference(d: Obj) -> Obj:
@@ -924,7 +903,7 @@ def timed_out(d: Obj, status: Obj) -> bool:
         return False
     if condition.get("reason") == TIMED_OUT:
         return True
-    updated = _parse_time(condition.get("lastUpdateTime"))
+    updated = epoch(condition.get("lastUpdateTime"))
     return updated is not None and updated + d["spec"]["progressDeadlineSeconds"] < time.time()
 
 

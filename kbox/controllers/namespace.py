@@ -32,7 +32,7 @@ from typing import Any
 from kbox.client import informer as informers
 from kbox.client.interface import MERGE_PATCH, NAMESPACES, PODS, Client, Obj, Resource, StatusError
 from kbox.controllers import base
-from kbox.controllers.replicaset import timestamp
+from kbox.controllers.meta import timestamp
 
 _log = logging.getLogger(__name__)
 

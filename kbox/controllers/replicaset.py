@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import datetime
 import logging
 import time
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import MERGE_PATCH, PODS, REPLICASETS, Client, Obj, StatusError
 from kbox.controllers import base
+from kbox.controllers.meta import controller_ref, epoch, timestamp
 
 _log = logging.getLogger(__name__)
 
@@ -470,15 +470,6 @@ def _revision_text(text: str) -> int:
 # -- pods --------------------------------------------------------------------------------------
 
 
-def controller_ref(obj: Obj) -> Obj | None:
-    """The owner reference with ``controller: true``, if any."""
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            result: Obj = ref
-            return result
-    return None
-
-
 def owner_reference(rs: Obj) -> Obj:
     metadata = rs["metadata"]
     return {
@@ -516,26 +507,13 @@ def pod_from_template(rs: Obj) -> Obj:
     }
 
 
-def parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def timestamp() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def ready_since(pod: Obj) -> float | None:
     """When the pod's Ready condition became True (epoch seconds), or ``None`` if not ready."""
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
             if condition.get("status") != "True":
                 return None
-            since = parse_time(condition.get("lastTransitionTime"))
+            since = epoch(condition.get("lastTransitionTime"))
             return since if since is not None else 0.0
     return None
 
@@ -550,7 +528,7 @@ def deletion_rank(pod: Obj) -> tuple[Any, ...]:
     phase = _PHASE_RANK.get(status.get("phase", "Pending"), 0)
     since = ready_since(pod)
     restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
-    created = parse_time(pod["metadata"].get("creationTimestamp")) or 0.0
+    created = epoch(pod["metadata"].get("creationTimestamp")) or 0.0
     return (
         assigned,
         phase,

@@ -1,0 +1,31 @@
+"""Object-metadata helpers every controller needs: the controlling owner reference and timestamps."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from kbox.api.objects import timestamp
+
+Obj = dict[str, Any]
+
+__all__ = ["controller_ref", "epoch", "timestamp"]
+
+
+def controller_ref(obj: Obj) -> Obj | None:
+    """The owner reference with ``controller: true``, if any."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            result: Obj = ref
+            return result
+    return None
+
+
+def epoch(text: str | None) -> float | None:
+    """An RFC 3339 timestamp as epoch seconds (``None`` when missing or malformed)."""
+    if not text:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
