@@ -5,11 +5,11 @@ collector."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from kbox.client import interface
 from kbox.testing import Cluster
+from tests.support.wait import eventually
 
 Obj = dict[str, Any]
 
@@ -74,8 +74,4 @@ async def test_deployment_spreads_and_serves() -> None:
             left = await cluster.client.list(interface.PODS, namespace="default", label_selector="app=web")
             return not left["items"]
 
-        for _ in range(300):
-            if await no_pods():
-                break
-            await asyncio.sleep(0.05)
-        assert await no_pods()  # the garbage collector removed the ReplicaSet's pods
+        await eventually(no_pods, message="the garbage collector removes the ReplicaSet's pods")

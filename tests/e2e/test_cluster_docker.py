@@ -15,6 +15,7 @@ from kbox.client import interface
 from kbox.testing import Cluster
 from tests.e2e.conftest import BuiltImages
 from tests.support.apiserver import Kubectl
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.docker
 
@@ -73,8 +74,4 @@ async def test_deployment_on_docker_with_kubectl(docker_images: BuiltImages, tmp
             left = await cluster.client.list(interface.PODS, namespace="default", label_selector="app=web")
             return not left["items"]
 
-        for _ in range(200):
-            if await gone():
-                break
-            await asyncio.sleep(0.1)
-        assert await gone()
+        await eventually(gone, message="the Deployment's pods are gone")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from kbox.kubelet.kubelet import Kubelet, KubeletSettings
 from kbox.kubelet.runtime.docker import DockerRuntime
 from tests.e2e.conftest import BuiltImages
 from tests.support.apiserver import Served, served
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.docker
 Obj = dict[str, Any]
@@ -62,19 +63,6 @@ async def kubelet(server: Served, runtime: DockerRuntime, tmp_path: Path) -> Asy
     await k.start()
     yield k
     await k.stop()
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 def pod(name: str, image: str, containers: list[Obj], **spec: Any) -> Obj:

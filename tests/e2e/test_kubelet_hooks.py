@@ -5,8 +5,7 @@ volume that outlives the pod)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from kbox.api.errors import StatusError
 from kbox.client import interface
 from kbox.testing import Cluster
 from tests.e2e.conftest import BuiltImages
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.docker
 Obj = dict[str, Any]
@@ -25,19 +25,6 @@ Obj = dict[str, Any]
 async def cluster(docker_images: BuiltImages) -> AsyncIterator[Any]:
     async with Cluster(runtime="docker", nodes=1) as c:
         yield c
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 def pod(name: str, image: str, lifecycle: Obj, **extra: Any) -> Obj:

@@ -18,6 +18,7 @@ import pytest
 from kbox.client import interface
 from kbox.client.local import LocalClient
 from tests.support.apiserver import Kubectl, Served, served
+from tests.support.wait import eventually
 
 POD = """
 apiVersion: v1
@@ -79,11 +80,12 @@ async def test_delete_waits_for_graceful_deletion(kubectl: Kubectl, kubelet: Loc
     await kubectl.ok("create", "-f", "-", stdin=POD % "p3")
     await kubelet.bind("p3", "node-1", namespace="default")
     deleting = asyncio.ensure_future(kubectl("delete", "pod", "p3", "--timeout=20s", timeout=30))
-    for _ in range(100):
+
+    async def terminating() -> bool:
         pod = await kubelet.get(interface.PODS, "p3", namespace="default")
-        if pod["metadata"].get("deletionTimestamp"):
-            break
-        await asyncio.sleep(0.05)
+        return bool(pod["metadata"].get("deletionTimestamp"))
+
+    await eventually(terminating, 5)
     assert not deleting.done()
     table = await kubectl.ok("get", "pod", "p3")
     assert "Terminating" in table

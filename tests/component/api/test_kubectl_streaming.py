@@ -28,6 +28,7 @@ from kbox.client import interface
 from kbox.client.local import LocalClient
 from tests.support.apiserver import Kubectl, Served, served
 from tests.support.hostnode import HostNodeConnection
+from tests.support.wait import eventually
 
 T = TypeVar("T")
 
@@ -195,11 +196,7 @@ async def test_a_client_going_away_ends_its_stream(
     assert log.readers == 1
     following.kill()
     await following.wait()
-    for _ in range(50):
-        if log.readers == 0:
-            break
-        await asyncio.sleep(0.1)
-    assert log.readers == 0
+    await eventually(lambda: log.readers == 0, 5, message="the log stream stops being read")
 
 
 # -- port-forward ------------------------------------------------------------------------------------

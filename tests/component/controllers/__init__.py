@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from kbox.kubelet.kubelet import Kubelet, KubeletSettings
 from kbox.kubelet.runtime.fake import FakeRuntime
 from kbox.util import aiotasks
 from tests.support.apiserver import Served, served
+from tests.support.wait import eventually as eventually  # re-exported for the controller tests
 
 Obj = dict[str, Any]
 
@@ -129,22 +130,6 @@ async def cluster(tmp_path: Path, *, nodes: int = 2) -> AsyncIterator[Cluster]:
             await aiotasks.stop([binder_task], title="test")
             for kubelet in kubelets:
                 await kubelet.stop()
-
-
-async def eventually(check: Callable[[], Any], *, timeout: float = 10.0, message: str = "") -> Any:
-    """Poll ``check`` (sync or async) until it returns a truthy value."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: Any = None
-    while True:
-        last = check()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s: {message or check}; last={last!r}")
-        await asyncio.sleep(0.02)
 
 
 def is_ready(pod: Obj) -> bool:

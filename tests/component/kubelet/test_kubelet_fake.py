@@ -6,7 +6,7 @@ and adoption of running pods by a restarted kubelet without restarts."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from kbox.client.local import LocalClient
 from kbox.kubelet.kubelet import Kubelet, KubeletSettings
 from kbox.kubelet.runtime.fake import FakeRuntime
 from tests.support.apiserver import Served, served
+from tests.support.wait import eventually
 
 Obj = dict[str, Any]
 
@@ -58,20 +59,6 @@ async def kubelet(
     await k.start()
     yield k
     await k.stop()
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll ``check`` (sync or async) until it returns a truthy value."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 def pod(name: str, **extra: Any) -> Obj:

@@ -8,8 +8,7 @@ schedulerName are left alone. Every wait is on a condition with a timeout.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from kbox.kubelet.kubelet import Kubelet, KubeletSettings
 from kbox.kubelet.runtime.fake import FakeRuntime
 from kbox.scheduler.scheduler import Scheduler
 from tests.support.apiserver import served
+from tests.support.wait import eventually
 
 Obj = dict[str, Any]
 TAINT = {"key": "dedicated", "value": "special", "effect": "NoSchedule"}
@@ -91,19 +91,6 @@ class Cluster:
         await eventually(event)
         assert not (await self.get(name))["spec"].get("nodeName")
         return str(message)
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

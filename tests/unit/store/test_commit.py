@@ -12,6 +12,7 @@ from kbox.config import StoreSettings
 from kbox.store import errors
 from kbox.store.interface import Event
 from kbox.store.sqlite import SqliteStore
+from tests.support.wait import eventually
 
 
 @pytest.fixture
@@ -60,10 +61,7 @@ async def test_cancelled_caller_still_commits(durable: SqliteStore) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for _ in range(100):
-        if durable.revision == 1:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: durable.revision == 1, 1)
     assert (await durable.get("/k/a")).value == b"1"  # type: ignore[union-attr]
 
 
