@@ -20,11 +20,16 @@ import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn
 
 import aiodocker
 import pytest
 
+from kbox.client.local import LocalClient
+from kbox.kubelet.kubelet import Kubelet, KubeletSettings
+from kbox.kubelet.runtime.docker import DockerRuntime
+from tests.support.apiserver import Served, served
 from tests.support.images import (
     TEST_LABELS,
     MissingBinaryError,
@@ -171,3 +176,45 @@ async def scratch(docker: aiodocker.Docker) -> AsyncIterator[Scratch]:
         yield s
     finally:
         await s.cleanup()
+
+
+# -- a live apiserver and a kubelet on a fresh Docker runtime (the kubelet tests share these) --------
+
+
+def kubelet_settings(tmp_path: Path) -> KubeletSettings:
+    """Timers short enough for tests: relist 0.2 s, back-off from 0.5 s."""
+    return KubeletSettings(
+        node_name="node-1",
+        cluster="e2e",
+        state_dir=tmp_path / "kubelet",
+        relist_interval=0.2,
+        backoff_base=0.5,
+    )
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Served]:
+    async with served(tmp_path) as s:
+        yield s
+
+
+@pytest.fixture
+async def runtime(docker_images: BuiltImages) -> AsyncIterator[DockerRuntime]:
+    """A Docker runtime under a cluster name of its own; everything it made is purged afterwards."""
+    docker_runtime = DockerRuntime(cluster=f"kbt-{uuid.uuid4().hex[:8]}")
+    yield docker_runtime
+    await docker_runtime.purge()
+    await docker_runtime.close()
+
+
+@pytest.fixture
+async def kubelet(server: Served, runtime: DockerRuntime, tmp_path: Path) -> AsyncIterator[Kubelet]:
+    k = Kubelet(
+        LocalClient(server.plane.catalog),
+        runtime,
+        kubelet_settings(tmp_path),
+        connections=server.plane.catalog.node_connections,
+    )
+    await k.start()
+    yield k
+    await k.stop()

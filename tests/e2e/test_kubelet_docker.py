@@ -7,8 +7,6 @@ them."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,51 +16,14 @@ from kbox.api.errors import StatusError
 from kbox.api.nodeconnection import LogOptions
 from kbox.client import interface
 from kbox.client.local import LocalClient
-from kbox.kubelet.kubelet import Kubelet, KubeletSettings
+from kbox.kubelet.kubelet import Kubelet
 from kbox.kubelet.runtime.docker import DockerRuntime
-from tests.e2e.conftest import BuiltImages
-from tests.support.apiserver import Served, served
+from tests.e2e.conftest import BuiltImages, kubelet_settings
+from tests.support.apiserver import Served
 from tests.support.wait import eventually
 
 pytestmark = pytest.mark.docker
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Served]:
-    async with served(tmp_path) as s:
-        yield s
-
-
-@pytest.fixture
-async def runtime(docker_images: BuiltImages) -> AsyncIterator[DockerRuntime]:
-    docker_runtime = DockerRuntime(cluster=f"kbt-{uuid.uuid4().hex[:8]}")
-    yield docker_runtime
-    await docker_runtime.purge()
-    await docker_runtime.close()
-
-
-def settings(tmp_path: Path) -> KubeletSettings:
-    return KubeletSettings(
-        node_name="node-1",
-        cluster="e2e",
-        state_dir=tmp_path / "kubelet",
-        relist_interval=0.2,
-        backoff_base=0.5,
-    )
-
-
-@pytest.fixture
-async def kubelet(server: Served, runtime: DockerRuntime, tmp_path: Path) -> AsyncIterator[Kubelet]:
-    k = Kubelet(
-        LocalClient(server.plane.catalog),
-        runtime,
-        settings(tmp_path),
-        connections=server.plane.catalog.node_connections,
-    )
-    await k.start()
-    yield k
-    await k.stop()
 
 
 def pod(name: str, image: str, containers: list[Obj], **spec: Any) -> Obj:
@@ -177,7 +138,7 @@ async def test_delete_removes_containers_and_adoption_keeps_them(
 ) -> None:
     client = LocalClient(server.plane.catalog)
     connections = server.plane.catalog.node_connections
-    first = Kubelet(client, runtime, settings(tmp_path), connections=connections)
+    first = Kubelet(client, runtime, kubelet_settings(tmp_path), connections=connections)
     await first.start()
     await client.create(
         interface.PODS,
@@ -191,7 +152,7 @@ async def test_delete_removes_containers_and_adoption_keeps_them(
 
     before = await eventually(container_id)
     await first.stop()
-    second = Kubelet(client, runtime, settings(tmp_path), connections=connections)
+    second = Kubelet(client, runtime, kubelet_settings(tmp_path), connections=connections)
     await second.start()
     try:
         await asyncio.sleep(1.0)

@@ -7,57 +7,19 @@ stops its probe workers."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kbox.client import interface
 from kbox.client.local import LocalClient
-from kbox.kubelet.kubelet import Kubelet, KubeletSettings
-from kbox.kubelet.runtime.docker import DockerRuntime
+from kbox.kubelet.kubelet import Kubelet
 from tests.e2e.conftest import BuiltImages
-from tests.support.apiserver import Served, served
+from tests.support.apiserver import Served
 from tests.support.wait import eventually
 
 pytestmark = pytest.mark.docker
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Served]:
-    async with served(tmp_path) as s:
-        yield s
-
-
-@pytest.fixture
-async def runtime(docker_images: BuiltImages) -> AsyncIterator[DockerRuntime]:
-    docker_runtime = DockerRuntime(cluster=f"kbt-{uuid.uuid4().hex[:8]}")
-    yield docker_runtime
-    await docker_runtime.purge()
-    await docker_runtime.close()
-
-
-@pytest.fixture
-async def kubelet(server: Served, runtime: DockerRuntime, tmp_path: Path) -> AsyncIterator[Kubelet]:
-    settings = KubeletSettings(
-        node_name="node-1",
-        cluster="e2e",
-        state_dir=tmp_path / "kubelet",
-        relist_interval=0.2,
-        backoff_base=0.5,
-    )
-    k = Kubelet(
-        LocalClient(server.plane.catalog),
-        runtime,
-        settings,
-        connections=server.plane.catalog.node_connections,
-    )
-    await k.start()
-    yield k
-    await k.stop()
 
 
 @pytest.fixture
