@@ -23,36 +23,38 @@ warning, as kbox users often work offline.
 
 Every object carries the ``interface.LABEL_*`` labels; the node label comes from
 ``SandboxConfig.labels`` (the kubelet sets it) and app containers inherit the sandbox's labels plus
-``io.kbox.sandbox-id`` (Docker also shows an image's own labels among its containers' labels). Names
-follow dockershim: ``k8s_POD_<pod>_<ns>_<uid>_0`` and ``k8s_<container>_<pod>_<ns>_<uid>_<restart
-count>``. Every Docker failure surfaces as a :class:`ContainerRuntimeError`; an unreachable daemon has
-reason :data:`REASON_UNAVAILABLE`.
+``io.kbox.sandbox-id`` (Docker also shows an image's own labels among its containers' labels). Every
+Docker failure surfaces as a :class:`ContainerRuntimeError`; an unreachable daemon has reason
+:data:`REASON_UNAVAILABLE`.
+
+This module holds the calls; :mod:`.dockerspec` what they send and parse, :mod:`.dockernet` the
+cluster network, :mod:`.dockerstreams` logs, exec, attach and port-forward, :mod:`.dockererrors` the
+error mapping.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
-import os
-import re
-import signal
-import struct
-import time
-from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiodocker
 import aiohttp
 from aiodocker.containers import DockerContainer
-from aiodocker.execs import Exec
-from aiodocker.stream import Stream
 
 from kbox.api.nodeconnection import ExecSession, LogOptions
-from kbox.kubelet.runtime import interface, sandboximage
+from kbox.kubelet.runtime import dockererrors, dockernet, dockerspec, dockerstreams, interface, sandboximage
+from kbox.kubelet.runtime.dockererrors import REASON_UNAVAILABLE
+from kbox.kubelet.runtime.dockerspec import (
+    LABEL_SANDBOX_ID,
+    container_name,
+    is_latest,
+    label_filter,
+    sandbox_name,
+)
 from kbox.kubelet.runtime.interface import (
     ContainerConfig,
     ContainerRuntimeError,
@@ -66,42 +68,7 @@ from kbox.kubelet.runtime.interface import (
 
 _log = logging.getLogger(__name__)
 
-LABEL_SANDBOX_ID = "io.kbox.sandbox-id"  # on app containers: the sandbox whose namespaces they join
-REASON_UNAVAILABLE = "RuntimeUnavailable"
-
-# Kubernetes' defaults for container log rotation (containerLogMaxSize, containerLogMaxFiles); json-file
-# is forced so that logs can be read back whatever the daemon's default driver is.
-_LOG_CONFIG = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "5"}}
-_TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
-_POLL_MAX_S = 0.5
-
-
-def _epoch(text: str | None) -> float:
-    """An RFC 3339 time as Docker writes it (nanoseconds, ``Z``) → seconds since the epoch; 0 if unset."""
-    if not text or text.startswith("0001-01-01"):
-        return 0.0
-    m = _TIME_RE.match(text)
-    if m is None:
-        return 0.0
-    zone = "+00:00" if m[3] == "Z" else m[3]
-    return datetime.fromisoformat(m[1] + zone).timestamp() + (float("0." + m[2]) if m[2] else 0.0)
-
-
-def sandbox_name(pod: PodRef) -> str:
-    return f"k8s_POD_{pod.name}_{pod.namespace}_{pod.uid}_0"
-
-
-def container_name(pod: PodRef, name: str, attempt: int) -> str:
-    return f"k8s_{name}_{pod.name}_{pod.namespace}_{pod.uid}_{attempt}"
-
-
-def _label_filter(**labels: str) -> str:
-    return json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})
-
-
-def _is_latest(image: str) -> bool:
-    last = image.rsplit("/", 1)[-1]
-    return "@" not in last and (":" not in last or last.endswith(":latest"))
+__all__ = ["LABEL_SANDBOX_ID", "REASON_UNAVAILABLE", "DockerRuntime", "container_name", "sandbox_name"]
 
 
 class DockerRuntime(Runtime):
@@ -118,7 +85,7 @@ class DockerRuntime(Runtime):
         docker: aiodocker.Docker | None = None,
     ) -> None:
         self.cluster = cluster
-        self.network = network or f"kbox-{cluster}"
+        self.network = network or dockernet.default_name(cluster)
         self.sandbox_image = sandbox_image
         self._docker = docker
         self._owns_docker = docker is None
@@ -134,35 +101,11 @@ class DockerRuntime(Runtime):
                 # Only connecting is bounded: stops, pulls and log streams legitimately take long.
                 self._docker = aiodocker.Docker(timeout=aiohttp.ClientTimeout(connect=10, sock_connect=10))
             except Exception as e:  # aiodocker asserts, or raises ValueError, when it finds no endpoint
-                raise ContainerRuntimeError(
-                    f"Docker is not available: no Docker endpoint found ({e or type(e).__name__}); start "
-                    "Docker (scripts/ensure-docker.sh does) or set DOCKER_HOST",
-                    reason=REASON_UNAVAILABLE,
-                ) from e
+                raise dockererrors.no_endpoint(e) from e
         return self._docker
 
-    @contextlib.contextmanager
-    def _errors(self, what: str, *, reason: str = "RuntimeError") -> Iterator[None]:
-        """Turn aiodocker and connection errors raised inside into :class:`ContainerRuntimeError`."""
-        try:
-            yield
-        except ContainerRuntimeError:
-            raise
-        except aiodocker.DockerError as e:
-            if e.status == 900:  # aiodocker's code for "cannot connect"
-                raise ContainerRuntimeError(
-                    f"{what}: Docker is not available ({e.message}); start Docker "
-                    "(scripts/ensure-docker.sh does) or set DOCKER_HOST",
-                    reason=REASON_UNAVAILABLE,
-                ) from e
-            raise ContainerRuntimeError(
-                f"{what}: {e.message}", reason="NotFound" if e.status == 404 else reason
-            ) from e
-        except (aiohttp.ClientError, OSError) as e:  # also TimeoutError
-            raise ContainerRuntimeError(
-                f"{what}: the connection to Docker failed ({e or type(e).__name__})",
-                reason=REASON_UNAVAILABLE,
-            ) from e
+    def _errors(self, what: str, *, reason: str = "RuntimeError") -> contextlib.AbstractContextManager[None]:
+        return dockererrors.translated(what, reason=reason)
 
     async def close(self) -> None:
         if self._docker is not None and self._owns_docker:
@@ -178,25 +121,7 @@ class DockerRuntime(Runtime):
         async with self._setup_lock:
             if "network" in self._ready:
                 return
-            docker = self._client()
-            with self._errors(f"creating Docker network {self.network}"):
-                try:
-                    await docker.networks.get(self.network)
-                except aiodocker.DockerError as e:
-                    if e.status != 404:
-                        raise
-                    config = {
-                        "Name": self.network,
-                        "Driver": "bridge",
-                        "CheckDuplicate": True,
-                        "Labels": {interface.LABEL_CLUSTER: self.cluster},
-                    }
-                    try:
-                        await docker.networks.create(config)
-                        _log.info("created Docker network %s for cluster %s", self.network, self.cluster)
-                    except aiodocker.DockerError as e2:
-                        if e2.status != 409:  # another runtime of this cluster was quicker
-                            raise
+            await dockernet.ensure(self._client(), network=self.network, cluster=self.cluster)
             self._ready.add("network")
 
     async def _ensure_sandbox_image(self) -> None:
@@ -212,33 +137,9 @@ class DockerRuntime(Runtime):
     async def run_sandbox(self, config: SandboxConfig) -> SandboxStatus:
         docker = self._client()
         pod = config.pod
-        labels = {
-            **config.labels,
-            interface.LABEL_CLUSTER: self.cluster,
-            interface.LABEL_NAMESPACE: pod.namespace,
-            interface.LABEL_POD_NAME: pod.name,
-            interface.LABEL_POD_UID: pod.uid,
-            interface.LABEL_CONTAINER_NAME: "POD",
-            interface.LABEL_RESTART_COUNT: "0",
-            interface.LABEL_KIND: "sandbox",
-        }
-        host_config: dict[str, Any] = {
-            "NetworkMode": "host" if config.host_network else self.network,
-            "IpcMode": "shareable",  # app containers join it
-            "LogConfig": _LOG_CONFIG,
-        }
-        if config.dns_servers:
-            host_config["Dns"] = list(config.dns_servers)
-        if config.dns_searches:
-            host_config["DnsSearch"] = list(config.dns_searches)
-        if config.dns_options:
-            host_config["DnsOptions"] = list(config.dns_options)
-        body: dict[str, Any] = {
-            "Image": self.sandbox_image,
-            "Hostname": config.hostname,
-            "Labels": labels,
-            "HostConfig": host_config,
-        }
+        body = dockerspec.sandbox_body(
+            config, cluster=self.cluster, network=self.network, image=self.sandbox_image
+        )
         name = sandbox_name(pod)
         what = f"creating the sandbox of pod {pod.namespace}/{pod.name}"
         container: DockerContainer | None = None
@@ -291,33 +192,13 @@ class DockerRuntime(Runtime):
         return None
 
     def _sandbox_status(self, info: dict[str, Any]) -> SandboxStatus:
-        """From a container inspection or a container list entry (they differ in a few fields)."""
-        labels = (info.get("Config") or {}).get("Labels") or info.get("Labels") or {}
-        networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
-        ip = (networks.get(self.network) or {}).get("IPAddress") or ""
-        if not ip:
-            ip = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), "")
-        state = info.get("State")
-        running = state.get("Running", False) if isinstance(state, dict) else state == "running"
-        created = info.get("Created")
-        return SandboxStatus(
-            id=info["Id"],
-            pod=PodRef(
-                labels.get(interface.LABEL_NAMESPACE, ""),
-                labels.get(interface.LABEL_POD_NAME, ""),
-                labels.get(interface.LABEL_POD_UID, ""),
-            ),
-            ready=bool(running),
-            ip=ip,
-            labels=dict(labels),
-            created_at=float(created) if isinstance(created, int | float) else _epoch(created),
-        )
+        return dockerspec.sandbox_status(info, network=self.network)
 
     async def _list(self, **labels: str) -> list[dict[str, Any]]:
         """Containers (any state) of this cluster carrying ``labels``, as Docker's list gives them."""
         with self._errors("listing containers"):
             found = await self._client().containers.list(
-                all=True, filters=_label_filter(**{interface.LABEL_CLUSTER: self.cluster}, **labels)
+                all=True, filters=label_filter(**{interface.LABEL_CLUSTER: self.cluster}, **labels)
             )
         return [c._container for c in found]
 
@@ -354,14 +235,7 @@ class DockerRuntime(Runtime):
         apps = [c["Id"] for c in found if (c.get("Labels") or {}).get(interface.LABEL_KIND) != "sandbox"]
         await asyncio.gather(*(self.remove_container(c) for c in apps))
         await asyncio.gather(*(self.remove_container(c["Id"]) for c in found if c["Id"] not in apps))
-        docker = self._client()
-        with self._errors(f"removing the networks of cluster {self.cluster}"):
-            networks = await docker.networks.list(
-                filters={"label": f"{interface.LABEL_CLUSTER}={self.cluster}"}
-            )
-            for net in networks:
-                with contextlib.suppress(aiodocker.DockerError):
-                    await (await docker.networks.get(net["Id"])).delete()
+        await dockernet.remove_all(self._client(), cluster=self.cluster)
         self._ready.discard("network")
 
     # -- images ------------------------------------------------------------------------------
@@ -395,7 +269,7 @@ class DockerRuntime(Runtime):
     async def ensure_image(self, image: str, pull_policy: str) -> str:
         if not image:
             raise ImageError("no image given", reason="InvalidImageName")
-        policy = pull_policy or ("Always" if _is_latest(image) else "IfNotPresent")
+        policy = pull_policy or ("Always" if is_latest(image) else "IfNotPresent")
         local = await self._local_image(image)
         if policy == "Never" or (policy == "IfNotPresent" and local is not None):
             if local is None:
@@ -429,54 +303,7 @@ class DockerRuntime(Runtime):
     # -- containers --------------------------------------------------------------------------
 
     async def create_container(self, sandbox: SandboxStatus, config: ContainerConfig) -> str:
-        # The pod's labels come from the sandbox; not its own ones, nor those Docker copied from its image.
-        own = {interface.LABEL_KIND, interface.LABEL_CONTAINER_NAME, interface.LABEL_RESTART_COUNT}
-        own.update(sandboximage.IMAGE_LABELS)
-        labels = {
-            **config.labels,
-            **{k: v for k, v in sandbox.labels.items() if k not in own},
-            interface.LABEL_CLUSTER: self.cluster,
-            interface.LABEL_CONTAINER_NAME: config.name,
-            interface.LABEL_RESTART_COUNT: str(config.restart_count),
-            interface.LABEL_KIND: "container",
-            LABEL_SANDBOX_ID: sandbox.id,
-        }
-        host: dict[str, Any] = {
-            "NetworkMode": f"container:{sandbox.id}",
-            "IpcMode": f"container:{sandbox.id}",
-            "LogConfig": _LOG_CONFIG,
-            "Binds": [
-                f"{m.host_path}:{m.container_path}{':ro' if m.read_only else ''}" for m in config.mounts
-            ],
-            "Privileged": config.privileged,
-            "ReadonlyRootfs": config.read_only_root,
-            "CapAdd": list(config.cap_add) or None,
-            "CapDrop": list(config.cap_drop) or None,
-        }
-        if config.memory_limit:
-            host["Memory"] = host["MemorySwap"] = config.memory_limit  # no swap, as in Kubernetes
-        if config.cpu_limit:
-            host["NanoCpus"] = round(config.cpu_limit * 1e9)
-        if config.cpu_request:
-            host["CpuShares"] = max(2, int(config.cpu_request * 1024))  # Kubernetes' milli-CPU → shares
-        body: dict[str, Any] = {
-            "Image": config.image,
-            "Labels": labels,
-            "Env": [f"{k}={v}" for k, v in config.env],
-            "OpenStdin": config.stdin,
-            "StdinOnce": config.stdin_once,
-            "Tty": config.tty,
-            "HostConfig": host,
-        }
-        if config.command:  # a given entrypoint also drops the image's Cmd, as Kubernetes wants
-            body["Entrypoint"] = list(config.command)
-        if config.args:
-            body["Cmd"] = list(config.args)
-        if config.working_dir:
-            body["WorkingDir"] = config.working_dir
-        if config.run_as_user is not None or config.run_as_group is not None:
-            user = "" if config.run_as_user is None else str(config.run_as_user)
-            body["User"] = user if config.run_as_group is None else f"{user}:{config.run_as_group}"
+        body = dockerspec.container_body(sandbox, config, cluster=self.cluster)
         name = container_name(sandbox.pod, config.name, config.restart_count)
         what = f"creating container {config.name} of pod {sandbox.pod.namespace}/{sandbox.pod.name}"
         docker = self._client()
@@ -535,47 +362,7 @@ class DockerRuntime(Runtime):
     async def container_status(self, container_id: str) -> ContainerStatus:
         with self._errors(f"inspecting container {container_id[:12]}"):
             info = await self._client().containers.container(container_id).show()
-        config, state = info["Config"], info["State"]
-        labels = config.get("Labels") or {}
-        docker_state, code, error = (
-            state.get("Status", ""),
-            int(state.get("ExitCode") or 0),
-            state.get("Error", ""),
-        )
-        reason = ""
-        if docker_state == "created" and error:  # the start failed: Docker keeps it "created"
-            status, reason = "exited", "ContainerCannotRun"
-        elif docker_state in ("running", "paused", "restarting"):
-            status = "running"
-        elif docker_state in ("exited", "dead", "removing"):
-            status = "exited"
-            reason = "OOMKilled" if state.get("OOMKilled") else "Completed" if code == 0 else "Error"
-        elif docker_state == "created":
-            status = "created"
-        else:
-            status = "unknown"
-        started, finished = _epoch(state.get("StartedAt")), _epoch(state.get("FinishedAt"))
-        if finished and started > finished:  # Docker stamps the start late when the process exits at once
-            started = finished
-        sandbox_id = labels.get(LABEL_SANDBOX_ID) or info["HostConfig"].get("NetworkMode", "").removeprefix(
-            "container:"
-        )
-        return ContainerStatus(
-            id=info["Id"],
-            name=labels.get(interface.LABEL_CONTAINER_NAME) or info.get("Name", "").lstrip("/"),
-            sandbox_id=sandbox_id,
-            state=status,
-            image=config.get("Image", ""),
-            image_id=await self._image_ref(info["Image"]),
-            exit_code=code if status == "exited" else 0,
-            reason=reason,
-            message=error,
-            created_at=_epoch(info.get("Created")),
-            started_at=started,
-            finished_at=finished,
-            restart_count=int(labels.get(interface.LABEL_RESTART_COUNT) or 0),
-            labels=dict(labels),
-        )
+        return dockerspec.container_status(info, image_id=await self._image_ref(info["Image"]))
 
     async def list_containers(self, sandbox_id: str) -> list[ContainerStatus]:
         async def status(container_id: str) -> ContainerStatus | None:
@@ -589,232 +376,18 @@ class DockerRuntime(Runtime):
         found = await asyncio.gather(*(status(c["Id"]) for c in await self._pod_containers(sandbox_id)))
         return sorted((s for s in found if s is not None), key=lambda s: s.created_at)
 
-    # -- streams -----------------------------------------------------------------------------
+    # -- streams (see dockerstreams) ---------------------------------------------------------
 
-    async def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
-        docker = self._client()
-        what = f"reading the logs of container {container_id[:12]}"
-        params: dict[str, Any] = {
-            "stdout": True,
-            "stderr": True,
-            "follow": options.follow,
-            "timestamps": options.timestamps,
-            "tail": "all" if options.tail_lines is None else str(max(0, options.tail_lines)),
-        }
-        since = 0.0
-        if options.since_seconds is not None:
-            since = time.time() - options.since_seconds
-        elif options.since_time:
-            since = _epoch(options.since_time)
-            if not since:
-                raise ContainerRuntimeError(f"sinceTime {options.since_time!r} is not an RFC 3339 time")
-        if since:
-            params["since"] = f"{since:.9f}"
-        left = options.limit_bytes if options.limit_bytes is not None else -1
-        with self._errors(what):
-            info = await docker.containers.container(container_id).show()
-            # aiodocker's log() decodes to text (dropping undecodable bytes); read the raw stream instead.
-            response = await docker._do_query(
-                f"containers/{container_id}/logs", method="GET", params=params, timeout=None
-            )
-        try:
-            with self._errors(what):
-                async for chunk in _demultiplex(response, tty=bool(info["Config"].get("Tty"))):
-                    if left >= 0:
-                        chunk = chunk[:left]
-                        left -= len(chunk)
-                    if chunk:
-                        yield chunk
-                    if left == 0:
-                        return
-        finally:
-            response.close()
+    def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+        return dockerstreams.logs(self._client(), container_id, options)
 
     async def exec(self, container_id: str, command: list[str], *, stdin: bool, tty: bool) -> ExecSession:
-        with self._errors(f"exec in container {container_id[:12]}"):
-            container = self._client().containers.container(container_id)
-            ex = await container.exec(command, stdout=True, stderr=True, stdin=stdin, tty=tty)
-            session = _ExecSession(self, container_id, ex, ex.start(detach=False))
-            await session.open()
-        return session
+        return await dockerstreams.exec_in(self._client(), container_id, command, stdin=stdin, tty=tty)
 
     async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> ExecSession:
-        with self._errors(f"attaching to container {container_id[:12]}"):
-            container = self._client().containers.container(container_id)
-            session = _AttachSession(self, container, container.attach(stdin=stdin, stdout=True, stderr=True))
-            await session.open()
-        return session
+        return await dockerstreams.attach(self._client(), container_id, stdin=stdin, tty=tty)
 
     async def port_forward(
         self, sandbox: SandboxStatus, port: int
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        host = sandbox.ip or "127.0.0.1"  # a host-network pod listens on the host
-        try:
-            return await asyncio.wait_for(asyncio.open_connection(host, port), timeout=10)
-        except OSError as e:  # refused, unreachable, timed out
-            raise ContainerRuntimeError(
-                f"cannot connect to port {port} of pod {sandbox.pod.namespace}/{sandbox.pod.name} at "
-                f"{host}:{port}: {e.strerror or e or type(e).__name__}",
-                reason="PortForwardError",
-            ) from e
-
-
-async def _demultiplex(response: aiohttp.ClientResponse, *, tty: bool) -> AsyncIterator[bytes]:
-    """The payloads of Docker's stream framing (8-byte header: stream, 0, 0, 0, length); tty: raw."""
-    if tty:
-        async for chunk in response.content.iter_any():
-            yield chunk
-        return
-    while True:
-        try:
-            header = await response.content.readexactly(8)
-            _, length = struct.unpack(">BxxxL", header)
-            data = await response.content.readexactly(length) if length else b""
-        except asyncio.IncompleteReadError:
-            return
-        if data:
-            yield data
-
-
-def _pid_in_container(pid: int, container_id: str) -> str | None:
-    """The in-container pid of host process ``pid`` if it runs in the container ("" if unknown), else None."""
-    try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            if container_id not in f.read():
-                return None
-        with open(f"/proc/{pid}/status") as f:
-            return next((line.split()[-1] for line in f if line.startswith("NSpid:")), "")
-    except OSError:
-        return None
-
-
-class _StreamSession(ExecSession):
-    """An exec or attach over aiodocker's hijacked connection (stdout 1, stderr 2; a tty: all on 1)."""
-
-    def __init__(self, runtime: DockerRuntime, stream: Stream) -> None:
-        self._runtime = runtime
-        self._stream = stream
-        self._eof = asyncio.Event()
-        self._closed = False
-
-    async def open(self) -> None:
-        await self._stream.__aenter__()  # connects; the process starts now, read or not
-
-    async def write_stdin(self, data: bytes) -> None:
-        if self._closed:
-            raise ContainerRuntimeError("the session is closed")
-        with self._runtime._errors("writing to stdin"):
-            await self._stream.write_in(data)
-
-    async def close_stdin(self) -> None:
-        # Half-close: the process sees EOF on stdin while its output still arrives. aiodocker's
-        # Stream.close() would drop the whole connection, so reach for its transport.
-        response = self._stream._resp
-        transport = response.connection.transport if response and response.connection else None
-        if transport is not None and transport.can_write_eof():
-            transport.write_eof()
-
-    async def output(self) -> AsyncIterator[tuple[int, bytes]]:
-        while True:
-            try:
-                message = await self._stream.read_out()
-            except (aiohttp.ClientError, OSError):
-                message = None
-            if message is None:
-                self._eof.set()
-                return
-            yield (message.stream if message.stream in (1, 2) else 1), message.data
-
-    async def _pause(self, delay: float) -> None:
-        """Sleep ``delay``, waking early when the output ends (then the process has exited or is about to)."""
-        if self._eof.is_set():
-            await asyncio.sleep(delay)
-        else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._eof.wait(), delay)
-
-    async def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._eof.set()
-            await self._stream.close()
-
-
-class _ExecSession(_StreamSession):
-    def __init__(self, runtime: DockerRuntime, container_id: str, ex: Exec, stream: Stream) -> None:
-        super().__init__(runtime, stream)
-        self._container_id = container_id
-        self._exec = ex
-
-    async def resize(self, width: int, height: int) -> None:
-        with contextlib.suppress(aiodocker.DockerError):  # best effort: no tty, or already ended
-            await self._exec.resize(w=width, h=height)
-
-    async def wait(self) -> int:
-        delay = 0.01
-        while True:
-            with self._runtime._errors("inspecting an exec"):
-                info = await self._exec.inspect()
-            if not info.get("Running") and info.get("ExitCode") is not None:
-                return int(info["ExitCode"])
-            await self._pause(delay)
-            delay = min(delay * 2, _POLL_MAX_S)
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        await super().close()  # stdin EOF and, with a tty, a hangup: most commands end here
-        with contextlib.suppress(aiodocker.DockerError, aiohttp.ClientError, OSError):
-            async with asyncio.timeout(2):
-                while True:
-                    info = await self._exec.inspect()
-                    if not info.get("Running") and info.get("ExitCode") is not None:
-                        return
-                    if info.get("Pid"):  # 0 until Docker has spawned the process
-                        await self._kill(int(info["Pid"]))
-                        return
-                    await asyncio.sleep(0.02)
-
-    async def _kill(self, pid: int) -> None:
-        """Kill the exec'd process (Docker has no API for it), if ``pid`` provably is it on this host.
-
-        The pid is the daemon's view; it is ours only if /proc/<pid>/cgroup names the container (same
-        host and pid namespace). Without the right to signal it, ``kill`` runs inside the container.
-        """
-        nspid = await asyncio.to_thread(_pid_in_container, pid, self._container_id)
-        if nspid is None:
-            return
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except PermissionError:
-            if nspid:
-                container = self._runtime._client().containers.container(self._container_id)
-                killer = await container.exec(["kill", "-KILL", nspid], stdout=False, stderr=False)
-                await killer.start(detach=True)
-        except ProcessLookupError:
-            pass
-
-
-class _AttachSession(_StreamSession):
-    def __init__(self, runtime: DockerRuntime, container: DockerContainer, stream: Stream) -> None:
-        super().__init__(runtime, stream)
-        self._container = container
-
-    async def resize(self, width: int, height: int) -> None:
-        with contextlib.suppress(aiodocker.DockerError):
-            await self._container.resize(w=width, h=height)
-
-    async def wait(self) -> int:
-        """The exit code once the container's process ends; 0 if it keeps running after the attach ended."""
-        delay, settled = 0.01, 0.0
-        while True:
-            with self._runtime._errors("inspecting an attached container"):
-                state = (await self._container.show())["State"]
-            if not state.get("Running"):
-                return int(state.get("ExitCode") or 0)
-            if self._eof.is_set():
-                settled += delay
-                if settled > 1.0:
-                    return 0
-            await self._pause(delay)
-            delay = min(delay * 2, _POLL_MAX_S)
+        return await dockerstreams.port_forward(sandbox, port)
