@@ -14,6 +14,10 @@ from kbox import __version__
 from kbox.cli import lifecycle as lifecycle_commands
 from kbox.cli import serve as serve_commands
 from kbox.cli import store as store_commands
+from kbox.cli.kube import attach as attach_command
+from kbox.cli.kube import exec as exec_command
+from kbox.cli.kube import logs as logs_command
+from kbox.cli.kube import portforward as portforward_command
 from kbox.store import errors
 
 
@@ -27,6 +31,13 @@ cli.add_command(store_commands.store)
 cli.add_command(store_commands.demo)
 cli.add_command(serve_commands.serve)
 for _command in lifecycle_commands.COMMANDS:
+    cli.add_command(_command)
+for _command in (
+    logs_command.logs,
+    exec_command.exec_command,
+    attach_command.attach,
+    portforward_command.port_forward,
+):
     cli.add_command(_command)
 
 
