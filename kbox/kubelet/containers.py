@@ -27,6 +27,12 @@ from kbox.kubelet.runtime.interface import (
 if TYPE_CHECKING:
     from kbox.kubelet.kubelet import Kubelet, PodState
 
+
+def fingerprint(listed: list[rt.ContainerStatus]) -> tuple[tuple[str, str, bool], ...]:
+    """A pod's app containers as the relist compares them: by name, id and whether they run."""
+    return tuple(sorted((c.name, c.id, c.state == "running") for c in listed))
+
+
 Obj = dict[str, Any]
 _log = logging.getLogger(__name__)
 _SECRETS = interface.Resource("", "v1", "secrets")
@@ -44,7 +50,7 @@ async def sync_pod(kubelet: Kubelet, pod: Obj, state: PodState) -> float | None:
         state.sandbox = await runtime.run_sandbox(_sandbox_config(kubelet, pod))
     refreshing = await _refresh_volumes(kubelet, pod)
     listed = await runtime.list_containers(state.sandbox.id)
-    state.fingerprint = tuple(sorted((c.name, c.id, c.state) for c in listed))
+    state.fingerprint = fingerprint(listed)
     for container in listed:
         _track(state, container)
     policy = spec.get("restartPolicy", "Always")
@@ -141,6 +147,8 @@ async def _start_or_back_off(
             kubelet, pod, state, container, restart_count=state.restarts.get(name, 0) + (1 if restart else 0)
         )
     except ContainerRuntimeError as exc:
+        if exc.unavailable:
+            raise  # the runtime is down: not this container's failure (the kubelet pauses the pod)
         state.waiting[name] = (exc.reason, str(exc))
         kubelet.event(
             pod, "Warning", "Failed", f"Error: {exc.reason}: {exc}", field_path=_field_path(pod, name)

@@ -3,9 +3,14 @@
 It registers its Node, renews its Lease every ``lease_interval`` and rewrites Node status at least every
 ``node_status_interval``; it watches the pods bound to its node and, per pod (``PodWorkers``), makes the
 runtime match the spec: a sandbox, init containers in order, app containers restarted per the restart
-policy with exponential back-off, graceful termination on deletion and then the final delete. A relist
-loop polls the runtime (the kubelet's PLEG) and re-syncs pods whose containers changed. Pod status goes
-out through the ``StatusManager``. On start it adopts the sandboxes its runtime already has.
+policy with exponential back-off, graceful termination on deletion and then the final delete. Pod status
+goes out through the ``StatusManager``. On start it adopts the sandboxes its runtime already has.
+
+The relist (the kubelet's PLEG) lists the whole node once per ``relist_interval`` (one runtime call,
+never one per pod) and re-syncs the pods whose containers changed; a runtime that can tell that
+nothing changed on the node (the simulated one) makes a quiet node's relist free. When the runtime
+cannot be reached, :class:`~kbox.kubelet.health.RuntimeHealth` turns the node NotReady, pods pause,
+the relist probes with back-off, and on recovery every pod re-syncs (running containers are kept).
 
 Liveness, readiness and startup probes run in ``probes.ProbeManager`` (one worker per container and
 probe kind); on the simulated runtime they pass (nothing runs there to probe).
@@ -18,20 +23,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from kbox.api import objects
 from kbox.api.errors import StatusError
-from kbox.api.nodeconnection import NodeConnections
+from kbox.api.nodeconnection import MIRROR_ANNOTATION, NodeConnections
 from kbox.client import interface
 from kbox.client.events import EventRecorder
 from kbox.client.interface import Client
-from kbox.kubelet import containers, hooks, node, probes, status, volumes
+from kbox.kubelet import containers, health, hooks, node, probes, status, volumes
 from kbox.kubelet.connection import KubeletConnection
 from kbox.kubelet.runtime import interface as rt
-from kbox.kubelet.runtime.interface import ContainerRuntimeError, ContainerStatus, Runtime, SandboxStatus
+from kbox.kubelet.runtime.interface import (
+    ContainerBrief,
+    ContainerRuntimeError,
+    ContainerStatus,
+    Runtime,
+    SandboxStatus,
+)
 from kbox.kubelet.workers import PodWorkers
 from kbox.util import aiotasks
 
@@ -69,7 +80,13 @@ class PodState:
     backoff_delay: dict[str, float] = field(default_factory=dict)
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
     start_time: str | None = None
-    fingerprint: tuple[tuple[str, str, str], ...] = ()
+    fingerprint: tuple[tuple[str, str, bool], ...] = ()  # (name, id, running) of its containers
+
+
+def fingerprint(briefs: list[ContainerBrief]) -> tuple[tuple[str, str, bool], ...]:
+    """What the relist compares: a pod's app containers by name, id and whether they run (the same
+    shape as ``containers.fingerprint`` makes from a sync's full statuses)."""
+    return tuple(sorted((b.name, b.id, b.running) for b in briefs if not b.sandbox))
 
 
 class Kubelet:
@@ -95,14 +112,21 @@ class Kubelet:
         self.connection = KubeletConnection(self)
         self.address = settings.address or node.host_address()
         self.node_uid = ""
+        self.runtime_version = ""
+        self.health = health.RuntimeHealth(self.name, on_change=self._runtime_changed)
+        self._adopted = False
+        self._paused: set[str] = set()  # pods whose sync waits for the runtime to come back
+        self._relist_revision: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._node_writes: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Register the node, adopt what the runtime runs, and start the loops."""
         await self._register()
-        await self._adopt()
+        if self.health.ok:
+            await self._adopt_or_pause()
         self.status.start(f"kubelet/{self.name}")
         if self.connections is not None:
             self.connections.register(self.name, self.connection)
@@ -118,7 +142,7 @@ class Kubelet:
         """Stop heartbeating and syncing; containers keep running (a restarted kubelet adopts them)."""
         if self.connections is not None:
             self.connections.unregister(self.name, self.connection)
-        await aiotasks.stop(self._tasks, title=f"kubelet {self.name}")
+        await aiotasks.stop([*self._tasks, *self._node_writes], title=f"kubelet {self.name}")
         await self.probes.close()
         await self.workers.close()
         await self.probes.close()  # a sync cut short may have started workers meanwhile
@@ -127,14 +151,23 @@ class Kubelet:
     # -- node ----------------------------------------------------------------------------------
 
     async def _register(self) -> None:
-        version = await self.runtime.version()
+        try:
+            self.runtime_version = await self.runtime.version()
+        except ContainerRuntimeError as exc:
+            if not exc.unavailable:
+                raise
+            # Register anyway, NotReady: the relist notices when the runtime comes (back).
+            self.runtime_version = f"{self.runtime.name}://unknown"
+            self.health.failed(exc)
         desired = node.node_object(
             self.name,
             address=self.address,
-            runtime_version=version,
+            runtime_version=self.runtime_version,
             control_plane=self.settings.control_plane,
             state_dir=self.settings.state_dir,
         )
+        if not self.health.ok:
+            desired["status"]["conditions"] = node.conditions(ready=False, message=self.health.message)
         try:
             created = await self.client.create(interface.NODES, desired)
             self.node_uid = created["metadata"]["uid"]
@@ -151,9 +184,14 @@ class Kubelet:
         current = await self.client.get(interface.NODES, self.name)
         previous = (current.get("status") or {}).get("conditions")
         status_body = dict(fresh or current.get("status") or {})
-        status_body["conditions"] = node.conditions(
-            ready=True, message="kubelet is posting ready status", previous=previous
-        )
+        ready = self.health.ok
+        message = "kubelet is posting ready status" if ready else self.health.message
+        status_body["conditions"] = node.conditions(ready=ready, message=message, previous=previous)
+        if self.runtime_version and isinstance(status_body.get("nodeInfo"), dict):
+            status_body["nodeInfo"] = {
+                **status_body["nodeInfo"],
+                "containerRuntimeVersion": self.runtime_version,
+            }
         await self.client.patch(interface.NODES, self.name, {"status": status_body}, subresource="status")
 
     async def _lease_loop(self) -> None:
@@ -188,7 +226,8 @@ class Kubelet:
         selector = f"spec.nodeName={self.name}"
         while True:
             listing = await self.client.list(interface.PODS, field_selector=selector)
-            seen = {p["metadata"]["uid"]: p for p in listing["items"]}
+            # Mirror pods are the API's view of static pods (kbox's own control plane): not run here.
+            seen = {p["metadata"]["uid"]: p for p in listing["items"] if not is_mirror_pod(p)}
             for uid in set(self.pods) - set(seen):
                 self.pods.pop(uid, None)
                 self.workers.update(uid)
@@ -202,7 +241,7 @@ class Kubelet:
                 async for event in self.client.watch(
                     interface.PODS, field_selector=selector, resource_version=version, bookmarks=True
                 ):
-                    if event.type == "BOOKMARK":
+                    if event.type == "BOOKMARK" or is_mirror_pod(event.object):
                         continue
                     uid = event.object["metadata"]["uid"]
                     if event.type == "DELETED":
@@ -216,20 +255,94 @@ class Kubelet:
                 _log.info("pod watch of node %s expired; re-listing", self.name)
 
     async def _relist_loop(self) -> None:
-        """Poll the runtime for container state changes (exits, OOM kills) and re-sync those pods."""
+        """The PLEG: one listing of the node per period; while the runtime is down, probe with back-off."""
         while True:
-            await asyncio.sleep(self.settings.relist_interval)
-            for uid, state in list(self.states.items()):
-                if state.sandbox is None:
-                    continue
-                try:
-                    listed = await self.runtime.list_containers(state.sandbox.id)
-                except ContainerRuntimeError:
-                    self.workers.update(uid)
-                    continue
-                fingerprint = tuple(sorted((c.name, c.id, c.state) for c in listed))
-                if fingerprint != state.fingerprint:
-                    self.workers.update(uid)
+            ok = self.health.ok
+            await asyncio.sleep(self.settings.relist_interval if ok else self.health.retry_delay())
+            await self.relist()
+
+    async def relist(self) -> None:
+        """List every container of the node once and re-sync the pods whose containers changed."""
+        revision = self.runtime.node_revision(self.name)
+        if revision is not None and revision == self._relist_revision and self.health.ok:
+            return  # nothing changed on this node since the last relist
+        started = time.time()
+        try:
+            listed = await self.runtime.list_node(self.name)
+        except ContainerRuntimeError as exc:
+            if exc.unavailable:
+                self.health.failed(exc)
+            else:
+                _log.warning("relisting the containers of node %s failed: %s", self.name, exc)
+            return
+        self._relist_revision = revision
+        if not self.health.ok:
+            self.runtime_version = await self._version_or(self.runtime_version)
+            self.health.recovered()  # re-syncs every pod; the fingerprints below are refreshed by those syncs
+            return
+        by_pod: dict[str, list[ContainerBrief]] = {}
+        for brief in listed:
+            by_pod.setdefault(brief.pod_uid, []).append(brief)
+        for uid, state in self.states.items():
+            if state.sandbox is None:
+                continue
+            found = by_pod.get(uid, [])
+            changed = False
+            if state.sandbox.ready and state.sandbox.created_at < started - 1.0:
+                alive = any(b.sandbox and b.id == state.sandbox.id and b.running for b in found)
+                if not alive:  # the sandbox died or was removed: the sync makes a new one
+                    state.sandbox = replace(state.sandbox, ready=False)
+                    changed = True
+            seen = fingerprint(found)
+            if changed or seen != state.fingerprint:
+                state.fingerprint = seen
+                self.workers.update(uid)
+
+    async def _version_or(self, fallback: str) -> str:
+        try:
+            return await self.runtime.version()
+        except ContainerRuntimeError:
+            return fallback
+
+    def _runtime_changed(self) -> None:
+        """The runtime went down or came back: tell the apiserver at once, and re-sync on recovery."""
+        task = aiotasks.create_guarded_task(
+            self._runtime_changed_async(), name=f"kubelet/{self.name}/runtime-health", logger=_log
+        )
+        self._node_writes.add(task)
+        task.add_done_callback(self._node_writes.discard)
+
+    async def _runtime_changed_async(self) -> None:
+        if self.health.ok:
+            try:
+                await self._adopt_or_pause()
+            except ContainerRuntimeError as exc:
+                if not exc.unavailable:
+                    raise
+                self.health.failed(exc)
+                return
+            paused, self._paused = self._paused, set()
+            for uid in paused | set(self.pods) | set(self.states):
+                self.workers.update(uid)
+        if not self.node_uid:
+            return  # not registered yet: the registration writes the condition
+        try:
+            await self._write_node_status()
+        except StatusError as exc:
+            _log.warning("updating the status of node %s failed: %s", self.name, exc)
+
+    async def _adopt_or_pause(self) -> None:
+        """Adopt once, when the runtime first answers (at start, or when it comes up later)."""
+        if self._adopted:
+            return
+        try:
+            await self._adopt()
+        except ContainerRuntimeError as exc:
+            if not exc.unavailable:
+                raise
+            self.health.failed(exc)
+            return
+        self._adopted = True
 
     async def _adopt(self) -> None:
         """Take over the sandboxes and containers a previous kubelet of this node left running."""
@@ -247,7 +360,23 @@ class Kubelet:
             _log.info("kubelet %s adopted %d pods from its runtime", self.name, len(self.states))
 
     async def sync(self, uid: str) -> float | None:
-        """Make the runtime match one pod; returns seconds until it wants to run again, if any."""
+        """Make the runtime match one pod; returns seconds until it wants to run again, if any.
+
+        While the runtime is down the pod waits (paused), and a sync that finds it down on the way
+        pauses too: nothing is recorded against the pod; the recovery re-syncs it."""
+        if not self.health.ok or not self._adopted:
+            self._paused.add(uid)
+            return None
+        try:
+            return await self._sync(uid)
+        except ContainerRuntimeError as exc:
+            if not exc.unavailable:
+                raise
+            self.health.failed(exc)
+            self._paused.add(uid)
+            return None
+
+    async def _sync(self, uid: str) -> float | None:
         pod = self.pods.get(uid)
         state = self.states.get(uid)
         if pod is None:
@@ -303,11 +432,16 @@ class Kubelet:
                 )
             await self.runtime.stop_container(container.id, left)
 
-        await asyncio.gather(*(stop(c) for c in running), return_exceptions=True)
+        results = await asyncio.gather(*(stop(c) for c in running), return_exceptions=True)
+        for result in results:
+            if isinstance(result, ContainerRuntimeError) and result.unavailable:
+                raise result  # the runtime is down: the teardown runs again when it is back
         if state.sandbox is not None:
             try:
                 await self.runtime.remove_sandbox(state.sandbox.id)
             except ContainerRuntimeError as exc:
+                if exc.unavailable:
+                    raise
                 _log.warning("removing the sandbox of %s/%s failed: %s", state.namespace, state.name, exc)
         volumes.remove_pod(self.settings.state_dir, state.uid)
         self.states.pop(state.uid, None)
@@ -340,3 +474,9 @@ def _remember(state: PodState, container: ContainerStatus) -> None:
 
 
 __all__ = ["Kubelet", "KubeletSettings", "PodState", "rt"]
+
+
+def is_mirror_pod(pod: Obj) -> bool:
+    """A mirror pod (annotation ``kubernetes.io/config.mirror``) stands for a static pod the node runs
+    by other means; a kubelet never runs one from the API."""
+    return MIRROR_ANNOTATION in ((pod.get("metadata") or {}).get("annotations") or {})

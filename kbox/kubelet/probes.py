@@ -67,6 +67,7 @@ class _Worker:
 class ProbeResult:
     success: bool
     message: str = ""
+    unknown: bool = False  # the runtime could not be reached: neither success nor failure
 
 
 @dataclass
@@ -194,7 +195,13 @@ class ProbeManager:
             if kind != STARTUP and not self.started(uid, container, worker.container_id):
                 await asyncio.sleep(period)
                 continue
+            if not self.kubelet.health.ok:  # the runtime is down: no verdict on the container
+                await asyncio.sleep(period)
+                continue
             outcome = await self.probe(uid, container, probe, worker.container_id)
+            if outcome.unknown:
+                await asyncio.sleep(period)
+                continue
             if not outcome.success:
                 pod = self.kubelet.pods.get(uid)
                 if pod is not None:
@@ -240,6 +247,9 @@ class ProbeManager:
                 return ProbeResult(False, f'command "{command}" timed out')
             return ProbeResult(False, f"timeout after {timeout:g}s")
         except ContainerRuntimeError as exc:
+            if exc.unavailable:
+                self.kubelet.health.failed(exc)
+                return ProbeResult(False, str(exc), unknown=True)
             return ProbeResult(False, str(exc))
         except (OSError, aiohttp.ClientError, ValueError) as exc:
             return ProbeResult(False, _describe(exc))

@@ -56,6 +56,7 @@ from kbox.kubelet.runtime.dockerspec import (
     sandbox_name,
 )
 from kbox.kubelet.runtime.interface import (
+    ContainerBrief,
     ContainerConfig,
     ContainerRuntimeError,
     ContainerStatus,
@@ -228,6 +229,9 @@ class DockerRuntime(Runtime):
     async def list_sandboxes(self, node: str) -> list[SandboxStatus]:
         found = await self._list(**{interface.LABEL_NODE: node, interface.LABEL_KIND: "sandbox"})
         return [self._sandbox_status(c) for c in found]
+
+    async def list_node(self, node: str) -> list[ContainerBrief]:
+        return [dockerspec.brief(c) for c in await self._list(**{interface.LABEL_NODE: node})]
 
     async def purge(self) -> None:
         """Remove every container and network labelled with this cluster (``kbox delete``)."""

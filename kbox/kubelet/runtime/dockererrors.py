@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import aiodocker
 import aiohttp
 
-from kbox.kubelet.runtime.interface import ContainerRuntimeError
+from kbox.kubelet.runtime.interface import REASON_UNAVAILABLE, ContainerRuntimeError
 
-REASON_UNAVAILABLE = "RuntimeUnavailable"
+__all__ = ["REASON_UNAVAILABLE", "no_endpoint", "status_of", "translated", "unavailable"]
 _HINT = "start Docker (scripts/ensure-docker.sh does) or set DOCKER_HOST"
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from kbox.kubelet.runtime import interface, sandboximage
 from kbox.kubelet.runtime.interface import (
+    ContainerBrief,
     ContainerConfig,
     ContainerStatus,
     PodRef,
@@ -211,4 +212,18 @@ def container_status(info: dict[str, Any], *, image_id: str) -> ContainerStatus:
         finished_at=finished,
         restart_count=int(labels.get(interface.LABEL_RESTART_COUNT) or 0),
         labels=dict(labels),
+    )
+
+
+def brief(entry: dict[str, Any]) -> ContainerBrief:
+    """A container list entry (not an inspection: the list is one call for the whole node)."""
+    labels = entry.get("Labels") or {}
+    created = entry.get("Created")
+    return ContainerBrief(
+        id=entry["Id"],
+        pod_uid=labels.get(interface.LABEL_POD_UID, ""),
+        name=labels.get(interface.LABEL_CONTAINER_NAME, ""),
+        running=entry.get("State") in ("running", "paused", "restarting"),
+        sandbox=labels.get(interface.LABEL_KIND) == "sandbox",
+        created_at=float(created) if isinstance(created, int | float) else epoch(created),
     )

@@ -8,7 +8,8 @@ other pods run until deleted. Pod IPs come from ``pod_cidr``. Logs are synthetic
 attach and port-forward are refused with a clear error (there is no process to reach).
 
 No task per container: state changes are ``call_later`` callbacks, and a container's state is a small
-object in a dict.
+object in a dict. Sandboxes are indexed by node, and every change bumps its node's revision, so a
+kubelet's relist of a quiet node costs one dict lookup (:meth:`FakeRuntime.node_revision`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from kbox.api.nodeconnection import ExecSession, LogOptions
 from kbox.kubelet.runtime import interface
 from kbox.kubelet.runtime.interface import (
+    ContainerBrief,
     ContainerConfig,
     ContainerRuntimeError,
     ContainerStatus,
@@ -41,6 +43,10 @@ class _Sandbox:
     status: SandboxStatus
     config: SandboxConfig
     containers: list[str] = field(default_factory=list)
+
+    @property
+    def node(self) -> str:
+        return self.config.labels.get(interface.LABEL_NODE, "")
 
 
 @dataclass
@@ -74,6 +80,12 @@ class FakeRuntime(Runtime):
         self._ids = itertools.count(1)
         self._sandboxes: dict[str, _Sandbox] = {}
         self._containers: dict[str, _Container] = {}
+        self._by_node: dict[str, dict[str, _Sandbox]] = {}
+        self._revisions: dict[str, int] = {}
+
+    def _touch(self, sandbox: _Sandbox) -> None:
+        """Something in ``sandbox`` changed: its node's next relist must look."""
+        self._revisions[sandbox.node] = self._revisions.get(sandbox.node, 0) + 1
 
     async def version(self) -> str:
         return "fake://1.0.0"
@@ -94,7 +106,9 @@ class FakeRuntime(Runtime):
             interface.LABEL_KIND: "sandbox",
         }
         status = SandboxStatus(sandbox_id, config.pod, True, ip, labels, time.time())
-        self._sandboxes[sandbox_id] = _Sandbox(status, config)
+        box = self._sandboxes[sandbox_id] = _Sandbox(status, config)
+        self._by_node.setdefault(box.node, {})[sandbox_id] = box
+        self._touch(box)
         return status
 
     async def stop_sandbox(self, sandbox_id: str) -> None:
@@ -104,6 +118,7 @@ class FakeRuntime(Runtime):
         for container_id in sandbox.containers:
             await self.stop_container(container_id, 0)
         sandbox.status = replace(sandbox.status, ready=False)
+        self._touch(sandbox)
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
         sandbox = self._sandboxes.pop(sandbox_id, None)
@@ -111,6 +126,8 @@ class FakeRuntime(Runtime):
             return
         for container_id in list(sandbox.containers):
             await self.remove_container(container_id)
+        self._by_node.get(sandbox.node, {}).pop(sandbox_id, None)
+        self._touch(sandbox)
         if sandbox.status.ip:
             self._free.append(sandbox.status.ip)
 
@@ -120,6 +137,20 @@ class FakeRuntime(Runtime):
             for s in self._sandboxes.values()
             if s.status.labels.get(interface.LABEL_NODE, node) == node
         ]
+
+    async def list_node(self, node: str) -> list[ContainerBrief]:
+        found: list[ContainerBrief] = []
+        for box in self._by_node.get(node, {}).values():
+            status = box.status
+            uid = status.pod.uid
+            found.append(ContainerBrief(status.id, uid, "POD", status.ready, True, status.created_at))
+            for container_id in box.containers:
+                c = self._containers[container_id].status
+                found.append(ContainerBrief(c.id, uid, c.name, c.state == "running"))
+        return found
+
+    def node_revision(self, node: str) -> int | None:
+        return self._revisions.get(node, 0)
 
     # -- containers --------------------------------------------------------------------------
 
@@ -153,6 +184,7 @@ class FakeRuntime(Runtime):
         )
         self._containers[container_id] = _Container(status, config, box)
         box.containers.append(container_id)
+        self._touch(box)
         return container_id
 
     async def start_container(self, container_id: str) -> None:
@@ -173,6 +205,7 @@ class FakeRuntime(Runtime):
         container.status = replace(container.status, state="running", started_at=time.time())
         container.logs.append(f"fake container {container.config.name} started\n".encode())
         container.changed.set()
+        self._touch(container.sandbox)
         annotations = container.sandbox.config.annotations
         exit_after: float | None = None
         if ANNOTATION_EXIT_AFTER in annotations:
@@ -193,6 +226,7 @@ class FakeRuntime(Runtime):
         )
         container.logs.append(f"fake container {container.config.name} exited with code {code}\n".encode())
         container.changed.set()
+        self._touch(container.sandbox)
 
     async def stop_container(self, container_id: str, grace: float) -> None:
         container = self._containers.get(container_id)
@@ -207,6 +241,7 @@ class FakeRuntime(Runtime):
                 container.status, state="exited", exit_code=143, reason="Error", finished_at=time.time()
             )
             container.changed.set()
+            self._touch(container.sandbox)
 
     async def remove_container(self, container_id: str) -> None:
         container = self._containers.pop(container_id, None)
@@ -217,6 +252,7 @@ class FakeRuntime(Runtime):
         container.changed.set()
         if container_id in container.sandbox.containers:
             container.sandbox.containers.remove(container_id)
+        self._touch(container.sandbox)
 
     async def container_status(self, container_id: str) -> ContainerStatus:
         return self._get(container_id).status

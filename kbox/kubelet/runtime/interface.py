@@ -26,6 +26,10 @@ LABEL_CONTAINER_NAME = "io.kubernetes.container.name"
 LABEL_RESTART_COUNT = "io.kubernetes.container.restartCount"
 LABEL_KIND = "io.kbox.kind"  # "sandbox" or "container"
 
+# The reason of a ContainerRuntimeError whose cause is that the runtime itself cannot be reached (the
+# Docker daemon is down or its socket gone): a node problem, not a pod problem.
+REASON_UNAVAILABLE = "RuntimeUnavailable"
+
 
 class ContainerRuntimeError(Exception):
     """A runtime operation failed; ``reason`` is what the pod status shows (e.g. ErrImagePull)."""
@@ -33,6 +37,11 @@ class ContainerRuntimeError(Exception):
     def __init__(self, message: str, *, reason: str = "RuntimeError") -> None:
         super().__init__(message)
         self.reason = reason
+
+    @property
+    def unavailable(self) -> bool:
+        """The runtime itself is unreachable (see :data:`REASON_UNAVAILABLE`)."""
+        return self.reason == REASON_UNAVAILABLE
 
 
 class ImageError(ContainerRuntimeError):
@@ -119,6 +128,18 @@ class ContainerStatus:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ContainerBrief:
+    """One line of a node's relist: enough to notice that something changed in a pod, nothing more."""
+
+    id: str
+    pod_uid: str
+    name: str  # the container's name; "POD" for the sandbox
+    running: bool
+    sandbox: bool = False
+    created_at: float = 0.0
+
+
 class Runtime(abc.ABC):
     """A container runtime for one cluster (``cluster`` names it in every label it sets)."""
 
@@ -142,6 +163,18 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def list_sandboxes(self, node: str) -> list[SandboxStatus]:
         """Sandboxes of this cluster on ``node`` (for adoption after a restart)."""
+
+    # -- the relist ------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def list_node(self, node: str) -> list[ContainerBrief]:
+        """Every sandbox and container of this cluster on ``node``, in one cheap call: the kubelet's
+        relist runs it once per period for the whole node, never once per pod."""
+
+    def node_revision(self, node: str) -> int | None:
+        """A number that changes whenever anything on ``node`` changes, if the runtime knows one
+        (the simulated runtime does); then a relist that sees the same number skips the listing.
+        ``None``: unknown, always list."""
+        return None
 
     # -- containers --------------------------------------------------------------------------
     @abc.abstractmethod

@@ -126,7 +126,7 @@ async def test_job_pod_completes(client: LocalClient, kubelet: Kubelet) -> None:
     await client.create(interface.PODS, body, namespace="default")
 
     async def succeeded() -> bool:
-        return (await get_pod(client, "job-1")).get("status", {}).get("phase") == "Succeeded"
+        return bool((await get_pod(client, "job-1")).get("status", {}).get("phase") == "Succeeded")
 
     await eventually(succeeded)
     terminated = (await get_pod(client, "job-1"))["status"]["containerStatuses"][0]["state"]["terminated"]
