@@ -62,6 +62,7 @@ class KubeletSettings:
     relist_interval: float = 1.0
     backoff_base: float = 10.0
     backoff_max: float = 300.0
+    runtime_retry_max: float = health.RETRY_MAX  # longest wait between probes of a runtime that is down
     events: bool = True
 
 
@@ -113,7 +114,9 @@ class Kubelet:
         self.address = settings.address or node.host_address()
         self.node_uid = ""
         self.runtime_version = ""
-        self.health = health.RuntimeHealth(self.name, on_change=self._runtime_changed)
+        self.health = health.RuntimeHealth(
+            self.name, on_change=self._runtime_changed, retry_max=settings.runtime_retry_max
+        )
         self._adopted = False
         self._paused: set[str] = set()  # pods whose sync waits for the runtime to come back
         self._relist_revision: int | None = None
