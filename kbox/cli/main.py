@@ -16,6 +16,7 @@ from kbox.cli import serve as serve_commands
 from kbox.cli import store as store_commands
 from kbox.cli.kube import attach as attach_command
 from kbox.cli.kube import exec as exec_command
+from kbox.cli.kube import get as get_command
 from kbox.cli.kube import logs as logs_command
 from kbox.cli.kube import portforward as portforward_command
 from kbox.store import errors
@@ -32,6 +33,7 @@ cli.add_command(store_commands.demo)
 cli.add_command(serve_commands.serve)
 for _command in lifecycle_commands.COMMANDS:
     cli.add_command(_command)
+cli.add_command(get_command.get)
 for _command in (
     logs_command.logs,
     exec_command.exec_command,
