@@ -1,0 +1,1 @@
+"""Cluster addons: optional components the cluster runs in process (DNS, ...)."""

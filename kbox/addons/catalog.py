@@ -1,0 +1,27 @@
+"""Every addon kbox has, and how each is built for a cluster.
+
+An addon is listed here only when it really runs: ``kbox addons list`` and ``kbox start --addons``
+offer exactly these names.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kbox.addons.manager import Addon
+
+if TYPE_CHECKING:
+    from kbox.cluster import Cluster
+
+
+def addon_names() -> list[str]:
+    """Names of the addons kbox can run, for option checking before a cluster exists."""
+    return sorted(_DESCRIPTIONS)
+
+
+_DESCRIPTIONS: dict[str, str] = {}
+
+
+def addons_for(cluster: Cluster) -> dict[str, Addon]:
+    """The addons bound to ``cluster`` (their components use its clients and settings)."""
+    return {}
