@@ -225,7 +225,7 @@ def exec_command(
 ) -> None:
     """Run COMMAND in a container of POD (or of a pod of TYPE/NAME); its exit code is kbox's."""
     if not command:
-        raise click.UsageError("you must specify at least one command for the container (after --)")
+        raise click.ClickException("you must specify at least one command for the container (after --)")
     terminal = Terminal.setup(stdin=stdin, tty=tty_, quiet=quiet)
     with streams.quiet_broken_pipe():
         code = session.run(

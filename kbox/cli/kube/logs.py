@@ -70,7 +70,9 @@ def parse_duration(text: str) -> float:
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if not text or pos != len(text):
-        raise click.BadParameter(f'time: invalid duration "{text}"', param_hint="--since")
+        raise click.ClickException(
+            f'invalid argument "{text}" for "--since": time: invalid duration "{text}"'
+        )
     return total
 
 
@@ -363,11 +365,11 @@ def logs(
     -n, print that component's log.
     """
     if since is not None and since_time is not None:
-        raise click.UsageError("at most one of --since or --since-time may be used")
+        raise click.ClickException("at most one of --since or --since-time may be used")
     if limit_bytes is not None and limit_bytes < 1:
-        raise click.BadParameter("must be greater than 0", param_hint="--limit-bytes")
+        raise click.ClickException("--limit-bytes must be greater than 0")
     if all_containers and container:
-        raise click.UsageError("--container cannot be combined with --all-containers")
+        raise click.ClickException("--container cannot be combined with --all-containers")
     seconds = None
     if since is not None:
         seconds = max(1, int(-(-parse_duration(since) // 1)))  # whole seconds, rounded up

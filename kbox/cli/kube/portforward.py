@@ -238,8 +238,8 @@ def port_forward(
     try:
         pairs = [streams.parse_port_pair(text) for text in ports]
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.ClickException(str(exc)) from None
     hosts = _hosts(address)
     if not hosts:
-        raise click.UsageError("--address needs at least one address")
+        raise click.ClickException("--address needs at least one address")
     session.run(_port_forward(profile, namespace, target, pairs, hosts, pod_running_timeout))
