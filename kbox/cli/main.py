@@ -14,11 +14,17 @@ from kbox import __version__
 from kbox.cli import lifecycle as lifecycle_commands
 from kbox.cli import serve as serve_commands
 from kbox.cli import store as store_commands
+from kbox.cli.kube import apply as apply_command
 from kbox.cli.kube import attach as attach_command
+from kbox.cli.kube import create as create_command
+from kbox.cli.kube import delete as delete_command
 from kbox.cli.kube import exec as exec_command
 from kbox.cli.kube import get as get_command
 from kbox.cli.kube import logs as logs_command
 from kbox.cli.kube import portforward as portforward_command
+from kbox.cli.kube import rollout as rollout_command
+from kbox.cli.kube import scale as scale_command
+from kbox.cli.kube import wait as wait_command
 from kbox.store import errors
 
 
@@ -39,6 +45,16 @@ for _command in (
     exec_command.exec_command,
     attach_command.attach,
     portforward_command.port_forward,
+):
+    cli.add_command(_command)
+# kbox.cli.kube.delete replaces the lifecycle ``delete``: with no objects named it deletes the profile.
+for _command in (
+    apply_command.apply,
+    create_command.create,
+    delete_command.delete,
+    scale_command.scale,
+    rollout_command.rollout,
+    wait_command.wait,
 ):
     cli.add_command(_command)
 

@@ -1,0 +1,201 @@
+"""``kbox create``: create objects from manifests (never update), and two generators.
+
+``kbox create -f FILE`` posts each object as written; an object that exists already is reported as
+kubectl reports it (``Error from server (AlreadyExists): error when creating "f.yaml": ...``) and the
+others are still created; the exit code is 1 if any failed. ``--save-config`` adds the
+last-applied annotation so a later ``apply`` can take over.
+
+``kbox create namespace NAME`` and ``kbox create deployment NAME --image=IMG`` build the same objects
+``kubectl create namespace`` / ``kubectl create deployment`` build (labels ``app=NAME``, one container per
+image named after the image).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import click
+
+from kbox.api.errors import StatusError
+from kbox.cli.kube import apply as apply_command
+from kbox.cli.kube import manifests, session, threeway
+from kbox.cli.kube.manifests import CommandError, Manifest
+
+EXAMPLES = """
+\b
+Examples:
+  kbox create -f deploy.yaml
+  kbox create namespace staging
+  kbox create deployment web --image=nginx:1.27 --replicas=3
+  kbox create deployment web --image=busybox --dry-run=client -o yaml
+"""
+
+
+@click.group(
+    "create",
+    epilog=EXAMPLES,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@apply_command.file_options
+@apply_command.namespace_option
+@apply_command.dry_run_option
+@apply_command.output_option
+@click.option("--save-config", is_flag=True, help="Record the last-applied annotation for a later apply.")
+@session.profile_option
+@click.pass_context
+def create(
+    ctx: click.Context,
+    filenames: tuple[str, ...],
+    recursive: bool,
+    namespace: str | None,
+    dry_run: str,
+    output: str | None,
+    save_config: bool,
+    profile: str | None,
+) -> None:
+    """Create objects from manifests (-f), or a namespace or deployment by name."""
+    if ctx.invoked_subcommand is not None:
+        if filenames:
+            raise CommandError("-f cannot be combined with a create subcommand")
+        ctx.obj = {"namespace": namespace, "dry_run": dry_run, "output": output, "profile": profile}
+        return
+    if not filenames:
+        raise CommandError("must specify one of -f and -k (or a subcommand: namespace, deployment)")
+    loaded = manifests.load(filenames, recursive=recursive)
+    failed = session.run(
+        create_all(
+            loaded,
+            namespace=namespace,
+            dry_run=dry_run,
+            output=output,
+            profile=profile,
+            save_config=save_config,
+        )
+    )
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+async def create_all(
+    loaded: list[Manifest],
+    *,
+    namespace: str | None,
+    dry_run: str,
+    output: str | None,
+    profile: str | None,
+    save_config: bool = False,
+) -> bool:
+    """Create each object; report failures one line each and go on. True if any failed."""
+    failed = False
+    results: list[dict[str, Any]] = []
+    async with session.connect(profile) as api:
+        for manifest in loaded:
+            try:
+                info, target_ns = await apply_command.resolve(api, manifest, namespace)
+                body = dict(manifest.obj)
+                if save_config:
+                    if target_ns is not None:
+                        body["metadata"] = {**(body.get("metadata") or {}), "namespace": target_ns}
+                    body = threeway.with_last_applied(body)
+                if dry_run == "client":
+                    created = body
+                else:
+                    params = {**apply_command.dry_run_params(dry_run), "fieldManager": "kubectl-create"}
+                    created = await api.request("POST", info.path(target_ns), params=params, body=body)
+            except StatusError as exc:
+                click.echo(manifests.server_error(exc, action="creating", source=manifest.source), err=True)
+                failed = True
+                continue
+            except click.ClickException as exc:
+                click.echo(f"error: {exc.format_message()}", err=True)
+                failed = True
+                continue
+            name = (created.get("metadata") or {}).get("name") or manifest.name
+            ref = f"{info.kind_name}/{name}"
+            if output == "name":
+                click.echo(ref)
+            elif output is not None:
+                results.append(created)
+            else:
+                click.echo(f"{ref} created{apply_command.dry_run_suffix(dry_run)}")
+    if output in ("yaml", "json"):
+        apply_command.print_objects(results, output)
+    return failed
+
+
+def generator_options(f: Any) -> Any:
+    """-n, --dry-run, -o and --profile on a generator too (kubectl takes them after the name)."""
+    for option in (
+        session.profile_option,
+        apply_command.output_option,
+        apply_command.dry_run_option,
+        apply_command.namespace_option,
+    ):
+        f = option(f)
+    return f
+
+
+def _generated(ctx: click.Context, obj: dict[str, Any], **given: Any) -> None:
+    """Create one generated object; options given to the subcommand win over the group's."""
+    options = {**(ctx.obj or {})}
+    options.update({k: v for k, v in given.items() if v is not None and v != "none"})
+    failed = session.run(
+        create_all(
+            [Manifest("(generated)", obj)],
+            namespace=options.get("namespace"),
+            dry_run=options.get("dry_run") or "none",
+            output=options.get("output"),
+            profile=options.get("profile"),
+        )
+    )
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@create.command("namespace")
+@click.argument("name")
+@generator_options
+@click.pass_context
+def create_namespace(ctx: click.Context, /, name: str, **options: Any) -> None:
+    """Create a namespace: kbox create namespace NAME."""
+    _generated(ctx, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}, **options)
+
+
+def container_name(image: str) -> str:
+    """A container name from an image, as kubectl derives it: ``registry/team/web:1.2`` → ``web``."""
+    base = image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
+    return re.sub(r"[^a-z0-9-]+", "-", base.lower()).strip("-") or "container"
+
+
+@create.command("deployment")
+@click.argument("name")
+@click.option("--image", "images", multiple=True, required=True, help="Container image (repeatable).")
+@click.option("--replicas", "-r", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="The container port to expose.")
+@generator_options
+@click.pass_context
+def create_deployment(
+    ctx: click.Context, /, name: str, images: tuple[str, ...], replicas: int, port: int | None, **options: Any
+) -> None:
+    """Create a deployment running IMAGE: kbox create deployment NAME --image=IMAGE."""
+    containers: list[dict[str, Any]] = []
+    for image in images:
+        container: dict[str, Any] = {"name": container_name(image), "image": image, "resources": {}}
+        if port is not None:
+            container["ports"] = [{"containerPort": port}]
+        containers.append(container)
+    labels = {"app": name}
+    obj = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "strategy": {},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
+        },
+    }
+    _generated(ctx, obj, **options)

@@ -1,0 +1,238 @@
+"""``kbox delete``: delete objects like ``kubectl delete``, or, with no objects named, a whole profile.
+
+Objects are named as kubectl names them: ``-f FILE|DIR|-``, ``TYPE NAME...``, ``TYPE/NAME...``,
+``TYPE -l SELECTOR`` or ``TYPE --all``. Each DELETE carries the grace period (``--grace-period``,
+``--now`` = 1 s, ``--force`` = 0) and the propagation policy (``--cascade``); each object is reported as
+kubectl v1.32 reports it (``pod "web-0" deleted``) and then, as with ``kubectl --wait=true``, the command
+waits (by watch, on the uid the DELETE answered with) until every object is really gone: finalizers
+run, pods terminate.
+
+``kbox delete`` without objects keeps its older meaning: delete the profile (``--profile``) or every
+profile (``--all``): ``kbox.cli.lifecycle.delete`` does that, and this command hands over to it, so
+``kbox delete --all`` still removes every cluster while ``kbox delete pods --all`` removes pods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import click
+
+from kbox.api.errors import StatusError
+from kbox.cli import lifecycle
+from kbox.cli.kube import manifests, session, wait
+from kbox.cli.kube.manifests import CommandError
+
+EXAMPLES = """
+\b
+Examples:
+  kbox delete pod web-0                     # waits until the pod is gone
+  kbox delete -f app.yaml
+  kbox delete deploy/web svc/web -n shop
+  kbox delete pods -l app=web --wait=false
+  kbox delete pods --all --now
+  kbox delete deployment web --cascade=orphan
+\b
+Without objects, deletes a whole cluster:
+  kbox delete --profile dev                 # the profile's process, containers and state
+  kbox delete --all                         # every profile
+"""
+
+_POLICIES = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan", "true": "Background"}
+
+
+@click.command("delete", epilog=EXAMPLES)
+@click.argument("args", nargs=-1)
+@click.option(
+    "-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-", help="Objects in manifests."
+)
+@click.option("-R", "--recursive", is_flag=True, help="Read directories given to -f recursively.")
+@click.option(
+    "-l", "--selector", default=None, help="Delete the TYPE's objects matching this label selector."
+)
+@click.option(
+    "--all", "all_objects", is_flag=True, help="Every object of the TYPE (without a TYPE: every profile)."
+)
+@click.option("--ignore-not-found", is_flag=True, help="An object that does not exist is not an error.")
+@click.option(
+    "--wait",
+    type=click.BOOL,
+    default=True,
+    is_flag=False,
+    flag_value=True,
+    show_default=True,
+    help="Wait until the objects are gone (--wait=false: return at once).",
+)
+@click.option("--timeout", default="0s", show_default=True, help="How long to wait; 0 means a week.")
+@click.option(
+    "--grace-period", type=int, default=-1, help="Seconds a pod gets to stop (-1: its own setting)."
+)
+@click.option("--now", is_flag=True, help="Same as --grace-period=1.")
+@click.option(
+    "--force", is_flag=True, help="Remove at once (grace period 0) without waiting for the kubelet."
+)
+@click.option(
+    "--cascade",
+    type=click.Choice(["background", "foreground", "orphan", "true", "false"]),
+    default="background",
+    is_flag=False,
+    flag_value="background",
+    show_default=True,
+    help="What happens to dependents: deleted in the background, first (foreground), or kept (orphan).",
+)
+@click.option("-o", "--output", type=click.Choice(["name"]), default=None, help="name: print TYPE/NAME only.")
+@session.namespace_options
+@session.profile_option
+@click.pass_context
+def delete(
+    ctx: click.Context,
+    args: tuple[str, ...],
+    filenames: tuple[str, ...],
+    recursive: bool,
+    selector: str | None,
+    all_objects: bool,
+    ignore_not_found: bool,
+    wait: bool,
+    timeout: str,
+    grace_period: int,
+    now: bool,
+    force: bool,
+    cascade: str,
+    output: str | None,
+    namespace: str | None,
+    all_namespaces: bool,
+    profile: str | None,
+) -> None:
+    """Delete objects (by file, TYPE NAME, TYPE/NAME, -l or --all), or a whole profile."""
+    if not args and not filenames:
+        if selector:
+            raise CommandError("resource(s) were provided, but no name was specified")
+        ctx.invoke(lifecycle.delete, profile=profile, all_profiles=all_objects)
+        return
+    if all_objects and selector:
+        raise CommandError("cannot set --all and --selector at the same time")
+    if now:
+        if grace_period != -1:
+            raise CommandError("--now and --grace-period cannot be specified together")
+        grace_period = 1
+    if grace_period == 0 and not force:
+        grace_period = 1  # kubectl: a zero grace period needs --force
+    if force and grace_period < 0:
+        grace_period = 0
+    if force and grace_period > 0:
+        raise CommandError("--force and --grace-period greater than 0 cannot be specified together")
+    if grace_period == 0:
+        click.echo(
+            "Warning: Immediate deletion does not wait for confirmation that the running resource has been "
+            "terminated. The resource may continue to run on the cluster indefinitely.",
+            err=True,
+        )
+    seconds = wait_seconds(timeout)
+    failed = session.run(
+        _delete_all(
+            args,
+            filenames=filenames,
+            recursive=recursive,
+            selector=selector,
+            all_objects=all_objects,
+            ignore_not_found=ignore_not_found,
+            wait_for_deletion=wait,
+            seconds=seconds,
+            grace_period=grace_period,
+            policy=None if cascade == "false" else _POLICIES[cascade],
+            orphan=cascade == "false",
+            output=output,
+            namespace=namespace,
+            all_namespaces=all_namespaces,
+            profile=profile,
+        )
+    )
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+def wait_seconds(timeout: str) -> float:
+    seconds = wait.parse_duration(timeout)
+    return 7 * 24 * 3600.0 if seconds == 0 else seconds
+
+
+async def _delete_all(
+    args: tuple[str, ...],
+    *,
+    filenames: tuple[str, ...],
+    recursive: bool,
+    selector: str | None,
+    all_objects: bool,
+    ignore_not_found: bool,
+    wait_for_deletion: bool,
+    seconds: float,
+    grace_period: int,
+    policy: str | None,
+    orphan: bool,
+    output: str | None,
+    namespace: str | None,
+    all_namespaces: bool,
+    profile: str | None,
+) -> bool:
+    failed = False
+    async with session.connect(profile) as api:
+        found = await wait.targets(
+            api,
+            args,
+            namespace=namespace,
+            all_namespaces=all_namespaces,
+            selector=selector,
+            all_objects=all_objects,
+            filenames=filenames,
+            recursive=recursive,
+        )
+        deleted: list[tuple[session.ResourceInfo, str | None, str, str | None]] = []
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if grace_period >= 0:
+            options["gracePeriodSeconds"] = grace_period
+        if policy:
+            options["propagationPolicy"] = policy
+        if orphan:
+            options["orphanDependents"] = True
+        for info, ns, name in found:
+            try:
+                answer = await api.request("DELETE", info.path(ns, name), body=options)
+            except StatusError as exc:
+                if exc.code == 404 and ignore_not_found:
+                    continue
+                click.echo(manifests.server_error(exc), err=True)
+                failed = True
+                continue
+            kind = info.kind_name
+            if output == "name":
+                click.echo(f"{kind}/{name}")
+            else:
+                click.echo(f'{kind} "{name}" {"force deleted" if grace_period == 0 else "deleted"}')
+            deleted.append((info, ns, name, _uid(answer)))
+        if not found and not failed:
+            click.echo("No resources found")
+        if wait_for_deletion and deleted:
+            deadline = asyncio.get_running_loop().time() + seconds
+            for info, ns, name, uid in deleted:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await wait.wait_deleted(api, info, ns, name, uid)
+                except TimeoutError:
+                    click.echo(
+                        f"error: timed out waiting for the condition on {info.plural}/{name}", err=True
+                    )
+                    failed = True
+                    break
+    return failed
+
+
+def _uid(answer: Any) -> str | None:
+    """The deleted object's uid: from the object, or from a Status's details."""
+    if not isinstance(answer, dict):
+        return None
+    if answer.get("kind") == "Status":
+        uid = (answer.get("details") or {}).get("uid")
+    else:
+        uid = (answer.get("metadata") or {}).get("uid")
+    return str(uid) if uid else None

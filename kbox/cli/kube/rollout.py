@@ -1,0 +1,470 @@
+"""``kbox rollout status|history|undo|restart|pause|resume`` for deployments, as kubectl does them.
+
+- ``status`` watches the deployment and prints kubectl's progress lines until the rollout is complete
+  (``deployment "web" successfully rolled out``), its progress deadline passes, or ``--timeout`` ends;
+  ``--watch=false`` prints the current line once. Consecutive repeats of a line are printed once.
+- ``history`` lists the revisions recorded on the deployment's ReplicaSets
+  (``deployment.kubernetes.io/revision``) with their ``kubernetes.io/change-cause``; ``--revision=N``
+  shows that revision's pod template.
+- ``undo`` copies a ReplicaSet's pod template (the previous revision, or ``--to-revision``) back into the
+  deployment with a JSON patch, together with the ReplicaSet's annotations, as kubectl does; the
+  deployment controller then rolls to it.
+- ``restart`` stamps ``kubectl.kubernetes.io/restartedAt`` into the pod template, which rolls every pod.
+- ``pause`` / ``resume`` set ``spec.paused``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from typing import Any
+
+import click
+import yaml
+
+from kbox.api.errors import StatusError
+from kbox.cli.kube import session, wait
+from kbox.cli.kube.manifests import CommandError
+from kbox.client.interface import JSON_PATCH, MERGE_PATCH, REPLICASETS, STRATEGIC_PATCH
+
+REVISION = "deployment.kubernetes.io/revision"
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+HASH_LABEL = "pod-template-hash"
+# Annotations a rollback keeps from the deployment instead of taking them from the ReplicaSet.
+KEPT_ON_ROLLBACK = (
+    "kubectl.kubernetes.io/last-applied-configuration",
+    REVISION,
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+)
+
+EXAMPLES = """
+\b
+Examples:
+  kbox rollout status deployment/web --timeout=2m
+  kbox rollout history deployment/web
+  kbox rollout undo deployment/web --to-revision=1
+  kbox rollout restart deployment/web
+"""
+
+
+@click.group("rollout", epilog=EXAMPLES)
+def rollout() -> None:
+    """Follow, list, undo and restart rollouts of deployments."""
+
+
+def _object_options(f: Any) -> Any:
+    f = click.argument("args", nargs=-1)(f)
+    f = click.option("-l", "--selector", default=None, help="Deployments matching this label selector.")(f)
+    f = click.option(
+        "-f", "--filename", "filenames", multiple=True, metavar="FILE", help="Objects in manifests."
+    )(f)
+    f = session.namespace_options(f)
+    return session.profile_option(f)
+
+
+async def _deployments(
+    api: session.Api,
+    args: tuple[str, ...],
+    *,
+    selector: str | None,
+    filenames: tuple[str, ...],
+    namespace: str | None,
+    all_namespaces: bool,
+) -> list[tuple[session.ResourceInfo, str | None, str]]:
+    found = await wait.targets(
+        api,
+        args,
+        namespace=namespace,
+        all_namespaces=all_namespaces,
+        selector=selector,
+        all_objects=False,
+        filenames=filenames,
+    )
+    if not found:
+        raise CommandError("no deployments found")
+    for info, _, _ in found:
+        if (info.group, info.kind) != ("apps", "Deployment"):
+            raise CommandError(f"kbox rollout handles deployments only, not {info.qualified}")
+    return found
+
+
+# --- status --------------------------------------------------------------------------------------------
+
+
+def status_line(deployment: dict[str, Any], revision: int = 0) -> tuple[str, bool]:
+    """kubectl's status message for a deployment and whether the rollout is done; a failed rollout raises."""
+    meta = deployment.get("metadata") or {}
+    spec = deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    name = meta.get("name", "")
+    if revision > 0:
+        current = int((meta.get("annotations") or {}).get(REVISION) or 0)
+        if current != revision:
+            raise CommandError(
+                f"desired revision ({revision}) is different from the running revision ({current})"
+            )
+    if int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
+        return "Waiting for deployment spec update to be observed...", False
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            raise CommandError(f'deployment "{name}" exceeded its progress deadline')
+    desired = spec.get("replicas")
+    updated = int(status.get("updatedReplicas") or 0)
+    replicas = int(status.get("replicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    waiting = f'Waiting for deployment "{name}" rollout to finish: '
+    if desired is not None and updated < int(desired):
+        return f"{waiting}{updated} out of {desired} new replicas have been updated...", False
+    if replicas > updated:
+        return f"{waiting}{replicas - updated} old replicas are pending termination...", False
+    if available < updated:
+        return f"{waiting}{available} of {updated} updated replicas are available...", False
+    return f'deployment "{name}" successfully rolled out', True
+
+
+@rollout.command("status")
+@_object_options
+@click.option(
+    "-w",
+    "--watch",
+    type=click.BOOL,
+    default=True,
+    is_flag=False,
+    flag_value=True,
+    show_default=True,
+    help="Watch until the rollout is done (--watch=false: print the status once).",
+)
+@click.option("--timeout", default="0s", show_default=True, help="How long to wait (0: no limit).")
+@click.option("--revision", type=int, default=0, help="Fail unless the rollout is at this revision.")
+def status(
+    args: tuple[str, ...],
+    selector: str | None,
+    filenames: tuple[str, ...],
+    namespace: str | None,
+    all_namespaces: bool,
+    profile: str | None,
+    watch: bool,
+    timeout: str,
+    revision: int,
+) -> None:
+    """Show a rollout's progress, waiting until it completes."""
+    if revision < 0:
+        raise CommandError(f"revision must be a positive integer: {revision}")
+    seconds = wait.parse_duration(timeout)
+
+    async def main() -> None:
+        async with session.connect(profile) as api:
+            found = await _deployments(
+                api,
+                args,
+                selector=selector,
+                filenames=filenames,
+                namespace=namespace,
+                all_namespaces=all_namespaces,
+            )
+            for info, ns, name in found:
+                try:
+                    async with asyncio.timeout(seconds or None):
+                        await _follow(api, info, ns, name, watch=watch, revision=revision)
+                except TimeoutError:
+                    raise CommandError("timed out waiting for the condition") from None
+
+    session.run(main())
+
+
+async def _follow(
+    api: session.Api, info: session.ResourceInfo, ns: str | None, name: str, *, watch: bool, revision: int
+) -> None:
+    last = ""
+
+    def show(obj: dict[str, Any]) -> bool:
+        nonlocal last
+        line, done = status_line(obj, revision)
+        if line != last:
+            click.echo(line)
+            last = line
+        return done or not watch
+
+    deployment: dict[str, Any] = await api.request("GET", info.path(ns, name))
+    if show(deployment):
+        return
+    uid = (deployment.get("metadata") or {}).get("uid")
+    version = (deployment.get("metadata") or {}).get("resourceVersion", "")
+    while True:
+        try:
+            async for event in api.client.watch(
+                info.resource, namespace=ns, field_selector=f"metadata.name={name}", resource_version=version
+            ):
+                version = (event.object.get("metadata") or {}).get("resourceVersion", version)
+                if event.type == "BOOKMARK":
+                    continue
+                if event.type == "DELETED" or (event.object.get("metadata") or {}).get("uid") != uid:
+                    raise CommandError("object has been deleted")
+                if show(event.object):
+                    return
+        except StatusError as exc:
+            if exc.code != 410:
+                raise
+            deployment = await api.request("GET", info.path(ns, name))
+            if show(deployment):
+                return
+            version = (deployment.get("metadata") or {}).get("resourceVersion", "")
+
+
+# --- history and undo ----------------------------------------------------------------------------------
+
+
+async def replica_sets(api: session.Api, deployment: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """The deployment's ReplicaSets (those it controls) by revision."""
+    meta = deployment.get("metadata") or {}
+    listing = await api.client.list(REPLICASETS, namespace=meta.get("namespace"))
+    found: dict[int, dict[str, Any]] = {}
+    for rs in listing.get("items") or ():
+        rs_meta = rs.get("metadata") or {}
+        owners = rs_meta.get("ownerReferences") or ()
+        if not any(o.get("uid") == meta.get("uid") and o.get("controller") for o in owners):
+            continue
+        try:
+            found[int((rs_meta.get("annotations") or {}).get(REVISION, ""))] = rs
+        except ValueError:
+            continue
+    return found
+
+
+@rollout.command("history")
+@_object_options
+@click.option("--revision", type=int, default=0, help="Show the pod template of this revision.")
+def history(
+    args: tuple[str, ...],
+    selector: str | None,
+    filenames: tuple[str, ...],
+    namespace: str | None,
+    all_namespaces: bool,
+    profile: str | None,
+    revision: int,
+) -> None:
+    """List a deployment's revisions (or show one with --revision)."""
+    if revision < 0:
+        raise CommandError(f"revision must be a positive integer: {revision}")
+
+    async def main() -> None:
+        async with session.connect(profile) as api:
+            found = await _deployments(
+                api,
+                args,
+                selector=selector,
+                filenames=filenames,
+                namespace=namespace,
+                all_namespaces=all_namespaces,
+            )
+            for info, ns, name in found:
+                deployment = await api.request("GET", info.path(ns, name))
+                revisions = await replica_sets(api, deployment)
+                ref = f"{info.kind_name}/{name}"
+                if not revisions:
+                    click.echo(f"{ref} \nNo rollout history found.")
+                    continue
+                if revision:
+                    if revision not in revisions:
+                        raise CommandError("unable to find the specified revision")
+                    template = (revisions[revision].get("spec") or {}).get("template") or {}
+                    click.echo(f"{ref} with revision #{revision}\nPod Template:")
+                    click.echo(yaml.safe_dump(template, default_flow_style=False), nl=False)
+                    continue
+                rows = [("REVISION", "CHANGE-CAUSE")]
+                for number in sorted(revisions):
+                    cause = ((revisions[number].get("metadata") or {}).get("annotations") or {}).get(
+                        CHANGE_CAUSE
+                    )
+                    rows.append((str(number), cause or "<none>"))
+                width = max(len(r[0]) for r in rows) + 2
+                click.echo(f"{ref} ")
+                for first, second in rows:
+                    click.echo(f"{first.ljust(width)}{second}")
+                click.echo("")
+
+    session.run(main())
+
+
+def _without_hash(template: dict[str, Any]) -> dict[str, Any]:
+    meta = dict(template.get("metadata") or {})
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != HASH_LABEL}
+    meta["labels"] = labels
+    return {**template, "metadata": meta}
+
+
+@rollout.command("undo")
+@_object_options
+@click.option(
+    "--to-revision", type=int, default=0, help="The revision to go back to (default: the previous one)."
+)
+@click.option(
+    "--dry-run",
+    type=click.Choice(["none", "client", "server"]),
+    default="none",
+    is_flag=False,
+    flag_value="client",
+    help="client: print the template it would restore.",
+)
+def undo(
+    args: tuple[str, ...],
+    selector: str | None,
+    filenames: tuple[str, ...],
+    namespace: str | None,
+    all_namespaces: bool,
+    profile: str | None,
+    to_revision: int,
+    dry_run: str,
+) -> None:
+    """Roll a deployment back to its previous (or a given) revision."""
+    if to_revision < 0:
+        raise CommandError(f"unable to find specified revision {to_revision} in history")
+
+    async def main() -> None:
+        async with session.connect(profile) as api:
+            found = await _deployments(
+                api,
+                args,
+                selector=selector,
+                filenames=filenames,
+                namespace=namespace,
+                all_namespaces=all_namespaces,
+            )
+            for info, ns, name in found:
+                click.echo(
+                    f"{info.kind_name}/{name} {await _undo_one(api, info, ns, name, to_revision, dry_run)}"
+                )
+
+    session.run(main())
+
+
+async def _undo_one(
+    api: session.Api, info: session.ResourceInfo, ns: str | None, name: str, to_revision: int, dry_run: str
+) -> str:
+    deployment: dict[str, Any] = await api.request("GET", info.path(ns, name))
+    revisions = await replica_sets(api, deployment)
+    if to_revision:
+        if to_revision not in revisions:
+            raise CommandError(f"unable to find specified revision {to_revision} in history")
+        target = to_revision
+    else:
+        ordered = sorted(revisions)
+        if len(ordered) < 2:
+            raise CommandError(f'no rollout history found for deployment "{name}"')
+        target = ordered[-2]
+    rs = revisions[target]
+    template = _without_hash((rs.get("spec") or {}).get("template") or {})
+    if dry_run == "client":
+        return "\n" + yaml.safe_dump(template, default_flow_style=False).rstrip()
+    if (deployment.get("spec") or {}).get("paused"):
+        raise CommandError(
+            "you cannot rollback a paused deployment; "
+            "resume it first with 'kbox rollout resume' and try again"
+        )
+    if _without_hash((deployment.get("spec") or {}).get("template") or {}) == template:
+        return f"skipped rollback (current template already matches revision {target})"
+    current_annotations = (deployment.get("metadata") or {}).get("annotations") or {}
+    annotations = {k: v for k, v in current_annotations.items() if k in KEPT_ON_ROLLBACK}
+    for key, value in ((rs.get("metadata") or {}).get("annotations") or {}).items():
+        if key not in KEPT_ON_ROLLBACK:
+            annotations[key] = value
+    patch = [
+        {"op": "replace", "path": "/spec/template", "value": template},
+        {"op": "replace", "path": "/metadata/annotations", "value": annotations},
+    ]
+    params = {"dryRun": "All"} if dry_run == "server" else None
+    await api.request("PATCH", info.path(ns, name), params=params, body=patch, content_type=JSON_PATCH)
+    return "rolled back"
+
+
+# --- restart, pause, resume ----------------------------------------------------------------------------
+
+
+@rollout.command("restart")
+@_object_options
+def restart(
+    args: tuple[str, ...],
+    selector: str | None,
+    filenames: tuple[str, ...],
+    namespace: str | None,
+    all_namespaces: bool,
+    profile: str | None,
+) -> None:
+    """Restart every pod of a deployment by rolling it (a restartedAt annotation)."""
+
+    async def main() -> bool:
+        failed = False
+        async with session.connect(profile) as api:
+            found = await _deployments(
+                api,
+                args,
+                selector=selector,
+                filenames=filenames,
+                namespace=namespace,
+                all_namespaces=all_namespaces,
+            )
+            stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            for info, ns, name in found:
+                deployment: dict[str, Any] = await api.request("GET", info.path(ns, name))
+                if (deployment.get("spec") or {}).get("paused"):
+                    click.echo(
+                        f'error: {info.qualified} "{name}" '
+                        "can't restart paused deployment (run rollout resume first)",
+                        err=True,
+                    )
+                    failed = True
+                    continue
+                patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+                await api.request("PATCH", info.path(ns, name), body=patch, content_type=STRATEGIC_PATCH)
+                click.echo(f"{info.kind_name}/{name} restarted")
+        return failed
+
+    if session.run(main()):
+        raise click.exceptions.Exit(1)
+
+
+def _pauser(paused: bool) -> Any:
+    verb = "paused" if paused else "resumed"
+
+    @_object_options
+    def command(
+        args: tuple[str, ...],
+        selector: str | None,
+        filenames: tuple[str, ...],
+        namespace: str | None,
+        all_namespaces: bool,
+        profile: str | None,
+    ) -> None:
+        async def main() -> None:
+            async with session.connect(profile) as api:
+                found = await _deployments(
+                    api,
+                    args,
+                    selector=selector,
+                    filenames=filenames,
+                    namespace=namespace,
+                    all_namespaces=all_namespaces,
+                )
+                for info, ns, name in found:
+                    deployment: dict[str, Any] = await api.request("GET", info.path(ns, name))
+                    if bool((deployment.get("spec") or {}).get("paused")) == paused:
+                        state = "already paused" if paused else "not paused"
+                        raise CommandError(f'{info.qualified} "{name}" is {state}')
+                    body = {"spec": {"paused": paused or None}}
+                    await api.request("PATCH", info.path(ns, name), body=body, content_type=MERGE_PATCH)
+                    click.echo(f"{info.kind_name}/{name} {verb}")
+
+        session.run(main())
+
+    command.__doc__ = (
+        f"Mark a deployment {verb}: {'no rollouts until resumed' if paused else 'rollouts continue'}."
+    )
+    return command
+
+
+rollout.command("pause")(_pauser(True))
+rollout.command("resume")(_pauser(False))
