@@ -13,6 +13,7 @@ import click
 from kbox import __version__
 from kbox.cli import lifecycle as lifecycle_commands
 from kbox.cli import serve as serve_commands
+from kbox.cli import service as service_command
 from kbox.cli import store as store_commands
 from kbox.cli.kube import apply as apply_command
 from kbox.cli.kube import attach as attach_command
@@ -37,6 +38,7 @@ def cli() -> None:
 cli.add_command(store_commands.store)
 cli.add_command(store_commands.demo)
 cli.add_command(serve_commands.serve)
+cli.add_command(service_command.service)
 for _command in lifecycle_commands.COMMANDS:
     cli.add_command(_command)
 cli.add_command(get_command.get)
