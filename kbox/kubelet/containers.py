@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from kbox.api import quantity
 from kbox.api.errors import StatusError
 from kbox.client import interface
-from kbox.kubelet import hooks, status, volumes
+from kbox.kubelet import dns, hooks, status, volumes
 from kbox.kubelet.runtime import interface as rt
 from kbox.kubelet.runtime.interface import (
     ContainerConfig,
@@ -252,15 +252,36 @@ def _report(kubelet: Kubelet, pod: Obj, state: PodState) -> None:
     kubelet.status.set(state.uid, state.namespace, state.name, status.pod_status(pod, pod_view, previous))
 
 
+def _pod_dns(kubelet: Kubelet, pod: Obj) -> dns.PodDns:
+    settings = kubelet.settings
+    return dns.pod_dns(
+        pod,
+        cluster_dns=list(settings.cluster_dns),
+        cluster_domain=settings.cluster_domain,
+        host=kubelet.host_dns,
+    )
+
+
+def _hostname(pod: Obj) -> str:
+    return str((pod.get("spec") or {}).get("hostname") or pod["metadata"]["name"][:63])
+
+
 def _sandbox_config(kubelet: Kubelet, pod: Obj) -> SandboxConfig:
     metadata = pod["metadata"]
     spec = pod.get("spec") or {}
     owners = metadata.get("ownerReferences") or []
     owner_kind = next((o.get("kind", "") for o in owners if o.get("controller")), "")
+    pod_dns = _pod_dns(kubelet, pod)
+    for reason, message in pod_dns.warnings:
+        kubelet.event(pod, "Warning", reason, message)
+    resolver = dns.DnsConfig() if pod_dns.runtime_default else pod_dns.config
     return SandboxConfig(
         pod=PodRef(metadata["namespace"], metadata["name"], metadata["uid"]),
-        hostname=spec.get("hostname") or metadata["name"][:63],
+        hostname=_hostname(pod),
         labels={rt.LABEL_NODE: kubelet.name},
+        dns_servers=resolver.nameservers,
+        dns_searches=resolver.searches,
+        dns_options=resolver.options,
         host_network=bool(spec.get("hostNetwork")),
         annotations=dict(metadata.get("annotations") or {}),
         owner_kind=owner_kind,
@@ -429,6 +450,33 @@ async def _mounts(kubelet: Kubelet, pod: Obj, container: Obj) -> list[Mount]:
         if mount.get("subPath"):
             source = str(Path(source) / mount["subPath"])
         mounts.append(Mount(source, mount.get("mountPath", ""), read_only))
+    return mounts + _etc_mounts(kubelet, pod, {m.container_path.rstrip("/") for m in mounts})
+
+
+def _etc_mounts(kubelet: Kubelet, pod: Obj, taken: set[str]) -> list[Mount]:
+    """The kubelet-managed /etc/resolv.conf (unless the runtime's own setup is the same) and, on the pod
+    network, /etc/hosts: files under the pod's folder, bind-mounted into each container, as the kubelet
+    does. A container that mounts a volume at one of these paths keeps its own."""
+    uid = pod["metadata"]["uid"]
+    etc = dns.etc_dir(volumes.pod_dir(kubelet.settings.state_dir, uid))
+    mounts: list[Mount] = []
+    pod_dns = _pod_dns(kubelet, pod)
+    try:
+        if not pod_dns.runtime_default and "/etc/resolv.conf" not in taken:
+            dns.write_atomic(etc / "resolv.conf", pod_dns.config.render())
+            mounts.append(Mount(str(etc / "resolv.conf"), "/etc/resolv.conf"))
+        state = kubelet.states.get(uid)
+        ip = state.sandbox.ip if state is not None and state.sandbox is not None else ""
+        if not (pod.get("spec") or {}).get("hostNetwork") and ip and "/etc/hosts" not in taken:
+            text = dns.hosts_file(
+                pod, pod_ip=ip, hostname=_hostname(pod), cluster_domain=kubelet.settings.cluster_domain
+            )
+            dns.write_atomic(etc / "hosts", text)
+            mounts.append(Mount(str(etc / "hosts"), "/etc/hosts"))
+    except OSError as exc:
+        raise ContainerRuntimeError(
+            f"writing the pod's /etc files failed: {exc}", reason="CreateContainerConfigError"
+        ) from None
     return mounts
 
 

@@ -33,7 +33,7 @@ from kbox.api.nodeconnection import MIRROR_ANNOTATION, NodeConnections
 from kbox.client import interface
 from kbox.client.events import EventRecorder
 from kbox.client.interface import Client
-from kbox.kubelet import containers, health, hooks, node, probes, status, volumes
+from kbox.kubelet import containers, dns, health, hooks, node, probes, status, volumes
 from kbox.kubelet.connection import KubeletConnection
 from kbox.kubelet.runtime import interface as rt
 from kbox.kubelet.runtime.interface import (
@@ -64,6 +64,9 @@ class KubeletSettings:
     backoff_max: float = 300.0
     runtime_retry_max: float = health.RETRY_MAX  # longest wait between probes of a runtime that is down
     events: bool = True
+    cluster_dns: list[str] = field(default_factory=list)  # the kube-dns Service IP(s); empty: no cluster DNS
+    cluster_domain: str = "cluster.local"
+    resolv_conf: str = "/etc/resolv.conf"  # the host's resolver config (dnsPolicy Default, host searches)
 
 
 @dataclass
@@ -114,6 +117,7 @@ class Kubelet:
         self.address = settings.address or node.host_address()
         self.node_uid = ""
         self.runtime_version = ""
+        self.host_dns = dns.DnsConfig()  # read from settings.resolv_conf at start
         self.health = health.RuntimeHealth(
             self.name, on_change=self._runtime_changed, retry_max=settings.runtime_retry_max
         )
@@ -127,6 +131,7 @@ class Kubelet:
 
     async def start(self) -> None:
         """Register the node, adopt what the runtime runs, and start the loops."""
+        self.host_dns = await asyncio.to_thread(dns.read_host_config, self.settings.resolv_conf)
         await self._register()
         if self.health.ok:
             await self._adopt_or_pause()

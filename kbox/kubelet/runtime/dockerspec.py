@@ -81,12 +81,13 @@ def sandbox_body(config: SandboxConfig, *, cluster: str, network: str, image: st
         "IpcMode": "shareable",  # app containers join it
         "LogConfig": LOG_CONFIG,
     }
-    if config.dns_servers:
-        host_config["Dns"] = list(config.dns_servers)
-    if config.dns_searches:
-        host_config["DnsSearch"] = list(config.dns_searches)
-    if config.dns_options:
-        host_config["DnsOptions"] = list(config.dns_options)
+    if not config.host_network:  # the embedded resolver forwards to these (app containers get a file)
+        if config.dns_servers:
+            host_config["Dns"] = list(config.dns_servers)
+        if config.dns_searches:
+            host_config["DnsSearch"] = list(config.dns_searches)
+        if config.dns_options:
+            host_config["DnsOptions"] = list(config.dns_options)
     return {
         "Image": image,
         "Hostname": config.hostname,
