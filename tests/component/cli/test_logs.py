@@ -10,6 +10,7 @@ container, ``--all-containers --prefix``; and the component forms: the profile's
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import pytest
@@ -19,26 +20,25 @@ from tests.component.cli.conftest import KBOX, KboxCluster, one_line_error
 FAKE = "fake.kbox.io"
 
 
-def pod_manifest(name: str, *containers: str, annotations: dict[str, str] | None = None) -> str:
-    lines = [
-        "apiVersion: v1",
-        "kind: Pod",
-        "metadata:",
-        f"  name: {name}",
-        f"  annotations: {annotations or {}}",
-        "spec:",
-        "  containers:",
-    ]
-    for container in containers or ("main",):
-        lines += [f"  - name: {container}", "    image: busybox"]
-    return "\n".join(lines) + "\n"
+def pod_manifest(
+    name: str, *containers: str, restart: str = "Always", annotations: dict[str, str] | None = None
+) -> str:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "spec": {
+            "restartPolicy": restart,
+            "containers": [{"name": c, "image": "busybox"} for c in containers or ("main",)],
+        },
+    }
+    return json.dumps(pod)
 
 
 def run_pod(cluster: KboxCluster, ns: str, name: str, *containers: str, **annotations: str) -> None:
-    manifest = pod_manifest(
-        name, *containers, annotations={f"{FAKE}/{k.replace('_', '-')}": v for k, v in annotations.items()}
-    )
-    cluster.kubectl_ok("apply", "-n", ns, "-f", "-", input=manifest)
+    """A running pod; ``exit_after="1s"`` becomes the annotation ``fake.kbox.io/exit-after``."""
+    notes = {f"{FAKE}/{k.replace('_', '-')}": v for k, v in annotations.items()}
+    cluster.kubectl_ok("apply", "-n", ns, "-f", "-", input=pod_manifest(name, *containers, annotations=notes))
     cluster.kubectl_ok("wait", "-n", ns, "--for=condition=Ready", f"pod/{name}", "--timeout=60s")
 
 
@@ -78,8 +78,9 @@ def test_log_options(cluster: KboxCluster) -> None:
 
 def test_follow_ends_with_the_container_and_previous_shows_the_last_run(cluster: KboxCluster) -> None:
     ns = cluster.namespace("follow")
-    manifest = pod_manifest("short", annotations={f"{FAKE}/exit-after": "2s", f"{FAKE}/exit-code": "4"})
-    manifest = manifest.replace("spec:\n", "spec:\n  restartPolicy: Never\n")
+    manifest = pod_manifest(
+        "short", restart="Never", annotations={f"{FAKE}/exit-after": "2s", f"{FAKE}/exit-code": "4"}
+    )
     cluster.kubectl_ok("apply", "-n", ns, "-f", "-", input=manifest)
     cluster.kubectl_ok("wait", "-n", ns, "--for=condition=Ready", "pod/short", "--timeout=60s")
     # -f prints the start, waits, prints the exit line and ends with the container.
