@@ -8,14 +8,15 @@ A pod is a sandbox container plus app containers, as dockershim made them:
   host reaches directly. It also carries the pod's hostname and DNS settings, and its IPC namespace is
   shareable.
 * App containers join it (``NetworkMode``/``IpcMode`` ``container:<sandbox id>``): they share its
-  localhost, IP, hostname, /etc/hosts and /etc/resolv.conf, and the IP outlives their restarts.
+  localhost, IP and hostname, and the IP outlives their restarts.
 
-DNS, as Docker does it: a container on a user-defined network uses Docker's embedded resolver, so the
-pod's /etc/resolv.conf reads ``nameserver 127.0.0.11`` with the pod's ``search`` list and ``options``
-(ndots:5 stays), and the embedded resolver forwards every name it does not know itself (container
-names on the network) to the pod's DNS servers, from inside the pod's network namespace. Docker offers
-no way to write the nameserver line through its API (a copy onto the bind-mounted file fails with
-EBUSY). Host-network pods get the servers verbatim.
+DNS: the kubelet forms each pod's /etc/resolv.conf and /etc/hosts (:mod:`kbox.kubelet.dns`) and
+passes them as ordinary bind mounts of files under its state folder; Docker leaves a path the
+container mounts alone, so the pod reads exactly what Kubernetes would write (the cluster nameserver
+itself, not Docker's embedded resolver). Where the kubelet writes no resolv.conf (dnsPolicy Default,
+or ClusterFirst without cluster DNS), Docker's own setup stays: on the cluster network its embedded
+resolver (``nameserver 127.0.0.11``) forwards to the host's servers; host-network pods get the host's
+file. The sandbox also carries the pod's DNS servers, so that resolver forwards to them too.
 
 Images are used by the name the user gave (``docker build -t app .`` then ``image: app``); with
 imagePullPolicy Always, a failed pull of an image that is already local falls back to it with a
