@@ -179,6 +179,9 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
+_GO_BOOLS = frozenset({"y", "Y", "n", "N"})  # YAML 1.1 booleans Go's library knows and PyYAML does not
+
+
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     # As Go's YAML library writes strings: text with line breaks as a literal block (PyYAML falls
     # back to quoting where a block cannot hold it exactly); text that would read back as another
@@ -187,7 +190,9 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     style: str | None = None
     if "\n" in value:
         style = "|"
-    elif dumper.resolve(yaml.ScalarNode, value, (True, False)) != "tag:yaml.org,2002:str":
+    elif (
+        value in _GO_BOOLS or dumper.resolve(yaml.ScalarNode, value, (True, False)) != "tag:yaml.org,2002:str"
+    ):
         style = '"'
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 

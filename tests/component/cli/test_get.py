@@ -1,0 +1,165 @@
+"""``kbox get`` against the real kubectl, on one started profile (fake runtime).
+
+Output must be byte-for-byte kubectl's: tables (plain, wide, -A, --show-labels, several kinds, a
+category), the "No resources found" line, errors for missing names, and -o yaml/json/name/jsonpath/
+custom-columns. Ages tick between the two commands, so each comparison is retried until both ran
+within the same second; the comparison itself is exact. Also: bad input is one line, and ``-w``
+prints changes as they happen and ends quietly on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import pytest
+
+from tests.component.cli.conftest import KBOX, KboxCluster, one_line_error
+from tests.support.wait import eventually
+
+
+def _compare(cluster: KboxCluster, *args: str) -> tuple[subprocess.CompletedProcess[str], ...]:
+    ours = cluster.kbox(*args)
+    theirs = cluster.kubectl(*args)
+    return ours, theirs
+
+
+async def same_as_kubectl(cluster: KboxCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``kbox ARGS`` and ``kubectl ARGS`` until stdout, stderr and exit code agree; kbox's result."""
+    last: list[tuple[subprocess.CompletedProcess[str], ...]] = []
+
+    def check() -> bool:
+        ours, theirs = _compare(cluster, *args)
+        last[:] = [(ours, theirs)]
+        return (ours.stdout, ours.stderr, ours.returncode) == (
+            theirs.stdout,
+            theirs.stderr,
+            theirs.returncode,
+        )
+
+    try:
+        await eventually(check, timeout=15, interval=0.2)
+    except AssertionError:
+        ours, theirs = last[0]
+        pytest.fail(
+            f"kbox {' '.join(args)} differs from kubectl:\n--- kbox (exit {ours.returncode})\n{ours.stdout}"
+            f"{ours.stderr}\n--- kubectl (exit {theirs.returncode})\n{theirs.stdout}{theirs.stderr}"
+        )
+    return last[0][0]
+
+
+@pytest.fixture(scope="module")
+def workload(cluster: KboxCluster) -> str:
+    """A namespace holding a Deployment (ReplicaSet, two pods), a labelled pod, a Service and a ConfigMap."""
+    ns = cluster.namespace("get")
+    cluster.kubectl_ok("create", "deployment", "nginx", "--image=nginx", "--replicas=2", "-n", ns)
+    cluster.kubectl_ok("run", "web", "--image=nginx", "--labels=app=web,tier=front", "-n", ns)
+    cluster.kubectl_ok("create", "service", "clusterip", "web", "--tcp=80:8080", "-n", ns)
+    cluster.kubectl_ok(
+        "create", "configmap", "settings", "--from-literal=script=a\nb\n", "--from-literal=n=12", "-n", ns
+    )
+    return ns
+
+
+async def _running(cluster: KboxCluster, ns: str, count: int) -> None:
+    def check() -> bool:
+        out = cluster.kubectl_ok("get", "pods", "-n", ns, "-o", "jsonpath={.items[*].status.phase}")
+        return out.split() == ["Running"] * count
+
+    await eventually(check, timeout=30, interval=0.2)
+
+
+async def test_tables_match_kubectl(cluster: KboxCluster, workload: str) -> None:
+    ns = workload
+    await _running(cluster, ns, 3)
+    out = (await same_as_kubectl(cluster, "get", "pods", "-n", ns)).stdout
+    assert out.splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert len(out.splitlines()) == 4
+    wide = (await same_as_kubectl(cluster, "get", "pods", "-n", ns, "-o", "wide")).stdout
+    assert "NOMINATED NODE" in wide.splitlines()[0]
+    labels = (
+        await same_as_kubectl(cluster, "get", "pods", "-n", ns, "--show-labels", "-l", "app=web")
+    ).stdout
+    assert "app=web,tier=front" in labels
+    await same_as_kubectl(cluster, "get", "po", "-A")
+    several = (await same_as_kubectl(cluster, "get", "deploy,rs,po", "-n", ns)).stdout
+    assert "deployment.apps/nginx" in several and "\n\n" in several
+    await same_as_kubectl(cluster, "get", "all", "-n", ns)
+    await same_as_kubectl(cluster, "get", "pod/web", "deployments.apps/nginx", "svc/web", "-n", ns)
+    await same_as_kubectl(cluster, "get", "nodes")
+    await same_as_kubectl(cluster, "get", "nodes", "-o", "wide")
+    await same_as_kubectl(cluster, "get", "pod", "-n", "kube-system")
+    await same_as_kubectl(cluster, "get", "pods", "-n", ns, "--no-headers")
+    await same_as_kubectl(cluster, "get", "pods", "-n", ns, "--field-selector", "metadata.name=web")
+
+
+async def test_nothing_found_and_missing_names_match_kubectl(cluster: KboxCluster, workload: str) -> None:
+    empty = cluster.namespace("empty")
+    result = await same_as_kubectl(cluster, "get", "pods", "-n", empty)
+    assert result.stderr == f"No resources found in {empty} namespace.\n" and result.stdout == ""
+    await same_as_kubectl(cluster, "get", "pods", "-A", "-l", "nothing=here")
+    missing = await same_as_kubectl(cluster, "get", "pod", "web", "nope", "-n", workload)
+    assert missing.returncode == 1 and 'pods "nope" not found' in missing.stderr
+    assert cluster.kbox("get", "pod", "nope", "-n", workload, "--ignore-not-found").returncode == 0
+
+
+async def test_object_formats_match_kubectl(cluster: KboxCluster, workload: str) -> None:
+    ns = workload
+    await _running(cluster, ns, 3)
+    for args in (
+        ("get", "pod", "web", "-o", "yaml"),
+        ("get", "configmap", "settings", "-o", "yaml"),
+        ("get", "cm", "-o", "json"),
+        ("get", "pods", "-o", "yaml"),
+        ("get", "deploy", "nginx", "-o", "json"),
+        ("get", "pods", "-o", "name"),
+        ("get", "all", "-o", "name"),
+        ("get", "pods", "-o", "jsonpath={.items[*].metadata.name}"),
+        ("get", "pods", "-o", 'jsonpath={range .items[*]}{.metadata.name}{"\\t"}{.status.phase}{"\\n"}{end}'),
+        ("get", "pod", "web", "-o", 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'),
+        ("get", "pods", "-o", "custom-columns=NAME:.metadata.name,IMAGES:.spec.containers[*].image"),
+        ("get", "svc", "web", "-o", "custom-columns=PORT:.spec.ports[0].port,SEL:.spec.selector"),
+        ("get", "secrets", "-o", "yaml"),
+    ):
+        await same_as_kubectl(cluster, *args, "-n", ns)
+
+
+def test_bad_input_is_one_line(cluster: KboxCluster) -> None:
+    assert 'the server doesn\'t have a resource type "nope"' in one_line_error(cluster.kbox("get", "nope"))
+    assert "allowed formats are" in one_line_error(cluster.kbox("get", "pods", "-o", "fancy"))
+    assert "jsonpath" in one_line_error(cluster.kbox("get", "pods", "-o", "jsonpath={.items["))
+    assert "resource/name form" in one_line_error(cluster.kbox("get", "pods", "pod/web"))
+    assert "specify the type" in one_line_error(cluster.kbox("get"))
+    other = cluster.kbox("get", "pods", env={"KBOX_PROFILE": "elsewhere"})
+    assert (
+        one_line_error(other) == 'Error: profile "elsewhere" is not running: kbox start --profile elsewhere'
+    )
+    help_text = cluster.ok("get", "--help")
+    assert "Examples:" in help_text and "kbox get pods -w" in help_text
+
+
+def test_watch_prints_changes_and_ends_on_ctrl_c(cluster: KboxCluster) -> None:
+    ns = cluster.namespace("watch")
+    cluster.kubectl_ok("run", "first-with-a-longer-name", "--image=nginx", "-n", ns)
+    with subprocess.Popen(
+        [KBOX, "get", "pods", "-n", ns, "-w"],
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as watcher:
+        try:
+            assert watcher.stdout is not None
+            header = watcher.stdout.readline()
+            assert header.split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+            assert watcher.stdout.readline().startswith("first-with-a-longer-name   ")
+            cluster.kubectl_ok("run", "second", "--image=nginx", "-n", ns)
+            row = watcher.stdout.readline()
+            # Rows printed later stay aligned under the header (widths are remembered).
+            assert row.startswith("second ")
+            assert row.index("/1") - 1 == header.index("READY")
+        finally:
+            watcher.send_signal(signal.SIGINT)
+            _, err = watcher.communicate(timeout=15)
+    assert watcher.returncode == 130
+    assert "Traceback" not in err and err == ""
