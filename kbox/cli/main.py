@@ -22,6 +22,7 @@ from kbox.cli.kube import delete as delete_command
 from kbox.cli.kube import exec as exec_command
 from kbox.cli.kube import get as get_command
 from kbox.cli.kube import logs as logs_command
+from kbox.cli.kube import passthrough as passthrough_command
 from kbox.cli.kube import portforward as portforward_command
 from kbox.cli.kube import rollout as rollout_command
 from kbox.cli.kube import scale as scale_command
@@ -42,6 +43,7 @@ cli.add_command(service_command.service)
 for _command in lifecycle_commands.COMMANDS:
     cli.add_command(_command)
 cli.add_command(get_command.get)
+cli.add_command(passthrough_command.kubectl)
 for _command in (
     logs_command.logs,
     exec_command.exec_command,
