@@ -48,7 +48,7 @@ async def sync_pod(kubelet: Kubelet, pod: Obj, state: PodState) -> float | None:
             await runtime.remove_sandbox(state.sandbox.id)
             state.current.clear()
         state.sandbox = await runtime.run_sandbox(_sandbox_config(kubelet, pod))
-    refreshing = await _refresh_volumes(kubelet, pod)
+    await _refresh_volumes(kubelet, pod)
     listed = await runtime.list_containers(state.sandbox.id)
     state.fingerprint = fingerprint(listed)
     for container in listed:
@@ -90,8 +90,7 @@ async def sync_pod(kubelet: Kubelet, pod: Obj, state: PodState) -> float | None:
 
     kubelet.probes.sync(pod, state)
     _report(kubelet, pod, state)
-    if refreshing and any(c.state == "running" for c in state.current.values()):
-        wake.append(volumes.REFRESH_INTERVAL)  # re-read mounted ConfigMaps/Secrets while it runs
+    # Mounted ConfigMaps and Secrets need no polling: their changes re-sync the pod (configwatch).
     return min(wake) if wake else None
 
 

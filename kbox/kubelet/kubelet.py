@@ -32,8 +32,9 @@ from kbox.api.errors import StatusError
 from kbox.api.nodeconnection import MIRROR_ANNOTATION, NodeConnections
 from kbox.client import interface
 from kbox.client.events import EventRecorder
+from kbox.client.informer import InformerFactory
 from kbox.client.interface import Client
-from kbox.kubelet import containers, dns, health, hooks, node, probes, status, volumes
+from kbox.kubelet import configwatch, containers, dns, health, hooks, node, probes, status, volumes
 from kbox.kubelet.connection import KubeletConnection
 from kbox.kubelet.runtime import interface as rt
 from kbox.kubelet.runtime.interface import (
@@ -101,7 +102,10 @@ class Kubelet:
         settings: KubeletSettings,
         *,
         connections: NodeConnections | None = None,
+        informers: InformerFactory | None = None,
     ) -> None:
+        """``informers``: a factory shared with other components (one watch per kind in the process);
+        without one the kubelet makes its own, started only if a pod mounts a ConfigMap or Secret."""
         self.client = client
         self.runtime = runtime
         self.settings = settings
@@ -126,6 +130,9 @@ class Kubelet:
         self._relist_revision: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._node_writes: set[asyncio.Task[Any]] = set()
+        self._owns_informers = informers is None
+        self.informers = informers or InformerFactory(client)
+        self.config_watch = configwatch.ConfigWatch(self.informers, self.workers.update)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -151,6 +158,9 @@ class Kubelet:
         if self.connections is not None:
             self.connections.unregister(self.name, self.connection)
         await aiotasks.stop([*self._tasks, *self._node_writes], title=f"kubelet {self.name}")
+        self.config_watch.close()
+        if self._owns_informers:
+            await self.informers.stop()
         await self.probes.close()
         await self.workers.close()
         await self.probes.close()  # a sync cut short may have started workers meanwhile
@@ -238,9 +248,11 @@ class Kubelet:
             seen = {p["metadata"]["uid"]: p for p in listing["items"] if not is_mirror_pod(p)}
             for uid in set(self.pods) - set(seen):
                 self.pods.pop(uid, None)
+                self.config_watch.forget(uid)
                 self.workers.update(uid)
             for uid, pod in seen.items():
                 self.pods[uid] = pod
+                self.config_watch.track(uid, pod)
                 self.workers.update(uid)
             for uid in set(self.states) - set(seen):  # adopted sandboxes of pods that are gone
                 self.workers.update(uid)
@@ -254,8 +266,10 @@ class Kubelet:
                     uid = event.object["metadata"]["uid"]
                     if event.type == "DELETED":
                         self.pods.pop(uid, None)
+                        self.config_watch.forget(uid)
                     else:
                         self.pods[uid] = event.object
+                        self.config_watch.track(uid, event.object)
                     self.workers.update(uid)
             except StatusError as exc:
                 if exc.code != 410:
