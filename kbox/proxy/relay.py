@@ -12,7 +12,7 @@ side is accepted with reading paused and resumed only once the endpoint answered
 ready, or every one tried refuses, the client connection is reset (``SO_LINGER`` 0, so the peer sees a
 TCP RST at once rather than hanging).
 
-**UDP.** Datagrams from each client address form a *flow* with its own connected socket to the endpoint
+**UDP.** Datagrams from each client address form a *flow* with its own socket towards the endpoint
 chosen for that client's first datagram; replies on it go back to the client from the Service
 address. A flow that saw no datagram for ``idle_timeout`` seconds is closed by the listener's sweeper.
 Flow sockets are read with ``loop.add_reader`` directly: no coroutine per flow or per datagram. A
@@ -264,7 +264,7 @@ class UdpListener:
                 return
         flow.last_used = now
         try:
-            flow.sock.send(data)
+            flow.sock.sendto(data, flow.endpoint)
         except (BlockingIOError, InterruptedError):
             self.dropped += 1  # the endpoint's socket buffer is full: UDP may drop
         except OSError as e:  # e.g. ECONNREFUSED from an earlier ICMP: the endpoint went away
@@ -278,10 +278,13 @@ class UdpListener:
         endpoint = balancer.pick(str(client[0]))
         if endpoint is None:
             return None
+        # Not connected: a server bound to a wildcard address may answer from another of its addresses
+        # than the one asked (a host with several), and a connected socket would drop that reply. The
+        # socket is this flow's alone, so whatever arrives on it is the endpoint's answer.
         sock = socket.socket(socket.AF_INET6 if ":" in endpoint.ip else socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
-            sock.connect((endpoint.ip, endpoint.port))
+            sock.bind(("::" if ":" in endpoint.ip else "0.0.0.0", 0))
         except OSError as e:
             sock.close()
             _log.debug("%s: cannot reach %s: %s", self.name, endpoint, e)

@@ -218,7 +218,8 @@ class DnsServer:
                 self._bridge_networks = [ipaddress.ip_network(s) for s in subnets]
             except Exception as e:
                 _log.debug("coredns: no Docker network for cluster %s yet: %s", self.settings.cluster, e)
-            await asyncio.sleep(self.settings.networks_refresh)
+            # Until the network exists (the first pod creates it), look again soon.
+            await asyncio.sleep(self.settings.networks_refresh if self._bridge_networks else 0.5)
 
     def allowed(self, client_ip: str) -> bool:
         """Whether ``client_ip`` may have names outside the cluster domain resolved."""
