@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from kbox.api import quantity
 from kbox.api.errors import StatusError
 from kbox.client import interface
-from kbox.kubelet import dns, hooks, status, volumes
+from kbox.kubelet import dns, hooks, memoryfs, status, volumes
 from kbox.kubelet.runtime import interface as rt
 from kbox.kubelet.runtime.interface import (
     ContainerConfig,
@@ -420,9 +420,10 @@ def _expand(text: str, values: dict[str, str]) -> str:
 
 
 async def _mounts(kubelet: Kubelet, pod: Obj, container: Obj) -> list[Mount]:
-    """Bind mounts of the container's volumes: emptyDir (a folder per pod under the kubelet's state,
-    also for ``medium: Memory``), hostPath, and configMap, secret, downwardAPI and projected volumes
-    written by :mod:`kbox.kubelet.volumes` (always read-only, as in Kubernetes)."""
+    """Bind mounts of the container's volumes: emptyDir (a folder per pod under the kubelet's state;
+    ``medium: Memory`` in shared memory), hostPath, and configMap, secret, downwardAPI and projected
+    volumes written by :mod:`kbox.kubelet.volumes` (always read-only, as in Kubernetes; all but
+    configMap in shared memory, see :mod:`kbox.kubelet.memoryfs`)."""
     by_name = {v.get("name"): v for v in (pod.get("spec") or {}).get("volumes") or []}
     uid = pod["metadata"]["uid"]
     mounts: list[Mount] = []
@@ -432,11 +433,11 @@ async def _mounts(kubelet: Kubelet, pod: Obj, container: Obj) -> list[Mount]:
             continue
         read_only = bool(mount.get("readOnly"))
         if "emptyDir" in volume:
-            source = str(volumes.empty_dir(kubelet.settings.state_dir, uid, volume["name"]))
+            source = str(memoryfs.empty_dir(kubelet.settings.state_dir, uid, volume))
         elif "hostPath" in volume:
             source = str(volumes.host_path(volume["hostPath"] or {}))
         elif any(kind in volume for kind in volumes.API_VOLUMES):
-            path = volumes.volume_dir(kubelet.settings.state_dir, uid, volume["name"])
+            path = memoryfs.api_volume_dir(kubelet.settings.state_dir, uid, volume)
             payload = await _volume_payload(kubelet, pod, volume)
             try:
                 volumes.write(path, payload)
@@ -531,7 +532,7 @@ async def _refresh_volumes(kubelet: Kubelet, pod: Obj) -> bool:
         if not any(kind in volume for kind in volumes.API_VOLUMES):
             continue
         found = True
-        path = volumes.volume_dir(kubelet.settings.state_dir, uid, volume.get("name", ""))
+        path = memoryfs.api_volume_dir(kubelet.settings.state_dir, uid, volume)
         if not (path / volumes.DATA_LINK).is_symlink():
             continue  # not set up yet: the container start does it (and reports errors)
         try:

@@ -34,7 +34,7 @@ from kbox.client import interface
 from kbox.client.events import EventRecorder
 from kbox.client.informer import InformerFactory
 from kbox.client.interface import Client
-from kbox.kubelet import configwatch, containers, dns, health, hooks, node, probes, status, volumes
+from kbox.kubelet import configwatch, containers, dns, health, hooks, memoryfs, node, probes, status, volumes
 from kbox.kubelet.connection import KubeletConnection
 from kbox.kubelet.runtime import interface as rt
 from kbox.kubelet.runtime.interface import (
@@ -466,6 +466,7 @@ class Kubelet:
                     raise
                 _log.warning("removing the sandbox of %s/%s failed: %s", state.namespace, state.name, exc)
         volumes.remove_pod(self.settings.state_dir, state.uid)
+        memoryfs.remove_pod(self.settings.state_dir, state.uid)
         self.states.pop(state.uid, None)
         self.status.forget(state.uid)
         self.workers.forget(state.uid)

@@ -13,10 +13,10 @@ An update writes a new timestamped folder, points a temporary symlink at it and 
 container sees either the old or the new version, never a mix. A ``subPath`` mount resolves the
 symlinks when the container is created and does not see updates, as in Kubernetes.
 
-Differences from Kubernetes, on purpose: a secret volume is a plain host folder, not a tmpfs (the
-runtime interface only knows bind mounts), and so is an emptyDir with ``medium: Memory``;
-``sizeLimit`` is not enforced. A projected ``serviceAccountToken`` (and ``clusterTrustBundle``)
-source is skipped: kbox issues no bound service account tokens.
+Secret, downwardAPI and projected volumes, and an emptyDir with ``medium: Memory``, take their folder
+from :mod:`kbox.kubelet.memoryfs` (the host's shared-memory tmpfs) instead. Differences from
+Kubernetes, on purpose: ``sizeLimit`` is not enforced. A projected ``serviceAccountToken`` (and
+``clusterTrustBundle``) source is skipped: kbox issues no bound service account tokens.
 """
 
 from __future__ import annotations
@@ -39,9 +39,6 @@ Obj = dict[str, Any]
 
 DEFAULT_MODE = 0o644
 DATA_LINK = "..data"
-REFRESH_INTERVAL = 5.0
-"""Seconds between re-reads of the ConfigMaps and Secrets a running pod mounts (the kubelet's
-``syncFrequency`` plus its cache TTL play this role in Kubernetes)."""
 
 API_VOLUMES = ("configMap", "secret", "downwardAPI", "projected")
 """Volume types whose content the kubelet writes (read-only in the container, as in Kubernetes)."""

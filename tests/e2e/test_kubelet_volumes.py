@@ -6,12 +6,15 @@ CreateContainerConfigError until it exists."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kbox.client import interface
 from kbox.client.local import LocalClient
+from kbox.kubelet import memoryfs
 from kbox.kubelet.kubelet import Kubelet
 from tests.e2e.conftest import BuiltImages
 from tests.support.apiserver import Served
@@ -20,6 +23,13 @@ from tests.support.wait import eventually
 pytestmark = pytest.mark.docker
 Obj = dict[str, Any]
 SECRETS = interface.Resource("", "v1", "secrets")
+
+
+@pytest.fixture(autouse=True)
+def _memory_volumes_removed(tmp_path: Path) -> Iterator[None]:
+    """Secret, downwardAPI and projected volumes live in /dev/shm (kbox.kubelet.memoryfs)."""
+    yield
+    memoryfs.remove_all(tmp_path / "kubelet")
 
 
 def pod(

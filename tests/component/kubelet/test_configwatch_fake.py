@@ -14,7 +14,7 @@ import pytest
 
 from kbox.client import interface
 from kbox.client.local import LocalClient
-from kbox.kubelet import configwatch, volumes
+from kbox.kubelet import configwatch, memoryfs, volumes
 from kbox.kubelet.kubelet import Kubelet
 from kbox.kubelet.runtime.fake import FakeRuntime
 from tests.component.kubelet.test_kubelet_fake import get_pod, pod, settings
@@ -90,7 +90,7 @@ async def test_updates_rewrite_the_volumes_of_the_pods_that_mount_them(
     secret_uid = (await get_pod(client, "secret-pod"))["metadata"]["uid"]
     state = kubelet.settings.state_dir
     cm_file = volumes.volume_dir(state, cm_uid, "conf") / "k"
-    secret_file = volumes.volume_dir(state, secret_uid, "conf") / "s"
+    secret_file = memoryfs.volume_dir(state, secret_uid, "conf") / "s"  # secrets stay in memory
     await eventually(lambda: cm_file.exists() and cm_file.read_text() == "one")
     await eventually(lambda: secret_file.exists() and secret_file.read_text() == "first")
     assert kubelet.config_watch.watched == {"configmaps", "secrets"}
