@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shlex
+import termios
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,6 +131,54 @@ async def test_exec_with_a_terminal(cluster: KboxCluster, tmp_path: Path) -> Non
     lines = [line.lstrip("^@") for line in out.decode().replace("\r", "").splitlines()]
     assert "size 30 100" in lines, out
     assert any(line.startswith("/dev/pts/") for line in lines), out
+
+
+async def test_an_interactive_shell_and_the_terminal_left_as_it_was(cluster: KboxCluster) -> None:
+    # kbox on a pseudo-terminal of its own, typed at like a user: a shell answers, its exit code is
+    # kbox's, and the terminal's settings are the same after kbox as before.
+    master, slave = os.openpty()
+    before = termios.tcgetattr(slave)
+    process = await asyncio.create_subprocess_exec(
+        KBOX,
+        "exec",
+        "-it",
+        "web",
+        "--",
+        "sh",
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=cluster.env,
+        start_new_session=True,
+    )
+    loop = asyncio.get_running_loop()
+    seen = b""
+
+    async def until(marker: bytes) -> None:
+        nonlocal seen
+        while marker not in seen:
+            try:
+                chunk = await loop.run_in_executor(None, os.read, master, 4096)
+            except OSError:  # EIO: nothing has the terminal open any more
+                chunk = b""
+            if not chunk:
+                raise AssertionError(f"{marker!r} never came; the terminal showed {seen!r}")
+            seen += chunk
+
+    try:
+        os.write(master, b"echo $((6 * 7))\r")
+        await asyncio.wait_for(until(b"42"), 60)
+        assert termios.tcgetattr(slave) != before  # raw while the session runs
+        os.write(master, b"exit 7\r")
+        assert await asyncio.wait_for(process.wait(), 60) == 7
+        await asyncio.wait_for(until(b"command terminated with exit code 7"), 30)
+        assert termios.tcgetattr(slave) == before
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        os.close(slave)
+        os.close(master)
 
 
 def test_attach_to_the_main_process(cluster: KboxCluster) -> None:

@@ -41,11 +41,17 @@ Examples:
 
 
 class StdinReader:
-    """A file descriptor's bytes as an async iterator, read in a daemon thread (see the module doc)."""
+    """A file descriptor's bytes as an async iterator, read in a daemon thread (see the module doc).
+
+    At most ``AHEAD`` chunks wait between the thread and the consumer: a fast stdin (``cat big |``)
+    waits for the WebSocket instead of filling memory."""
+
+    AHEAD = 8
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._slots = threading.Semaphore(self.AHEAD)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -56,11 +62,13 @@ class StdinReader:
             self._loop = asyncio.get_running_loop()
             threading.Thread(target=self._read, name="kbox-stdin", daemon=True).start()
         while (chunk := await self._queue.get()) is not None:
+            self._slots.release()
             yield chunk
 
     def _read(self) -> None:
         assert self._loop is not None
         while True:
+            self._slots.acquire()  # a consumer that stopped leaves this daemon thread parked here
             try:
                 chunk = os.read(self._fd, streams.CHUNK)
             except OSError:
