@@ -298,10 +298,6 @@ class Kubelet:
                 _log.warning("relisting the containers of node %s failed: %s", self.name, exc)
             return
         self._relist_revision = revision
-        if not self.health.ok:
-            self.runtime_version = await self._version_or(self.runtime_version)
-            self.health.recovered()  # re-syncs every pod; the fingerprints below are refreshed by those syncs
-            return
         by_pod: dict[str, list[ContainerBrief]] = {}
         for brief in listed:
             by_pod.setdefault(brief.pod_uid, []).append(brief)
@@ -319,6 +315,9 @@ class Kubelet:
             if changed or seen != state.fingerprint:
                 state.fingerprint = seen
                 self.workers.update(uid)
+        if not self.health.ok:  # back (sandboxes that died meanwhile are marked above): re-sync all
+            self.runtime_version = await self._version_or(self.runtime_version)
+            self.health.recovered()
 
     async def _version_or(self, fallback: str) -> str:
         try:
