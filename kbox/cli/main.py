@@ -19,6 +19,7 @@ from kbox.cli.kube import apply as apply_command
 from kbox.cli.kube import attach as attach_command
 from kbox.cli.kube import create as create_command
 from kbox.cli.kube import delete as delete_command
+from kbox.cli.kube import describe as describe_command
 from kbox.cli.kube import exec as exec_command
 from kbox.cli.kube import get as get_command
 from kbox.cli.kube import logs as logs_command
@@ -43,6 +44,7 @@ cli.add_command(service_command.service)
 for _command in lifecycle_commands.COMMANDS:
     cli.add_command(_command)
 cli.add_command(get_command.get)
+cli.add_command(describe_command.describe)
 cli.add_command(passthrough_command.kubectl)
 for _command in (
     logs_command.logs,

@@ -27,7 +27,7 @@ _BREAKS = "\f\n\r"
 
 @dataclass
 class TabWriter:
-    """Aligns lines of cells as Go's tabwriter does with kubectl's settings.
+    """Aligns lines of cells as Go's tabwriter does with kubectl's settings (``get``'s by default).
 
     Every cell but the last of a line ends a column; a column's width is its widest cell plus the
     padding (at least the minimum width) over each run of consecutive lines that have that column.
@@ -37,6 +37,8 @@ class TabWriter:
 
     remember: bool = True
     widths: list[int] = field(default_factory=list)
+    min_width: int = TAB_MIN_WIDTH
+    padding: int = TAB_PADDING
 
     def reset(self) -> None:
         self.widths = []
@@ -57,9 +59,9 @@ class TabWriter:
                 continue
             self._write(lines[line0:this], widths, out)
             line0 = this
-            width = TAB_MIN_WIDTH
+            width = self.min_width
             while this < line1 and column < len(lines[this]) - 1:
-                width = max(width, len(lines[this][column]) + TAB_PADDING)
+                width = max(width, len(lines[this][column]) + self.padding)
                 this += 1
             if self.remember:
                 if column < len(self.widths):
@@ -190,10 +192,10 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     style: str | None = None
     if "\n" in value:
         style = "|"
-    elif (
-        value in _GO_BOOLS or dumper.resolve(yaml.ScalarNode, value, (True, False)) != "tag:yaml.org,2002:str"
-    ):
-        style = '"'
+    else:
+        tag = dumper.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+        if value in _GO_BOOLS or tag != "tag:yaml.org,2002:str":
+            style = '"'
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
