@@ -51,8 +51,8 @@ Sink = Callable[[bytes], Awaitable[None]]
 Params = Sequence[tuple[str, str]]
 
 
-class StreamError(Exception):
-    """A stream that failed in a way the user should read as one line (no Status behind it)."""
+class StreamError(click.ClickException):
+    """A stream that failed with no Status behind it: shown as one line, like any ClickException."""
 
 
 # -- which pod and which container --------------------------------------------------------------------
@@ -394,6 +394,8 @@ async def relay_session(
     finally:
         await aiotasks.stop(pumps, title="exec streams", grace=1.0)
         await ws.close()
+    if status is None and ws.close_code not in (None, 1000):
+        raise StreamError(f"lost connection to the server (WebSocket closed with code {ws.close_code})")
     return status
 
 
