@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import click
 import pytest
+from aiohttp import web
 
 from kbox.api.errors import StatusError
 from kbox.cli.kube import session, streams
@@ -462,3 +463,42 @@ async def test_a_connection_failure_is_one_line() -> None:
     async with aiohttp.ClientSession() as http:
         with pytest.raises(streams.StreamError, match="unable to upgrade connection"):
             await streams.connect(http, "http://127.0.0.1:9/x", params=[], protocols=streams.EXEC_PROTOCOLS)
+
+
+async def test_a_session_cut_without_a_status_is_a_lost_connection() -> None:
+    async def cut(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(protocols=streams.EXEC_PROTOCOLS)
+        await ws.prepare(request)
+        await ws.send_bytes(streams.frame(streams.STDOUT, b"partial"))
+        await ws.close(code=aiohttp.WSCloseCode.INTERNAL_ERROR)
+        return ws
+
+    async def no_protocol(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/cut", cut)
+    app.router.add_get("/plain", no_protocol)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as http:
+            ws = await streams.connect(
+                http, f"http://127.0.0.1:{port}/cut", params=[], protocols=streams.EXEC_PROTOCOLS
+            )
+            out = Collected()
+            with pytest.raises(streams.StreamError, match="lost connection to the server"):
+                await streams.relay_session(ws, stdout=out, stderr=Collected())
+            assert out.data == b"partial"
+            with pytest.raises(streams.StreamError, match="the server chose no protocol"):
+                await streams.connect(
+                    http, f"http://127.0.0.1:{port}/plain", params=[], protocols=streams.EXEC_PROTOCOLS
+                )
+    finally:
+        await runner.cleanup()
