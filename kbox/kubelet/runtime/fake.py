@@ -43,6 +43,7 @@ class _Sandbox:
     status: SandboxStatus
     config: SandboxConfig
     containers: list[str] = field(default_factory=list)
+    briefs: list[ContainerBrief] | None = None  # its relist lines, kept until it changes
 
     @property
     def node(self) -> str:
@@ -85,6 +86,7 @@ class FakeRuntime(Runtime):
 
     def _touch(self, sandbox: _Sandbox) -> None:
         """Something in ``sandbox`` changed: its node's next relist must look."""
+        sandbox.briefs = None
         self._revisions[sandbox.node] = self._revisions.get(sandbox.node, 0) + 1
 
     async def version(self) -> str:
@@ -141,12 +143,14 @@ class FakeRuntime(Runtime):
     async def list_node(self, node: str) -> list[ContainerBrief]:
         found: list[ContainerBrief] = []
         for box in self._by_node.get(node, {}).values():
-            status = box.status
-            uid = status.pod.uid
-            found.append(ContainerBrief(status.id, uid, "POD", status.ready, True, status.created_at))
-            for container_id in box.containers:
-                c = self._containers[container_id].status
-                found.append(ContainerBrief(c.id, uid, c.name, c.state == "running"))
+            if box.briefs is None:
+                status = box.status
+                uid = status.pod.uid
+                box.briefs = [ContainerBrief(status.id, uid, "POD", status.ready, True, status.created_at)]
+                for container_id in box.containers:
+                    c = self._containers[container_id].status
+                    box.briefs.append(ContainerBrief(c.id, uid, c.name, c.state == "running"))
+            found.extend(box.briefs)
         return found
 
     def node_revision(self, node: str) -> int | None:
