@@ -56,6 +56,7 @@ Examples:
   kbox logs mypod --previous              # the container's previous (crashed) run
   kbox logs mypod --since 5m --timestamps
   kbox logs mypod --all-containers --prefix
+  kbox logs -l app=web --prefix           # every pod with the label (the last 10 lines of each)
   kbox logs                               # the cluster process's own log file
   kbox logs -f kube-scheduler             # one control-plane component's log
 """
@@ -173,9 +174,10 @@ def _sources(
 async def _pod_logs(
     profile: str | None,
     namespace: str | None,
-    target: str,
+    target: str | None,
     options: Options,
     *,
+    selector: str | None,
     container: str | None,
     all_containers: bool,
     prefix: bool,
@@ -183,8 +185,21 @@ async def _pod_logs(
 ) -> None:
     async with session.connect(profile) as api:
         ns = namespace or api.namespace
-        pod = await streams.target_pod(api, target, ns, for_logs=True, wait_seconds=wait_seconds)
-        await stream(api, _sources(pod, container, all_containers=all_containers, prefix=prefix), options)
+        if target is not None:
+            pod = await streams.target_pod(api, target, ns, for_logs=True, wait_seconds=wait_seconds)
+            pods = [pod]
+        else:
+            listed = await api.client.list(interface.PODS, namespace=ns, label_selector=selector)
+            pods = sorted(listed.get("items") or [], key=lambda p: str(p["metadata"]["name"]))
+            if not pods:
+                click.echo(f"No resources found in {ns} namespace.", err=True)
+                return
+        sources = [
+            source
+            for pod in pods
+            for source in _sources(pod, container, all_containers=all_containers, prefix=prefix)
+        ]
+        await stream(api, sources, options)
 
 
 # -- the control plane's own logs ------------------------------------------------------------------
@@ -333,6 +348,9 @@ async def _print_file(path: Path, options: Options, *, contains: str | None = No
 @click.option("--limit-bytes", default=None, type=int, metavar="N", help="Stop after N bytes.")
 @click.option("--all-containers", is_flag=True, help="Every container of the pod, init containers first.")
 @click.option("--prefix", is_flag=True, help="Start each line with [pod/NAME/CONTAINER].")
+@click.option(
+    "--selector", "-l", default=None, metavar="SELECTOR", help="The pods with these labels (--tail 10 then)."
+)
 @click.option("--namespace", "-n", default=None, metavar="NS", help="The namespace (default: the context's).")
 @click.option(
     "--pod-running-timeout",
@@ -354,6 +372,7 @@ def logs(
     limit_bytes: int | None,
     all_containers: bool,
     prefix: bool,
+    selector: str | None,
     namespace: str | None,
     pod_running_timeout: float,
     profile: str | None,
@@ -370,6 +389,11 @@ def logs(
         raise click.ClickException("--limit-bytes must be greater than 0")
     if all_containers and container:
         raise click.ClickException("--container cannot be combined with --all-containers")
+    if selector is not None:
+        if target is not None:
+            raise click.ClickException("only a selector (-l) or a POD|TYPE/NAME can be given, not both")
+        if tail == -1:
+            tail = 10  # as kubectl limits a selector's logs
     seconds = None
     if since is not None:
         seconds = max(1, int(-(-parse_duration(since) // 1)))  # whole seconds, rounded up
@@ -383,7 +407,7 @@ def logs(
         limit_bytes=limit_bytes,
     )
     with streams.quiet_broken_pipe():
-        if target is None:
+        if target is None and selector is None:
             session.run(_print_file(_profile(profile).log_file, options))
         elif target in COMPONENTS and namespace is None:
             session.run(_component_logs(profile, target, options, prefix=prefix))
@@ -394,6 +418,7 @@ def logs(
                     namespace,
                     target,
                     options,
+                    selector=selector,
                     container=container,
                     all_containers=all_containers,
                     prefix=prefix,

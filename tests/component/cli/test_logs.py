@@ -108,6 +108,13 @@ def test_logs_of_a_workload_choose_a_pod(cluster: KboxCluster) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == "fake container busybox started\n"
     assert re.fullmatch(r"Found 2 pods, using pod/web-[a-z0-9]+-[a-z0-9]+\n", result.stderr), result.stderr
+    lines = cluster.ok("logs", "-n", ns, "-l", "app=web", "--prefix").splitlines()
+    assert len(lines) == 2, lines
+    assert all(
+        re.fullmatch(r"\[pod/web-\w+-\w+/busybox\] fake container busybox started", line) for line in lines
+    )
+    none = cluster.kbox("logs", "-n", ns, "-l", "app=none")
+    assert (none.returncode, none.stdout, none.stderr) == (0, "", f"No resources found in {ns} namespace.\n")
     assert one_line_error(cluster.kbox("logs", "-n", ns, "configmap/x")) == 'Error: configmaps "x" not found'
     error = one_line_error(cluster.kbox("logs", "-n", ns, "widgets/x"))
     assert error == 'Error: the server doesn\'t have a resource type "widgets"'
