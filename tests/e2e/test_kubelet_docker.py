@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiodocker
 import pytest
 
 from kbox.api.errors import StatusError
@@ -231,3 +232,40 @@ async def test_kubectl_logs_exec_and_port_forward(
     finally:
         forward.terminate()
         await forward.wait()
+
+
+async def test_a_killed_sandbox_is_recreated_with_its_containers(
+    server: Served, kubelet: Kubelet, docker: aiodocker.Docker, docker_images: BuiltImages
+) -> None:
+    client = LocalClient(server.plane.catalog)
+    await client.create(
+        interface.PODS,
+        pod("fragile", docker_images.busybox, [{"name": "main", "command": ["sleep", "3600"]}]),
+        namespace="default",
+    )
+
+    async def running() -> Obj | None:
+        current = await phase_of(client, "fragile")
+        statuses = current.get("status", {}).get("containerStatuses") or [{}]
+        return current if "running" in statuses[0].get("state", {}) else None
+
+    before = await eventually(running)
+    state = kubelet.states[before["metadata"]["uid"]]
+    assert state.sandbox is not None
+    old_sandbox = state.sandbox.id
+    await docker.containers.container(old_sandbox).kill()  # behind the kubelet's back
+
+    old_container = before["status"]["containerStatuses"][0]["containerID"]
+
+    async def recreated() -> Obj | None:
+        current = await running()
+        sandbox = state.sandbox
+        if current is None or sandbox is None or sandbox.id == old_sandbox or not sandbox.ready:
+            return None
+        return current if current["status"]["containerStatuses"][0]["containerID"] != old_container else None
+
+    after = await eventually(recreated)
+    assert after["status"]["podIP"] and after["status"]["phase"] == "Running"
+    assert state.sandbox is not None
+    info = await docker.containers.container(state.sandbox.id).show()
+    assert info["State"]["Running"]
