@@ -52,7 +52,7 @@ def parse_duration(text: str) -> float:
         body = value.lstrip("+-")
         parts = _DURATION.findall(body)
         if not body or "".join(n + u for n, u in parts) != body:
-            raise click.BadParameter(f'invalid duration "{text}" (use e.g. 30s, 1m30s, 500ms)') from None
+            raise CommandError(f'invalid duration "{text}" (use e.g. 30s, 1m30s, 500ms)') from None
         seconds = sign * sum(float(n) * _UNITS[u] for n, u in parts)
     return _FOREVER if seconds < 0 else seconds
 
