@@ -106,3 +106,21 @@ async def test_default_policy_keeps_dockers_resolver(
     resolv = dns.parse_resolv_conf(await _cat(server, "plain", "/etc/resolv.conf"))
     assert resolv.nameservers == ("127.0.0.11",)  # Docker's embedded resolver, forwarding to the host's
     assert "ndots:5" not in resolv.options
+
+
+async def test_host_network_pods(server: Served, dns_kubelet: Kubelet, docker_images: BuiltImages) -> None:
+    client = LocalClient(server.plane.catalog)
+    image = docker_images.busybox
+    await client.create(
+        interface.PODS,
+        _pod("hostnet-cluster", image, hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet"),
+        namespace="default",
+    )
+    await client.create(interface.PODS, _pod("hostnet-plain", image, hostNetwork=True), namespace="default")
+    await eventually(lambda: _running(client, "hostnet-cluster"))
+    await eventually(lambda: _running(client, "hostnet-plain"))
+    cluster = dns.parse_resolv_conf(await _cat(server, "hostnet-cluster", "/etc/resolv.conf"))
+    assert cluster.nameservers == ("10.96.0.10",) and cluster.options == ("ndots:5",)
+    # ClusterFirst on the host network means the host's resolver, as in Kubernetes.
+    plain = dns.parse_resolv_conf(await _cat(server, "hostnet-plain", "/etc/resolv.conf"))
+    assert plain.nameservers == dns_kubelet.host_dns.nameservers
