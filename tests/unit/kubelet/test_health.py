@@ -26,6 +26,6 @@ def test_outage_and_recovery(caplog: pytest.LogCaptureFixture) -> None:
 
     health.recovered()
     health.recovered()
-    assert health.ok and health.error == "" and changes == [False, True]
+    assert changes == [False, True] and health.error == ""
     health.failed("again")
     assert health.retry_delay() == 0.5  # a new outage starts the back-off over
