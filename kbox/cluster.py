@@ -1,20 +1,27 @@
-"""The composition root: settings → store and apiserver → controllers, scheduler and kubelets.
+"""The composition root: settings → store and apiserver → supervised components and kubelets.
 
 Every component gets an in-process ``LocalClient`` (the same pipeline as HTTP requests) and talks to
-the others only through the API. Start order: control plane (store + apiserver, the core), then the
-node agents, then the scheduler and controllers; stop in reverse, core last.
+the others only through the API. The store and apiserver open first (everything needs them); then the
+kubelets register their nodes; then the :class:`~kbox.supervisor.Supervisor` runs etcd and
+kube-apiserver (core: watched, not restartable), kube-controller-manager and kube-scheduler
+(restarted with back-off when they fail), the addon manager and, when asked, the mirror pods that show
+all of them in kube-system. ``start`` returns when every supervised component is healthy. Stop runs in
+reverse: supervised components, kubelets, runtime, and the store last.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from kbox import componentlogs, components, mirrorpods, supervisor, testhooks
+from kbox.addons import manager as addon_manager
 from kbox.api.app import ApiSettings
 from kbox.api.certs import TlsFiles, ensure_certificates
 from kbox.api.controlplane import ControlPlane
@@ -31,8 +38,6 @@ from kbox.controllers.replicaset import ReplicaSetController
 from kbox.controllers.serviceaccount import ServiceAccountsController
 from kbox.kubelet.kubelet import Kubelet, KubeletSettings
 from kbox.kubelet.runtime.interface import Runtime
-from kbox.scheduler.scheduler import Scheduler
-from kbox.util import aiotasks
 
 _log = logging.getLogger(__name__)
 
@@ -52,6 +57,11 @@ class ClusterSettings:
     durable: bool = True  # SQLite store under state_dir; False keeps the store in memory
     token: str = ""  # generated on first start when empty
     kubelet: dict[str, Any] = field(default_factory=dict)  # KubeletSettings overrides (tests)
+    mirror_pods: bool = False  # show the components as pods in kube-system (kbox start does)
+    addons: dict[str, bool] | None = None  # addon → enabled to set at start; None keeps the cluster's
+    backoff_initial: float = 1.0  # supervisor: first restart delay after a repeated crash
+    backoff_max: float = 30.0
+    ready_timeout: float = 60.0  # start() fails when components are not healthy by then
 
 
 def node_names(settings: ClusterSettings) -> list[str]:
@@ -72,9 +82,18 @@ def make_runtime(settings: ClusterSettings) -> Runtime:
 class Cluster:
     """A running cluster in this process: ``async with Cluster(settings) as cluster: ...``."""
 
-    def __init__(self, settings: ClusterSettings, *, runtime: Runtime | None = None) -> None:
+    def __init__(
+        self,
+        settings: ClusterSettings,
+        *,
+        runtime: Runtime | None = None,
+        logs: componentlogs.LogBuffers | None = None,
+        addons: dict[str, addon_manager.Addon] | None = None,
+    ) -> None:
         """``runtime``: use this one instead of making one; the caller owns it (closes it), and it outlives
-        ``stop()``, so a cluster restarted over it has its kubelets adopt the pods still running there."""
+        ``stop()``, so a cluster restarted over it has its kubelets adopt the pods still running there.
+        ``logs``: where components' log lines are kept for their mirror pods (``kbox serve`` sets it up).
+        ``addons``: the addons this cluster can run (default: every addon kbox has)."""
         self.settings = settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.token = settings.token or load_token(settings.state_dir)
@@ -86,7 +105,13 @@ class Cluster:
         self.runtime: Runtime | None = runtime
         self._owns_runtime = runtime is None
         self.kubelets: list[Kubelet] = []
-        self._components: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        self.logs = logs
+        self.supervisor = supervisor.Supervisor(
+            backoff_initial=settings.backoff_initial,
+            backoff_max=settings.backoff_max,
+            on_start=logs.new_run if logs is not None else None,
+        )
+        self.addons = addons if addons is not None else available_addons(self)
 
     @property
     def url(self) -> str:
@@ -98,7 +123,6 @@ class Cluster:
     async def start(self) -> None:
         await self.plane.start()
         try:
-            await self._start_controllers()
             if self.runtime is None:
                 self.runtime = make_runtime(self.settings)
             for index, name in enumerate(node_names(self.settings)):
@@ -114,17 +138,53 @@ class Cluster:
                     ),
                     connections=self.plane.catalog.node_connections,
                 )
-                await kubelet.start()
+                with _as_component("kubelet"):
+                    await kubelet.start()
                 self.kubelets.append(kubelet)
+            self._add_components()
+            await self.supervisor.start()
+            try:
+                async with asyncio.timeout(self.settings.ready_timeout):
+                    await self.supervisor.wait_ready()
+            except TimeoutError:
+                stuck = [s.name for s in self.supervisor.states() if not (s.running and s.healthy)]
+                raise TimeoutError(
+                    f"components not healthy after {self.settings.ready_timeout:g}s: {stuck}"
+                ) from None
         except BaseException:
             await self.stop()
             raise
 
-    async def _start_controllers(self) -> None:
-        """The controller-manager: controllers sharing one informer factory on an in-process client."""
-        factory = informers.InformerFactory(self.client("kube-controller-manager"))
+    def _add_components(self) -> None:
+        """The supervised set, in start order (stopped in reverse)."""
+        sup = self.supervisor
+        sup.add(components.StoreComponent(self.plane.store), core=True)
+        sup.add(components.ApiServerComponent(self.plane), core=True)
+        sup.add(components.ControllerManager(self.client("kube-controller-manager"), self._controllers))
+        sup.add(components.SchedulerComponent(self.client("default-scheduler")))
+        sup.add(
+            addon_manager.AddonManager(
+                self.client("addon-manager"), sup, self.addons, initial=self.settings.addons
+            )
+        )
+        if testhooks.enabled():
+            sup.add(testhooks.TestHooks(self.client("test-hooks"), sup))
+        nodes = node_names(self.settings)
+        if self.settings.mirror_pods and nodes:
+            sup.add(
+                mirrorpods.MirrorPods(
+                    self.client("kubelet"),
+                    sup,
+                    nodes=nodes,
+                    logs=self.logs,
+                    connections=self.plane.catalog.node_connections,
+                )
+            )
+
+    def _controllers(self, factory: informers.InformerFactory) -> list[Controller]:
+        """The controller-manager's controllers, built afresh on each of its runs."""
         kinds = served_kinds(self.plane.catalog.resources())
-        controllers: list[Controller] = [
+        return [
             ReplicaSetController(factory),
             DeploymentController(factory),
             GarbageCollector(factory, kinds),
@@ -133,32 +193,21 @@ class Cluster:
             EndpointSliceController(factory),
             ServiceAccountsController(factory),
         ]
-        tasks = []
-        for controller in controllers:
-            tasks.append(
-                aiotasks.create_guarded_task(
-                    controller.run(workers=2), name=f"controller-manager/{controller.name}"
-                )
-            )
 
-        async def stop() -> None:
-            await aiotasks.stop(tasks, title="controller-manager")
-            await factory.stop()
-
-        self._components.append(("controller-manager", stop))
-        scheduler = Scheduler(self.client("default-scheduler"))
-        await scheduler.start()
-        self._components.append(("scheduler", scheduler.stop))
+    async def wait(self) -> supervisor.ComponentState:
+        """Until a core component (store, apiserver) fails: the cluster cannot go on."""
+        return await self.supervisor.wait()
 
     async def stop(self) -> None:
-        for name, stop in reversed(self._components):
-            try:
-                await stop()
-            except Exception:
-                _log.exception("stopping %s failed", name)
-        self._components.clear()
+        try:
+            await self.supervisor.stop()
+        except Exception:
+            _log.exception("stopping the supervised components failed")
         for kubelet in reversed(self.kubelets):
-            await kubelet.stop()
+            try:
+                await kubelet.stop()
+            except Exception:
+                _log.exception("stopping kubelet %s failed", kubelet.name)
         self.kubelets.clear()
         if self.runtime is not None and self._owns_runtime:
             with contextlib.suppress(Exception):
@@ -172,6 +221,23 @@ class Cluster:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+@contextlib.contextmanager
+def _as_component(name: str) -> Iterator[None]:
+    """Attribute log lines (and tasks started) inside the block to component ``name``."""
+    token = componentlogs.current.set(name)
+    try:
+        yield
+    finally:
+        componentlogs.current.reset(token)
+
+
+def available_addons(cluster: Cluster) -> dict[str, addon_manager.Addon]:
+    """Every addon kbox has, bound to ``cluster``."""
+    from kbox.addons import catalog  # the addons import the cluster's parts, not the reverse
+
+    return catalog.addons_for(cluster)
 
 
 def load_token(directory: Path) -> str:

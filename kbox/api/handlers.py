@@ -405,8 +405,7 @@ class ResourceHandler:
         if sub in ("log", "exec", "attach", "portforward"):
             assert info.name is not None
             pod = await generic.get(info.namespace, info.name)
-            node = (pod.get("spec") or {}).get("nodeName")
-            connection = self.catalog.node_connections.get(node)
+            connection = self.catalog.node_connections.for_pod(pod)
             return await streaming.handle(request, pod=pod, subresource=sub, connection=connection)
         if sub == "eviction":
             return json_response(await self.pipeline.evict(generic, info, await self._body(request)), 201)

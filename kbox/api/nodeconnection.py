@@ -109,11 +109,35 @@ class Unavailable(NodeConnection):
         raise self.error
 
 
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+"""Marks a mirror pod: the API's view of a static pod that a node runs by itself (kbox's control plane)."""
+
+
 class NodeConnections:
-    """Node name → its kubelet's connection."""
+    """Node name → its kubelet's connection; mirror pods go to the node's static-pod connection."""
 
     def __init__(self) -> None:
         self._nodes: dict[str, NodeConnection] = {}
+        self._static: dict[str, NodeConnection] = {}
+
+    def register_static(self, node: str, connection: NodeConnection | None) -> None:
+        """Serve the node's mirror pods (logs, exec, port-forward) from ``connection`` (None: stop)."""
+        if connection is None:
+            self._static.pop(node, None)
+        else:
+            self._static[node] = connection
+
+    def for_pod(self, pod: dict[str, object]) -> NodeConnection:
+        """The connection serving ``pod``: its node's static-pod one for a mirror pod, else the kubelet's."""
+        spec = pod.get("spec")
+        node = spec.get("nodeName") if isinstance(spec, dict) else None
+        metadata = pod.get("metadata")
+        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+        if isinstance(annotations, dict) and MIRROR_ANNOTATION in annotations and isinstance(node, str):
+            static = self._static.get(node)
+            if static is not None:
+                return static
+        return self.get(node if isinstance(node, str) else None)
 
     def register(self, node: str, connection: NodeConnection) -> None:
         self._nodes[node] = connection

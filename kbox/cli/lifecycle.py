@@ -36,6 +36,7 @@ from kbox import __version__
 from kbox import kubeconfig as kubeconfig_file
 from kbox import profile as profiles
 from kbox.api.certs import ensure_certificates
+from kbox.api.nodeconnection import MIRROR_ANNOTATION
 from kbox.cli import serve as serve_commands
 from kbox.cluster import ClusterSettings, load_token, node_names
 from kbox.kubelet.runtime.interface import ContainerRuntimeError
@@ -43,6 +44,8 @@ from kbox.profile import Profile, ProfileError, ProfileSettings
 
 EXIT_PROFILE_NOT_FOUND = 85  # minikube's ExProfileNotFound
 STARTUP_TIMEOUT = 180.0
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+"""Components whose mirror pods ``kbox start`` waits for (addons' pods too, when present)."""
 STOP_TIMEOUT = 30.0
 LOG_TAIL_LINES = 20
 
@@ -135,6 +138,31 @@ def _ready_nodes(prof: Profile, port: int, names: list[str], since: float = 0.0)
     return ready
 
 
+def _components(prof: Profile, port: int, since: float = 0.0) -> dict[str, tuple[bool, int]] | None:
+    """The mirror pods in kube-system: pod name → (Running and Ready since ``since``, restarts)."""
+    listing = _get(prof, port, "/api/v1/namespaces/kube-system/pods")
+    if not isinstance(listing, dict):
+        return None
+    found = {}
+    for item in listing.get("items") or []:
+        metadata = item.get("metadata") or {}
+        if MIRROR_ANNOTATION not in (metadata.get("annotations") or {}):
+            continue
+        status = item.get("status") or {}
+        containers = status.get("containerStatuses") or [{}]
+        running = (containers[0].get("state") or {}).get("running") or {}
+        try:
+            started = datetime.datetime.fromisoformat(running.get("startedAt", "")).timestamp()
+        except (TypeError, ValueError):
+            started = 0.0
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+        )
+        up = status.get("phase") == "Running" and ready and bool(running) and started >= since
+        found[str(metadata.get("name"))] = (up, int(containers[0].get("restartCount") or 0))
+    return found
+
+
 def _node_names(prof: Profile, nodes: int) -> list[str]:
     return node_names(ClusterSettings(name=prof.name, state_dir=prof.dir, nodes=nodes))
 
@@ -142,9 +170,10 @@ def _node_names(prof: Profile, nodes: int) -> list[str]:
 # -- processes ----------------------------------------------------------------------------------------
 
 
-def _serve_command(prof: Profile, settings: ProfileSettings) -> list[str]:
+def _serve_command(prof: Profile, settings: ProfileSettings, addons: str | None = None) -> list[str]:
     exe = shutil.which("kbox", path=os.path.dirname(sys.executable))
     base = [exe] if exe else [sys.executable, "-c", "from kbox.cli.main import main; main()"]
+    extra = ["--addons", addons] if addons is not None else []
     return [
         *base,
         "serve",
@@ -156,6 +185,7 @@ def _serve_command(prof: Profile, settings: ProfileSettings) -> list[str]:
         str(settings.nodes),
         "--port",
         str(settings.port),
+        *extra,
     ]
 
 
@@ -248,6 +278,12 @@ def _resolve(prof: Profile, runtime: str | None, nodes: int | None, port: int | 
     default=None,
     help="API port on 127.0.0.1 [default: 6443, or a free one if busy; 0: a free one].",
 )
+@click.option(
+    "--addons",
+    default=None,
+    metavar="LIST",
+    help="Comma-separated addons to run (the others off); default: as last time (new cluster: dns).",
+)
 @click.option("--foreground", is_flag=True, help="Run the cluster in this process until Ctrl-C/SIGTERM.")
 @click.option(
     "--wait-timeout",
@@ -263,6 +299,7 @@ def start(
     runtime: str | None,
     nodes: int | None,
     port: int | None,
+    addons: str | None,
     foreground: bool,
     wait_timeout: float,
 ) -> None:
@@ -298,10 +335,12 @@ def start(
             prof.kubeconfig,
             kubeconfig_file.build(name=prof.name, url=_url(settings.port), token=token, ca=ca),
         )
+    if addons is not None:
+        serve_commands.addon_choice(addons)  # unknown names fail here, before anything starts
     if foreground:
-        _start_foreground(ctx, prof, settings, token, ca)
+        _start_foreground(ctx, prof, settings, token, ca, addons)
         return
-    _start_detached(prof, settings, wait_timeout)
+    _start_detached(prof, settings, wait_timeout, addons)
     with _user_errors():
         merged = profiles.merge_kubeconfig(prof.name, url=_url(settings.port), token=token, ca=ca)
     names = ", ".join(_node_names(prof, settings.nodes)) or "none"
@@ -312,7 +351,7 @@ def start(
 
 
 def _start_foreground(
-    ctx: click.Context, prof: Profile, settings: ProfileSettings, token: str, ca: bytes
+    ctx: click.Context, prof: Profile, settings: ProfileSettings, token: str, ca: bytes, addons: str | None
 ) -> None:
     with _user_errors():
         profiles.merge_kubeconfig(prof.name, url=_url(settings.port), token=token, ca=ca)
@@ -324,12 +363,15 @@ def _start_foreground(
             port=settings.port,
             runtime=settings.runtime,
             nodes=settings.nodes,
+            addons=addons,
         )
     finally:
         prof.remove_pid()
 
 
-def _start_detached(prof: Profile, settings: ProfileSettings, wait_timeout: float) -> None:
+def _start_detached(
+    prof: Profile, settings: ProfileSettings, wait_timeout: float, addons: str | None = None
+) -> None:
     with _user_errors():
         prof.dir.mkdir(parents=True, exist_ok=True)
         with prof.log_file.open("ab") as log:
@@ -339,7 +381,7 @@ def _start_detached(prof: Profile, settings: ProfileSettings, wait_timeout: floa
             log.flush()
             began = time.time()
             child = subprocess.Popen(
-                _serve_command(prof, settings),
+                _serve_command(prof, settings, addons),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -375,10 +417,20 @@ def _start_detached(prof: Profile, settings: ProfileSettings, wait_timeout: floa
                     api_up = True
                 if api_up:
                     ready = _ready_nodes(prof, settings.port, names, since)
-                    if ready is not None and set(ready) >= set(names):
+                    if ready is None or not set(ready) >= set(names):
+                        count = len(ready or [])
+                        status.update(f"starting {prof.name!r}: nodes Ready {count}/{len(names)}")
+                    elif not names:
                         return
-                    count = len(ready or [])
-                    status.update(f"starting {prof.name!r}: nodes Ready {count}/{len(names)}")
+                    else:
+                        pods = _components(prof, settings.port, since) or {}
+                        expected = [f"{c}-{names[0]}" for c in CONTROL_PLANE]
+                        if all(pods.get(n, (False, 0))[0] for n in expected) and all(
+                            up for up, _ in pods.values()
+                        ):
+                            return
+                        up = sum(1 for ok, _ in pods.values() if ok)
+                        status.update(f"starting {prof.name!r}: kube-system pods Running {up}/{len(pods)}")
                 time.sleep(0.1)
     except KeyboardInterrupt:
         raise fail("interrupted") from None
@@ -442,6 +494,10 @@ def status(profile: str | None) -> None:
     )
     click.echo(f"apiserver: {word(apiserver)}")
     click.echo(f"kubeconfig: {'Configured' if _configured(prof, settings.port) else 'Misconfigured'}")
+    pods = _components(prof, settings.port) if apiserver else None
+    for name, (up, restarts) in sorted((pods or {}).items()):
+        again = f", {restarts} restart{'s' if restarts != 1 else ''}" if restarts else ""
+        click.echo(f"{name}: {'Running' if up else 'NotReady'}{again}")
     code = (0 if host else 1) | (0 if kubelet else 2) | (0 if apiserver else 4)
     if code:
         sys.exit(code)  # not click's Exit: main() runs click with standalone_mode=False, which drops it

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 
 import click
 
+from kbox import componentlogs
 from kbox import kubeconfig as kubeconfig_file
+from kbox.addons.catalog import addon_names
 from kbox.cli.store import kbox_home
 from kbox.cluster import Cluster, ClusterSettings
 from kbox.kubelet.runtime.interface import ContainerRuntimeError
@@ -39,7 +42,14 @@ from kbox.util import aiotasks, gctune
     type=click.IntRange(0, 1000),
     help="Kubelets to run (0: API only).",
 )
-def serve(profile: str, port: int, runtime: str, nodes: int) -> None:
+@click.option(
+    "--addons",
+    default=None,
+    metavar="LIST",
+    help="Comma-separated addons to enable (the others are disabled); default: keep the cluster's choice.",
+)
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(profile: str, port: int, runtime: str, nodes: int, addons: str | None, log_level: str) -> None:
     """Run a cluster in the foreground until Ctrl-C."""
     settings = ClusterSettings(
         name=profile,
@@ -47,13 +57,30 @@ def serve(profile: str, port: int, runtime: str, nodes: int) -> None:
         runtime="fake" if runtime == "fake" else "docker",
         nodes=nodes,
         port=port,
+        mirror_pods=True,
+        addons=addon_choice(addons),
     )
-    asyncio.run(_serve(settings))
+    buffers = componentlogs.configure(level=getattr(logging, log_level.upper()))
+    asyncio.run(_serve(settings, buffers))
 
 
-async def _serve(settings: ClusterSettings) -> None:
+def addon_choice(value: str | None) -> dict[str, bool] | None:
+    """``--addons dns,dashboard`` → every known addon on or off; unknown names are an error."""
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    known = sorted(addon_names())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown addon {unknown[0]!r}; known addons: {', '.join(known) or 'none'}", param_hint="--addons"
+        )
+    return {name: name in names for name in known}
+
+
+async def _serve(settings: ClusterSettings, buffers: componentlogs.LogBuffers | None = None) -> None:
     gctune.tune()
-    cluster = Cluster(settings)
+    cluster = Cluster(settings, logs=buffers)
     try:
         await cluster.start()
     except OSError as exc:
@@ -79,9 +106,20 @@ async def _serve(settings: ClusterSettings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
+    stopping = asyncio.ensure_future(stop.wait())
+    failing = asyncio.ensure_future(cluster.wait())
+    failure = ""
     try:
-        await stop.wait()
+        await asyncio.wait([stopping, failing], return_when=asyncio.FIRST_COMPLETED)
+        if failing.done():
+            state = failing.result()
+            failure = f"{state.name} failed ({state.last.message if state.last else 'stopped'})"
+            click.echo(f"kbox: {failure}; stopping the cluster", err=True)
     finally:
+        stopping.cancel()
+        failing.cancel()
         await aiotasks.stop([freezer], title="gc")
         await cluster.stop()
         click.echo("stopped")
+    if failure:
+        raise click.ClickException(f"the cluster stopped because {failure}")

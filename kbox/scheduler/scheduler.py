@@ -134,6 +134,11 @@ class Scheduler:
         ]
         _log.info("scheduler %s started with %d nodes", self.name, len(self.state.nodes))
 
+    @property
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """The scheduler's running loops (empty until started); one ending is a failure."""
+        return list(self._tasks)
+
     async def stop(self) -> None:
         for registration in self._registrations:
             registration.remove()

@@ -168,6 +168,14 @@ class Store(abc.ABC):
     async def close(self) -> None:
         """Finish acknowledged work, end every watch and release the backend."""
 
+    def problem(self) -> str | None:
+        """Why the store is not healthy right now, or ``None`` (the ``etcd`` health check)."""
+        return None
+
+    def fatal(self) -> bool:
+        """Whether the store can no longer work at all (its ``problem`` will not clear by itself)."""
+        return False
+
     @abc.abstractmethod
     async def get(self, key: str) -> KeyValue | None:
         """The live value of ``key``, or ``None``."""

@@ -106,6 +106,7 @@ class LogStore(Store):
         self._state = "new"  # new -> running -> closing -> closed
         self.batches = 0  # committed transactions, for figures
         self.commit_failures = 0
+        self._last_commit_failed = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -136,6 +137,20 @@ class LogStore(Store):
             aiotasks.create_guarded_task(self._bookmark_loop(), name="store/bookmarks"),
         ]
         self._state = "running"
+
+    def problem(self) -> str | None:
+        if self._state != "running":
+            return f"the store is {self._state}"
+        if self._committer is not None and self._committer.done():
+            return "the store's committer stopped"
+        if self._last_commit_failed:
+            return "the last commit to the database failed"
+        return None
+
+    def fatal(self) -> bool:
+        return self._state in ("closing", "closed") or (
+            self._committer is not None and self._committer.done()
+        )
 
     async def close(self) -> None:
         if self._state in ("closing", "closed"):
@@ -309,8 +324,10 @@ class LogStore(Store):
                 try:
                     await self._in_thread(persister.append, events)
                 except Exception as exc:
+                    self._last_commit_failed = True
                     self._fail_uncommitted(batch, exc)
                     continue
+                self._last_commit_failed = False
                 self.batches += 1
                 self._apply(events, [write.result for write in batch])
                 for write in batch:
