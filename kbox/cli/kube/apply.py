@@ -29,6 +29,8 @@ from kbox.cli.kube import output as kube_output
 from kbox.cli.kube.manifests import CommandError, Manifest
 from kbox.client.interface import MERGE_PATCH, STRATEGIC_PATCH
 
+FIELD_MANAGER = "kubectl-client-side-apply"  # the manager name kubectl's client-side apply records
+
 EXAMPLES = """
 \b
 Examples:
@@ -205,9 +207,8 @@ async def _apply_one(
             raise
         if dry_run == "client":
             return "created", target.modified
-        created = await api.request(
-            "POST", info.path(ns), params=dry_run_params(dry_run), body=target.modified
-        )
+        params = {**dry_run_params(dry_run), "fieldManager": FIELD_MANAGER}
+        created = await api.request("POST", info.path(ns), params=params, body=target.modified)
         return "created", created
     original = threeway.last_applied(live)
     if original is None:
@@ -222,7 +223,7 @@ async def _apply_one(
         return "unchanged", live
     if dry_run == "client":
         return "configured", live
-    params = {**dry_run_params(dry_run), "fieldManager": "kubectl-client-side-apply"}
+    params = {**dry_run_params(dry_run), "fieldManager": FIELD_MANAGER}
     path = info.path(ns, target.name)
     if strategic:
         try:

@@ -154,7 +154,12 @@ def _generated(ctx: click.Context, obj: dict[str, Any], **given: Any) -> None:
         raise click.exceptions.Exit(1)
 
 
-@create.command("namespace")
+@create.command(
+    "namespace",
+    epilog=manifests.examples(
+        "kbox create namespace staging", "kbox create namespace staging --dry-run=client -o yaml"
+    ),
+)
 @click.argument("name")
 @generator_options
 @click.pass_context
@@ -169,7 +174,13 @@ def container_name(image: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", base.lower()).strip("-") or "container"
 
 
-@create.command("deployment")
+@create.command(
+    "deployment",
+    epilog=manifests.examples(
+        "kbox create deployment web --image=nginx:1.27",
+        "kbox create deployment web --image=nginx --replicas=3 --port=80 -n shop",
+    ),
+)
 @click.argument("name")
 @click.option("--image", "images", multiple=True, required=True, help="Container image (repeatable).")
 @click.option("--replicas", "-r", type=click.IntRange(min=0), default=1, show_default=True)

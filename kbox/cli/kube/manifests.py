@@ -150,6 +150,11 @@ def _objects(document: Any, source: str, index: int) -> Iterator[Manifest]:
     yield Manifest(source, document)
 
 
+def examples(*lines: str) -> str:
+    """A command's ``--help`` epilog listing example invocations, one per line."""
+    return "\b\nExamples:\n" + "".join(f"  {line}\n" for line in lines)
+
+
 def server_error(exc: StatusError, *, action: str = "", source: str = "") -> str:
     """kubectl's line for a failed request: ``Error from server (NotFound): ...``."""
     context = f'error when {action} "{source}": ' if action and source else ""

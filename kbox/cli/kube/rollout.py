@@ -23,7 +23,7 @@ import click
 import yaml
 
 from kbox.api.errors import StatusError
-from kbox.cli.kube import session, wait
+from kbox.cli.kube import manifests, session, wait
 from kbox.cli.kube.manifests import CommandError
 from kbox.client.interface import JSON_PATCH, MERGE_PATCH, REPLICASETS, STRATEGIC_PATCH
 
@@ -126,7 +126,14 @@ def status_line(deployment: dict[str, Any], revision: int = 0) -> tuple[str, boo
     return f'deployment "{name}" successfully rolled out', True
 
 
-@rollout.command("status")
+@rollout.command(
+    "status",
+    epilog=manifests.examples(
+        "kbox rollout status deployment/web",
+        "kbox rollout status deploy/web --timeout=2m -n shop",
+        "kbox rollout status deploy/web --watch=false",
+    ),
+)
 @_object_options
 @click.option(
     "-w",
@@ -235,7 +242,12 @@ async def replica_sets(api: session.Api, deployment: dict[str, Any]) -> dict[int
     return found
 
 
-@rollout.command("history")
+@rollout.command(
+    "history",
+    epilog=manifests.examples(
+        "kbox rollout history deployment/web", "kbox rollout history deployment/web --revision=2"
+    ),
+)
 @_object_options
 @click.option("--revision", type=int, default=0, help="Show the pod template of this revision.")
 def history(
@@ -297,7 +309,12 @@ def _without_hash(template: dict[str, Any]) -> dict[str, Any]:
     return {**template, "metadata": meta}
 
 
-@rollout.command("undo")
+@rollout.command(
+    "undo",
+    epilog=manifests.examples(
+        "kbox rollout undo deployment/web", "kbox rollout undo deployment/web --to-revision=1"
+    ),
+)
 @_object_options
 @click.option(
     "--to-revision", type=int, default=0, help="The revision to go back to (default: the previous one)."
@@ -384,7 +401,12 @@ async def _undo_one(
 # --- restart, pause, resume ----------------------------------------------------------------------------
 
 
-@rollout.command("restart")
+@rollout.command(
+    "restart",
+    epilog=manifests.examples(
+        "kbox rollout restart deployment/web", "kbox rollout restart deployment -l tier=frontend"
+    ),
+)
 @_object_options
 def restart(
     args: tuple[str, ...],
@@ -466,5 +488,5 @@ def _pauser(paused: bool) -> Any:
     return command
 
 
-rollout.command("pause")(_pauser(True))
-rollout.command("resume")(_pauser(False))
+rollout.command("pause", epilog=manifests.examples("kbox rollout pause deployment/web"))(_pauser(True))
+rollout.command("resume", epilog=manifests.examples("kbox rollout resume deployment/web"))(_pauser(False))
