@@ -90,8 +90,8 @@ async def describe_pod(api: Api, pod: Obj, events: list[Obj] | None, now: dateti
     if status.get("nominatedNodeName"):
         w.write(0, f"NominatedNodeName:\t{status['nominatedNodeName']}\n")
     if spec.get("initContainers"):
-        _containers(w, "Init Containers", spec["initContainers"], status.get("initContainerStatuses"))
-    _containers(w, "Containers", spec.get("containers") or [], status.get("containerStatuses"))
+        _containers(w, "Init Containers", spec["initContainers"], status.get("initContainerStatuses"), pod)
+    _containers(w, "Containers", spec.get("containers") or [], status.get("containerStatuses"), pod)
     gates = spec.get("readinessGates") or []
     conditions = status.get("conditions") or []
     if gates:
@@ -112,7 +112,7 @@ async def describe_pod(api: Api, pod: Obj, events: list[Obj] | None, now: dateti
     return w.text()
 
 
-def _containers(w: Writer, label: str, containers: list[Obj], statuses: list[Obj] | None) -> None:
+def _containers(w: Writer, label: str, containers: list[Obj], statuses: list[Obj] | None, pod: Obj) -> None:
     by_name = {s.get("name"): s for s in statuses or []}
     w.write(0, f"{label}:{' <none>' if not containers else ''}\n")
     for container in containers:
@@ -158,7 +158,7 @@ def _containers(w: Writer, label: str, containers: list[Obj], statuses: list[Obj
                 kind = "ConfigMap" if source.get("configMapRef") else "Secret"
                 prefix = f" with prefix '{source['prefix']}'" if source.get("prefix") else ""
                 w.write(3, f"{ref.get('name', '')}\t{kind}{prefix}\tOptional: {_bool(ref.get('optional'))}\n")
-        _environment(w, container.get("env") or [])
+        _environment(w, container.get("env") or [], pod, container)
         mounts = sorted(container.get("volumeMounts") or [], key=lambda m: m.get("mountPath", ""))
         w.write(2, f"Mounts:{'' if mounts else chr(9) + '<none>'}\n")
         for mount in mounts:
@@ -169,12 +169,15 @@ def _containers(w: Writer, label: str, containers: list[Obj], statuses: list[Obj
 
 
 def _port(port: Obj, field: str) -> str:
-    text = f"{port.get(field, 0)}/{port.get('protocol', 'TCP')}"
-    return f"{text} ({port['name']})" if port.get("name") else text
+    return f"{port.get(field, 0)}/{port.get('protocol', '')}"
 
 
 def _bool(value: Any) -> str:
     return "true" if value else "false"
+
+
+def _optional(source: Obj) -> str:
+    return "<nil>" if source.get("optional") is None else _bool(source["optional"])
 
 
 def _state(w: Writer, title: str, state: Obj) -> None:
@@ -210,21 +213,20 @@ def _resources(w: Writer, resources: Obj, level: int) -> None:
 
 
 def describe_probe(probe: Obj) -> str:
-    """A probe in one line, as kubectl shows it: ``http-get http://:8080/healthz delay=0s timeout=1s ...``."""
+    """A probe in one line, as kubectl 1.32 shows it: ``http-get http://:80/ delay=0s ... #failure=3``."""
     attrs = (
-        f"delay={probe.get('initialDelaySeconds', 0)}s timeout={probe.get('timeoutSeconds', 1)}s "
-        f"period={probe.get('periodSeconds', 10)}s successThreshold={probe.get('successThreshold', 1)} "
-        f"failureThreshold={probe.get('failureThreshold', 3)}"
+        f"delay={probe.get('initialDelaySeconds', 0)}s timeout={probe.get('timeoutSeconds', 0)}s "
+        f"period={probe.get('periodSeconds', 0)}s #success={probe.get('successThreshold', 0)} "
+        f"#failure={probe.get('failureThreshold', 0)}"
     )
     if probe.get("exec") is not None:
         return f"exec [{' '.join(str(c) for c in probe['exec'].get('command') or [])}] {attrs}"
     if probe.get("httpGet") is not None:
         get = probe["httpGet"]
-        scheme = str(get.get("scheme") or "HTTP").lower()
-        host = get.get("host", "")
-        port = get.get("port", "")
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        return f"http-get {scheme}://{where}{get.get('path', '')} {attrs}"
+        scheme = str(get.get("scheme") or "").lower()
+        host, port = str(get.get("host", "")), str(get.get("port", ""))
+        where = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}") if port else host
+        return f"http-get {scheme + ':' if scheme else ''}//{where}{get.get('path', '')} {attrs}"
     if probe.get("tcpSocket") is not None:
         sock = probe["tcpSocket"]
         return f"tcp-socket {sock.get('host', '')}:{sock.get('port', '')} {attrs}"
@@ -234,7 +236,48 @@ def describe_probe(probe: Obj) -> str:
     return f"unknown {attrs}"
 
 
-def _environment(w: Writer, env: list[Obj]) -> None:
+# The paths kubectl resolves for ``fieldRef`` env values: the v1 Pod field labels, or only name and
+# namespace when the reference names no version (kubectl's default field-label conversion).
+_V1_FIELD_LABELS = frozenset(
+    {
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.uid",
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.serviceAccountName",
+        "spec.schedulerName",
+        "status.phase",
+        "status.hostIP",
+        "status.podIP",
+    }
+)
+
+
+def _field_value(pod: Obj, api_version: str, path: str) -> str:
+    """The value kubectl shows for a downward-API ``fieldRef`` env var ("" where it shows none)."""
+    allowed = _V1_FIELD_LABELS if api_version == "v1" else {"metadata.name", "metadata.namespace"}
+    if path not in allowed:
+        return ""
+    section, _, key = path.partition(".")
+    value = (pod.get(section) or {}).get(key, "")
+    return value if isinstance(value, str) else ""
+
+
+def _resource_value(container: Obj, ref: Obj) -> str:
+    """The value a ``resourceFieldRef`` gives: the container's request or limit over the divisor."""
+    kind, _, name = str(ref.get("resource", "")).partition(".")
+    raw = ((container.get("resources") or {}).get(kind) or {}).get(name)
+    if raw is None:
+        return "node allocatable" if kind == "limits" and name in ("cpu", "memory") else "0"
+    try:
+        value = quantity.parse(raw) / quantity.parse(ref.get("divisor") or "1")
+    except (ValueError, ArithmeticError):
+        return ""
+    return str(int(value.to_integral_value(rounding="ROUND_CEILING")))
+
+
+def _environment(w: Writer, env: list[Obj], pod: Obj, container: Obj) -> None:
     w.write(2, f"Environment:{'' if env else chr(9) + '<none>'}\n")
     for var in env:
         name = var.get("name", "")
@@ -244,9 +287,11 @@ def _environment(w: Writer, env: list[Obj]) -> None:
                 w.write(3, f"{name}:\t{line}\n" if index == 0 else f"\t{line}\n")
         elif source.get("fieldRef"):
             ref = source["fieldRef"]
-            w.write(3, f"{name}:\t ({ref.get('apiVersion', 'v1')}:{ref.get('fieldPath', '')})\n")
+            version, path = ref.get("apiVersion", ""), ref.get("fieldPath", "")
+            w.write(3, f"{name}:\t{_field_value(pod, version, path)} ({version}:{path})\n")
         elif source.get("resourceFieldRef"):
-            w.write(3, f"{name}:\t ({source['resourceFieldRef'].get('resource', '')})\n")
+            ref = source["resourceFieldRef"]
+            w.write(3, f"{name}:\t{_resource_value(container, ref)} ({ref.get('resource', '')})\n")
         elif source.get("secretKeyRef"):
             ref = source["secretKeyRef"]
             w.write(
@@ -293,14 +338,15 @@ def _volumes(w: Writer, volumes: list[Obj]) -> None:
         elif "projected" in volume:
             w.write(2, "Type:\tProjected (a volume that contains injected data from multiple sources)\n")
             for part in (volume["projected"] or {}).get("sources") or []:
+                # kubectl prints the optional flag's pointer: <nil> when unset.
                 if part.get("secret") is not None:
                     w.write(2, f"SecretName:\t{part['secret'].get('name', '')}\n")
-                    w.write(2, f"Optional:\t{_bool(part['secret'].get('optional'))}\n")
+                    w.write(2, f"SecretOptionalName:\t{_optional(part['secret'])}\n")
                 elif part.get("downwardAPI") is not None:
                     w.write(2, "DownwardAPI:\ttrue\n")
                 elif part.get("configMap") is not None:
                     w.write(2, f"ConfigMapName:\t{part['configMap'].get('name', '')}\n")
-                    w.write(2, f"Optional:\t{_bool(part['configMap'].get('optional'))}\n")
+                    w.write(2, f"ConfigMapOptional:\t{_optional(part['configMap'])}\n")
                 elif part.get("serviceAccountToken") is not None:
                     expiry = part["serviceAccountToken"].get("expirationSeconds", 3600)
                     w.write(2, f"TokenExpirationSeconds:\t{expiry}\n")

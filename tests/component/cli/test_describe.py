@@ -1,0 +1,188 @@
+"""``kbox describe`` against the real kubectl, on one started profile (fake runtime).
+
+A pod with most of what the Pod layout shows (init and app containers, ports, command and args,
+resources, probes, every kind of environment variable, mounts of several volume kinds, tolerations,
+a node selector) must describe exactly as kubectl describes it, and so must the node, a kind kubectl
+describes generically (Lease), several pods at once, name-prefix matches, a name that does not exist
+and an empty namespace. Ages tick between the two commands, so comparisons retry until both ran
+within the same second; each comparison is exact."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.component.cli.conftest import KboxCluster, one_line_error
+from tests.support.wait import eventually
+
+RICH_POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: rich
+  labels: {app: rich, tier: back}
+  annotations: {note: "short", long: "%s"}
+spec:
+  nodeSelector: {kubernetes.io/os: linux}
+  tolerations:
+  - {key: dedicated, operator: Equal, value: db, effect: NoSchedule}
+  - {operator: Exists}
+  initContainers:
+  - name: setup
+    image: busybox
+    command: [sh, -c, "echo ready"]
+  containers:
+  - name: app
+    image: nginx:1.27
+    command: [nginx]
+    args: ["-g", "daemon off;"]
+    ports:
+    - {containerPort: 80, name: http}
+    - {containerPort: 9090, protocol: UDP}
+    resources:
+      requests: {cpu: 100m, memory: 64Mi}
+      limits: {cpu: 250m, memory: 128Mi}
+    livenessProbe:
+      httpGet: {path: /healthz, port: 80}
+      periodSeconds: 5
+    readinessProbe:
+      exec: {command: [cat, /tmp/ready]}
+    startupProbe:
+      tcpSocket: {port: 80}
+      failureThreshold: 30
+    env:
+    - {name: PLAIN, value: hello}
+    - {name: MULTI, value: "one\\ntwo"}
+    - name: POD_NAME
+      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+    - name: APP_LABEL
+      valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}
+    - name: MEM_LIMIT
+      valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}
+    - name: CPU_REQUEST
+      valueFrom: {resourceFieldRef: {resource: requests.cpu, divisor: 1m}}
+    - name: SECRET_VALUE
+      valueFrom: {secretKeyRef: {name: creds, key: password}}
+    - name: CONFIG_VALUE
+      valueFrom: {configMapKeyRef: {name: settings, key: mode, optional: true}}
+    envFrom:
+    - configMapRef: {name: settings}
+      prefix: CFG_
+    volumeMounts:
+    - {name: scratch, mountPath: /scratch}
+    - {name: config, mountPath: /etc/config, readOnly: true}
+    - {name: creds, mountPath: /etc/creds, subPath: password}
+  - name: sidecar
+    image: busybox
+  volumes:
+  - name: scratch
+    emptyDir: {sizeLimit: 1Gi}
+  - name: config
+    configMap: {name: settings}
+  - name: creds
+    secret: {secretName: creds, optional: false}
+  - name: info
+    downwardAPI:
+      items:
+      - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+  - name: host
+    hostPath: {path: /var/log, type: Directory}
+  - name: bundle
+    projected:
+      sources:
+      - configMap: {name: settings}
+      - serviceAccountToken: {path: token, expirationSeconds: 3600}
+""" % ("x" * 150)
+
+
+async def same_as_kubectl(cluster: KboxCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``kbox ARGS`` and ``kubectl ARGS`` until stdout, stderr and exit code agree; kbox's result."""
+    last: list[tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]] = []
+
+    def check() -> bool:
+        ours, theirs = cluster.kbox(*args), cluster.kubectl(*args)
+        last[:] = [(ours, theirs)]
+        return (ours.stdout, ours.stderr, ours.returncode) == (
+            theirs.stdout,
+            theirs.stderr,
+            theirs.returncode,
+        )
+
+    try:
+        await eventually(check, timeout=15, interval=0.2)
+    except AssertionError:
+        ours, theirs = last[0]
+        pytest.fail(
+            f"kbox {' '.join(args)} differs from kubectl:\n--- kbox (exit {ours.returncode})\n{ours.stdout}"
+            f"{ours.stderr}\n--- kubectl (exit {theirs.returncode})\n{theirs.stdout}{theirs.stderr}"
+        )
+    return last[0][0]
+
+
+@pytest.fixture(scope="module")
+def namespace(cluster: KboxCluster) -> str:
+    ns = cluster.namespace("describe")
+    cluster.kubectl_ok("create", "configmap", "settings", "--from-literal=mode=fast", "-n", ns)
+    cluster.kubectl_ok("create", "secret", "generic", "creds", "--from-literal=password=pw", "-n", ns)
+    cluster.kubectl_ok("apply", "-n", ns, "-f", "-", input=RICH_POD)
+    cluster.kubectl_ok("run", "plain", "--image=nginx", "-n", ns)
+    return ns
+
+
+async def _running(cluster: KboxCluster, ns: str) -> None:
+    """``plain`` runs; ``rich`` has started its init container (the fake runtime never finishes it)."""
+
+    def check() -> bool:
+        plain = cluster.kubectl_ok("get", "pod", "plain", "-n", ns, "-o", "jsonpath={.status.phase}")
+        rich = cluster.kubectl_ok(
+            "get", "pod", "rich", "-n", ns, "-o", "jsonpath={.status.initContainerStatuses[0].state.running}"
+        )
+        return plain == "Running" and bool(rich)
+
+    await eventually(check, timeout=30, interval=0.2)
+
+
+async def test_pod_matches_kubectl(cluster: KboxCluster, namespace: str) -> None:
+    await _running(cluster, namespace)
+    out = (await same_as_kubectl(cluster, "describe", "pod", "rich", "-n", namespace)).stdout
+    for expected in (
+        "Init Containers:",
+        "Liveness:",
+        "CFG_",
+        "POD_NAME:",
+        "Events:",
+    ):
+        assert expected in out
+    assert [line.split() for line in out.splitlines() if line.startswith("QoS")] == [
+        ["QoS", "Class:", "Burstable"]
+    ]
+    await same_as_kubectl(cluster, "describe", "pods", "-n", namespace)
+    await same_as_kubectl(cluster, "describe", "pod", "pla", "-n", namespace)  # a name prefix
+    await same_as_kubectl(cluster, "describe", "pods", "-l", "app=rich", "-n", namespace)
+
+
+async def test_node_and_a_generic_kind_match_kubectl(cluster: KboxCluster, namespace: str) -> None:
+    await _running(cluster, namespace)
+    node = cluster.kubectl_ok("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}")
+    out = (await same_as_kubectl(cluster, "describe", "node", node)).stdout
+    assert "Non-terminated Pods:" in out and "Allocated resources:" in out
+    lease = (await same_as_kubectl(cluster, "describe", "lease", node, "-n", "kube-node-lease")).stdout
+    assert "Holder Identity:" in lease and "Renew Time:" in lease
+
+
+async def test_missing_and_empty_match_kubectl(cluster: KboxCluster, namespace: str) -> None:
+    missing = await same_as_kubectl(cluster, "describe", "pod", "nope", "-n", namespace)
+    assert missing.returncode == 1 and 'pods "nope" not found' in missing.stderr
+    empty = cluster.namespace("empty")
+    result = await same_as_kubectl(cluster, "describe", "pods", "-n", empty)
+    assert result.stderr == f"No resources found in {empty} namespace.\n"
+
+
+def test_describe_bad_input_and_help(cluster: KboxCluster) -> None:
+    assert 'the server doesn\'t have a resource type "nope"' in one_line_error(
+        cluster.kbox("describe", "nope")
+    )
+    assert "specify the type" in one_line_error(cluster.kbox("describe"))
+    help_text = cluster.ok("describe", "--help")
+    assert "Examples:" in help_text and "kbox describe pod web" in help_text
