@@ -279,9 +279,10 @@ class SchemaCache:
         doc: Mapping[str, Any] | None = None
         try:
             if self._index is None:
-                self._index = await self.api.request("GET", "/openapi/v3") or {}
-            entry = (self._index.get("paths") or {}).get(path) or {}
-            url = entry.get("serverRelativeURL")
+                index = await self.api.request("GET", "/openapi/v3")
+                self._index = index if isinstance(index, Mapping) else {}
+            entry = (self._index.get("paths") or {}).get(path)
+            url = entry.get("serverRelativeURL") if isinstance(entry, Mapping) else None
             if isinstance(url, str):
                 found = await self.api.request("GET", url)
                 doc = found if isinstance(found, Mapping) else None

@@ -151,7 +151,10 @@ def _map(
     for key, value in modified.items():
         live = current.get(key, _MISSING)
         if value is None:
-            if live is not _MISSING:
+            # ``key: null`` asks for the field to be absent; once applied, it is not asked again, so
+            # a field the server always sets (``creationTimestamp: null`` in generated YAML) does not
+            # make every apply "configured".
+            if live is not _MISSING and original.get(key, _MISSING) is not None:
                 patch[key] = None
             continue
         if live is _MISSING or live is None:

@@ -214,3 +214,21 @@ def test_the_annotation_is_encoded_as_kubectl_encodes_it() -> None:
 )
 def test_covers(outer: Any, inner: Any, expected: bool) -> None:
     assert threeway.covers(outer, inner) is expected
+
+
+def test_null_in_the_manifest_deletes_once_then_is_unchanged(deployment_schema: threeway.PatchSchema) -> None:
+    """Generated YAML says ``creationTimestamp: null``; the server sets it anyway."""
+    manifest = deployment([{"name": "web", "image": "nginx"}])
+    manifest["metadata"]["creationTimestamp"] = None
+    modified = threeway.with_last_applied(manifest)
+    live = live_from(modified)
+    live["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+    assert threeway.three_way(threeway.last_applied(live), modified, live, deployment_schema) == {}
+    # A field newly set to null in the manifest is removed.
+    before = threeway.with_last_applied(deployment([{"name": "web", "image": "nginx"}], minReadySeconds=4))
+    live = live_from(before)
+    after = deployment([{"name": "web", "image": "nginx"}], minReadySeconds=None)
+    patch = threeway.three_way(
+        threeway.last_applied(live), threeway.with_last_applied(after), live, deployment_schema
+    )
+    assert patch["spec"] == {"minReadySeconds": None}
