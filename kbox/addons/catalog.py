@@ -20,6 +20,16 @@ def addon_names() -> list[str]:
 
 
 _DESCRIPTIONS: dict[str, str] = {}
+_COMPONENTS: dict[str, list[str]] = {}
+
+
+def description(name: str) -> str:
+    return _DESCRIPTIONS.get(name, "")
+
+
+def components_of(name: str) -> list[str]:
+    """Names of the addon's components (its pods in kube-system are named after them)."""
+    return list(_COMPONENTS.get(name, []))
 
 
 def addons_for(cluster: Cluster) -> dict[str, Addon]:

@@ -11,6 +11,7 @@ import sys
 import click
 
 from kbox import __version__
+from kbox.cli import addons as addons_commands
 from kbox.cli import lifecycle as lifecycle_commands
 from kbox.cli import serve as serve_commands
 from kbox.cli import service as service_command
@@ -41,6 +42,8 @@ cli.add_command(store_commands.store)
 cli.add_command(store_commands.demo)
 cli.add_command(serve_commands.serve)
 cli.add_command(service_command.service)
+cli.add_command(addons_commands.addons)
+cli.add_command(addons_commands.completion)
 for _command in lifecycle_commands.COMMANDS:
     cli.add_command(_command)
 cli.add_command(get_command.get)

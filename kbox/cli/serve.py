@@ -27,7 +27,13 @@ from kbox.util import aiotasks, gctune
 @click.option(
     "--profile", default="kbox", show_default=True, help="Name of the cluster and its state folder."
 )
-@click.option("--port", default=6443, show_default=True, help="API port on 127.0.0.1 (0 picks a free one).")
+@click.option("--port", default=6443, show_default=True, help="API port (0 picks a free one).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the API listens on (0.0.0.0 in a container, published with -p 6443:6443).",
+)
 @click.option(
     "--runtime",
     type=click.Choice(["docker", "fake"]),
@@ -49,13 +55,16 @@ from kbox.util import aiotasks, gctune
     help="Comma-separated addons to enable (the others are disabled); default: keep the cluster's choice.",
 )
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(profile: str, port: int, runtime: str, nodes: int, addons: str | None, log_level: str) -> None:
+def serve(
+    profile: str, port: int, host: str, runtime: str, nodes: int, addons: str | None, log_level: str
+) -> None:
     """Run a cluster in the foreground until Ctrl-C."""
     settings = ClusterSettings(
         name=profile,
         state_dir=kbox_home() / profile,
         runtime="fake" if runtime == "fake" else "docker",
         nodes=nodes,
+        host=host,
         port=port,
         mirror_pods=True,
         addons=addon_choice(addons),
@@ -93,9 +102,8 @@ async def _serve(settings: ClusterSettings, buffers: componentlogs.LogBuffers | 
             "or use --runtime fake."
         ) from None
     path = settings.state_dir / "kubeconfig"
-    config = kubeconfig_file.build(
-        name=settings.name, url=cluster.url, token=cluster.token, ca=cluster.tls.ca_pem()
-    )
+    url = cluster.url.replace("://0.0.0.0:", "://127.0.0.1:")  # the certificate names 127.0.0.1
+    config = kubeconfig_file.build(name=settings.name, url=url, token=cluster.token, ca=cluster.tls.ca_pem())
     kubeconfig_file.write(path, config)
     nodes = f"{settings.nodes} node(s), {settings.runtime} runtime"
     click.echo(f"kbox cluster {settings.name!r} on {cluster.url}: {nodes}")
