@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,7 +34,9 @@ from tests.support.wait import eventually
 
 pytestmark = pytest.mark.docker
 Obj = dict[str, Any]
-DOCKER_SOCKET = "/var/run/docker.sock"
+# The engine's socket: DOCKER_HOST when it names a unix socket (as aiodocker reads it), else the default.
+_HOST = os.environ.get("DOCKER_HOST", "")
+DOCKER_SOCKET = _HOST.removeprefix("unix://") if _HOST.startswith("unix://") else "/var/run/docker.sock"
 
 
 class SocketRelay:
