@@ -58,6 +58,9 @@ class ClusterSettings:
     token: str = ""  # generated on first start when empty
     kubelet: dict[str, Any] = field(default_factory=dict)  # KubeletSettings overrides (tests)
     mirror_pods: bool = False  # show the components as pods in kube-system (kbox start does)
+    kube_proxy: bool = False  # Service addresses and relays (kbox start with the docker runtime)
+    dns_ip: str = "10.96.0.10"  # the kube-dns Service's ClusterIP, where the dns addon listens
+    cluster_domain: str = "cluster.local"
     addons: dict[str, bool] | None = None  # addon → enabled to set at start; None keeps the cluster's
     backoff_initial: float = 1.0  # supervisor: first restart delay after a repeated crash
     backoff_max: float = 30.0
@@ -134,7 +137,7 @@ class Cluster:
                         cluster=self.settings.name,
                         state_dir=self.settings.state_dir / "kubelet",
                         control_plane=index == 0,
-                        **self.settings.kubelet,
+                        **self._kubelet_overrides(),
                     ),
                     connections=self.plane.catalog.node_connections,
                 )
@@ -155,6 +158,14 @@ class Cluster:
             await self.stop()
             raise
 
+    def _kubelet_overrides(self) -> dict[str, Any]:
+        """Pods resolve through the cluster DNS address when Services work (kube-proxy owns it)."""
+        overrides = dict(self.settings.kubelet)
+        if self.settings.kube_proxy:
+            overrides.setdefault("cluster_dns", [self.settings.dns_ip])
+            overrides.setdefault("cluster_domain", self.settings.cluster_domain)
+        return overrides
+
     def _add_components(self) -> None:
         """The supervised set, in start order (stopped in reverse)."""
         sup = self.supervisor
@@ -162,6 +173,16 @@ class Cluster:
         sup.add(components.ApiServerComponent(self.plane), core=True)
         sup.add(components.ControllerManager(self.client("kube-controller-manager"), self._controllers))
         sup.add(components.SchedulerComponent(self.client("default-scheduler")))
+        if self.settings.kube_proxy:
+            from kbox.proxy import KubeProxy, ProxySettings
+
+            node_addresses = tuple(dict.fromkeys(["127.0.0.1", *(k.address for k in self.kubelets[:1])]))
+            sup.add(
+                KubeProxy(
+                    self.client("kube-proxy"),
+                    ProxySettings(cluster=self.settings.name, node_addresses=node_addresses),
+                )
+            )
         sup.add(
             addon_manager.AddonManager(
                 self.client("addon-manager"), sup, self.addons, initial=self.settings.addons

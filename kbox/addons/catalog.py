@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbox import supervisor
 from kbox.addons.manager import Addon
+from kbox.client.interface import Client
 
 if TYPE_CHECKING:
     from kbox.cluster import Cluster
@@ -19,8 +21,10 @@ def addon_names() -> list[str]:
     return sorted(_DESCRIPTIONS)
 
 
-_DESCRIPTIONS: dict[str, str] = {}
-_COMPONENTS: dict[str, list[str]] = {}
+_DESCRIPTIONS: dict[str, str] = {
+    "dns": "Cluster DNS (CoreDNS-like) on the kube-dns Service, 10.96.0.10: Services and pods by name",
+}
+_COMPONENTS: dict[str, list[str]] = {"dns": ["coredns"]}
 
 
 def description(name: str) -> str:
@@ -34,4 +38,20 @@ def components_of(name: str) -> list[str]:
 
 def addons_for(cluster: Cluster) -> dict[str, Addon]:
     """The addons bound to ``cluster`` (their components use its clients and settings)."""
-    return {}
+    settings = cluster.settings
+
+    def dns_components() -> list[supervisor.Component]:
+        from kbox.addons.dns import DnsServer, DnsSettings
+
+        dns = DnsSettings(domain=settings.cluster_domain, listen=settings.dns_ip, cluster=settings.name)
+        return [DnsServer(cluster.client("coredns"), dns)]
+
+    async def dns_setup(client: Client) -> None:
+        from kbox.addons.dns import ensure_kube_dns_service
+
+        await ensure_kube_dns_service(client, cluster_ip=settings.dns_ip)
+
+    return {
+        # On by default where Services work (kube-proxy gives the host the kube-dns address).
+        "dns": Addon("dns", _DESCRIPTIONS["dns"], settings.kube_proxy, dns_components, dns_setup),
+    }

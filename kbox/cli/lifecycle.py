@@ -39,6 +39,7 @@ from kbox.api.certs import ensure_certificates
 from kbox.api.nodeconnection import MIRROR_ANNOTATION
 from kbox.cli import serve as serve_commands
 from kbox.cluster import ClusterSettings, load_token, node_names
+from kbox.kubelet import memoryfs
 from kbox.kubelet.runtime.interface import ContainerRuntimeError
 from kbox.profile import Profile, ProfileError, ProfileSettings
 
@@ -526,6 +527,7 @@ def _delete(prof: Profile) -> None:
                     ) from None
     with _user_errors():
         profiles.unmerge_kubeconfig(prof.name)
+        memoryfs.remove_all(prof.dir / "kubelet")  # secret volumes live in /dev/shm, outside the folder
         if prof.exists():
             shutil.rmtree(prof.dir)
     click.echo(f"deleted kbox profile {prof.name!r}")

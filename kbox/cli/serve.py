@@ -67,6 +67,7 @@ def serve(
         host=host,
         port=port,
         mirror_pods=True,
+        kube_proxy=runtime == "docker",
         addons=addon_choice(addons),
     )
     buffers = componentlogs.configure(level=getattr(logging, log_level.upper()))

@@ -58,6 +58,7 @@ from kbox.client.interface import APPLY_PATCH, NAMESPACES, PODS, Obj, Resource
 from kbox.client.local import LocalClient
 from kbox.cluster import Cluster as KboxCluster
 from kbox.cluster import ClusterSettings, make_runtime, node_names
+from kbox.kubelet import memoryfs
 from kbox.kubelet.kubelet import Kubelet, KubeletSettings
 from kbox.kubelet.runtime.interface import ContainerRuntimeError, Runtime
 
@@ -238,6 +239,8 @@ class AsyncCluster:
             self._nodes.clear()
             state_dir, self._state_dir = self._state_dir, None
             root, self._temp_root = self._temp_root, None
+            if state_dir is not None and not self.keep:
+                memoryfs.remove_all(state_dir / "kubelet")
             if root is not None:
                 if self.keep:
                     _log.warning("kbox.testing: kept the state of cluster %s in %s", self.name, state_dir)
