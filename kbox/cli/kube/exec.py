@@ -28,6 +28,9 @@ import click
 
 from kbox.cli.kube import session, streams
 
+# The descriptors themselves: sys.stdin is None when the shell closed stdin (<&-).
+STDIN_FD, STDOUT_FD = 0, 1
+
 EXAMPLES = """
 \b
 Examples:
@@ -141,7 +144,7 @@ class Terminal:
         """As kubectl decides: a tty only with stdin, and only when stdin is a terminal."""
         if not stdin:
             return cls(stdin=False, tty=False)
-        if tty and not is_terminal(sys.stdin.fileno()):
+        if tty and not is_terminal(STDIN_FD):
             if not quiet:
                 click.echo(
                     "Unable to use a TTY - input is not a terminal or the right kind of file", err=True
@@ -164,12 +167,12 @@ class Terminal:
         ws = await streams.connect(api.session, url, params=params, protocols=streams.EXEC_PROTOCOLS)
         stdout = streams.file_sink(sys.stdout.buffer)
         stderr = streams.file_sink(sys.stderr.buffer)
-        stdin = StdinReader(sys.stdin.fileno()) if self.stdin else None
+        stdin = StdinReader(STDIN_FD) if self.stdin else None
         if not self.tty:
             status = await streams.relay_session(ws, stdout=stdout, stderr=stderr, stdin=stdin)
         else:
-            fd = sys.stdin.fileno()
-            size_fd = sys.stdout.fileno() if is_terminal(sys.stdout.fileno()) else fd
+            fd = STDIN_FD
+            size_fd = STDOUT_FD if is_terminal(STDOUT_FD) else fd
             with raw_terminal(fd):
                 status = await streams.relay_session(
                     ws, stdout=stdout, stderr=stderr, stdin=stdin, sizes=TerminalSizes(size_fd)
