@@ -60,6 +60,25 @@ class Target:
         return f"{self.info.kind_name}/{self.name}"
 
 
+def validate_option(f: Any) -> Any:
+    return click.option(
+        "--validate",
+        type=click.Choice(["strict", "warn", "ignore", "true", "false"]),
+        default="strict",
+        show_default=True,
+        help="Unknown or duplicate fields: strict rejects the object, ignore drops them.",
+    )(f)
+
+
+_FIELD_VALIDATION = {
+    "strict": "Strict",
+    "true": "Strict",
+    "warn": "Warn",
+    "ignore": "Ignore",
+    "false": "Ignore",
+}
+
+
 def dry_run_option(f: Any) -> Any:
     return click.option(
         "--dry-run",
@@ -104,6 +123,7 @@ def file_options(f: Any) -> Any:
 @namespace_option
 @dry_run_option
 @output_option
+@validate_option
 @session.profile_option
 def apply(
     filenames: tuple[str, ...],
@@ -111,6 +131,7 @@ def apply(
     namespace: str | None,
     dry_run: str,
     output: str | None,
+    validate: str,
     profile: str | None,
 ) -> None:
     """Create or update objects from manifests (client-side apply, like kubectl apply)."""
@@ -118,7 +139,9 @@ def apply(
         raise CommandError("must specify one of -f and -k")
     loaded = manifests.load(filenames, recursive=recursive)
     failed = session.run(
-        _apply_all(loaded, namespace=namespace, dry_run=dry_run, output=output, profile=profile)
+        _apply_all(
+            loaded, namespace=namespace, dry_run=dry_run, output=output, profile=profile, validate=validate
+        )
     )
     if failed:
         raise click.exceptions.Exit(1)
@@ -140,8 +163,12 @@ async def resolve(
     return info, given or namespace or api.namespace
 
 
-def dry_run_params(dry_run: str) -> dict[str, str]:
-    return {"dryRun": "All"} if dry_run == "server" else {}
+def dry_run_params(dry_run: str, validate: str = "strict") -> dict[str, str]:
+    """Query parameters of a write: ``dryRun`` and ``fieldValidation`` (kubectl's ``--validate``)."""
+    params = {"fieldValidation": _FIELD_VALIDATION[validate]}
+    if dry_run == "server":
+        params["dryRun"] = "All"
+    return params
 
 
 def dry_run_suffix(dry_run: str) -> str:
@@ -157,7 +184,13 @@ def print_objects(objects: list[dict[str, Any]], output: str) -> None:
 
 
 async def _apply_all(
-    loaded: list[Manifest], *, namespace: str | None, dry_run: str, output: str | None, profile: str | None
+    loaded: list[Manifest],
+    *,
+    namespace: str | None,
+    dry_run: str,
+    output: str | None,
+    profile: str | None,
+    validate: str = "strict",
 ) -> bool:
     failed = False
     results: list[dict[str, Any]] = []
@@ -175,9 +208,15 @@ async def _apply_all(
                 if target_ns is not None:
                     modified["metadata"] = {**(modified.get("metadata") or {}), "namespace": target_ns}
                 target = Target(manifest, info, target_ns, threeway.with_last_applied(modified))
-                verb, obj = await _apply_one(api, schemas, target, dry_run)
+                verb, obj = await _apply_one(api, schemas, target, dry_run, validate)
+            except WriteFailed as exc:
+                click.echo(
+                    manifests.server_error(exc.error, action=exc.action, source=manifest.source), err=True
+                )
+                failed = True
+                continue
             except StatusError as exc:
-                click.echo(manifests.server_error(exc, action="applying", source=manifest.source), err=True)
+                click.echo(manifests.server_error(exc, action="retrieving", source=manifest.source), err=True)
                 failed = True
                 continue
             except click.ClickException as exc:
@@ -196,7 +235,7 @@ async def _apply_all(
 
 
 async def _apply_one(
-    api: session.Api, schemas: SchemaCache, target: Target, dry_run: str
+    api: session.Api, schemas: SchemaCache, target: Target, dry_run: str, validate: str = "strict"
 ) -> tuple[str, dict[str, Any]]:
     """Create or patch one object; returns the verb kubectl prints and the resulting object."""
     info, ns = target.info, target.namespace
@@ -207,8 +246,11 @@ async def _apply_one(
             raise
         if dry_run == "client":
             return "created", target.modified
-        params = {**dry_run_params(dry_run), "fieldManager": FIELD_MANAGER}
-        created = await api.request("POST", info.path(ns), params=params, body=target.modified)
+        params = {**dry_run_params(dry_run, validate), "fieldManager": FIELD_MANAGER}
+        try:
+            created = await api.request("POST", info.path(ns), params=params, body=target.modified)
+        except StatusError as exc:
+            raise WriteFailed("creating", exc) from None
         return "created", created
     original = threeway.last_applied(live)
     if original is None:
@@ -223,19 +265,33 @@ async def _apply_one(
         return "unchanged", live
     if dry_run == "client":
         return "configured", live
-    params = {**dry_run_params(dry_run), "fieldManager": FIELD_MANAGER}
+    params = {**dry_run_params(dry_run, validate), "fieldManager": FIELD_MANAGER}
     path = info.path(ns, target.name)
-    if strategic:
-        try:
-            result = await api.request("PATCH", path, params=params, body=patch, content_type=STRATEGIC_PATCH)
-            return "configured", result
-        except StatusError as exc:
-            if exc.code != 415:
-                raise
-            # The server takes no strategic merge patch for this kind after all: compute a plain one.
-            patch = threeway.three_way(original, target.modified, live, None)
-    result = await api.request("PATCH", path, params=params, body=patch, content_type=MERGE_PATCH)
+    try:
+        if strategic:
+            try:
+                result = await api.request(
+                    "PATCH", path, params=params, body=patch, content_type=STRATEGIC_PATCH
+                )
+                return "configured", result
+            except StatusError as exc:
+                if exc.code != 415:
+                    raise
+                # The server takes no strategic merge patch for this kind after all: compute a plain one.
+                patch = threeway.three_way(original, target.modified, live, None)
+        result = await api.request("PATCH", path, params=params, body=patch, content_type=MERGE_PATCH)
+    except StatusError as exc:
+        raise WriteFailed("patching", exc) from None
     return "configured", result
+
+
+class WriteFailed(Exception):
+    """A create or patch the server refused; ``action`` words kubectl's message ("error when creating")."""
+
+    def __init__(self, action: str, error: StatusError) -> None:
+        super().__init__(error.message)
+        self.action = action
+        self.error = error
 
 
 class SchemaCache:

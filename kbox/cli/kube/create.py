@@ -42,6 +42,7 @@ Examples:
 @apply_command.namespace_option
 @apply_command.dry_run_option
 @apply_command.output_option
+@apply_command.validate_option
 @click.option("--save-config", is_flag=True, help="Record the last-applied annotation for a later apply.")
 @session.profile_option
 @click.pass_context
@@ -52,6 +53,7 @@ def create(
     namespace: str | None,
     dry_run: str,
     output: str | None,
+    validate: str,
     save_config: bool,
     profile: str | None,
 ) -> None:
@@ -72,6 +74,7 @@ def create(
             output=output,
             profile=profile,
             save_config=save_config,
+            validate=validate,
         )
     )
     if failed:
@@ -86,6 +89,7 @@ async def create_all(
     output: str | None,
     profile: str | None,
     save_config: bool = False,
+    validate: str = "strict",
 ) -> bool:
     """Create each object; report failures one line each and go on. True if any failed."""
     failed = False
@@ -102,7 +106,10 @@ async def create_all(
                 if dry_run == "client":
                     created = body
                 else:
-                    params = {**apply_command.dry_run_params(dry_run), "fieldManager": "kubectl-create"}
+                    params = {
+                        **apply_command.dry_run_params(dry_run, validate),
+                        "fieldManager": "kubectl-create",
+                    }
                     created = await api.request("POST", info.path(target_ns), params=params, body=body)
             except StatusError as exc:
                 click.echo(manifests.server_error(exc, action="creating", source=manifest.source), err=True)

@@ -190,6 +190,16 @@ def test_bad_input_is_one_line(cluster: KboxCluster, tmp_path: Path) -> None:
     assert one_line_error(cluster.kbox("apply", "-f", str(tmp_path / "missing.yaml"))) == (
         f'error: the path "{tmp_path / "missing.yaml"}" does not exist'
     )
+    ns = cluster.namespace("validate")
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\n  namespace: {ns}\ndatta: {{}}\n"
+    )
+    assert one_line_error(cluster.kbox("apply", "-f", str(typo))) == (
+        f'Error from server (BadRequest): error when creating "{typo}": strict decoding error: unknown field "datta"'
+    )
+    assert cluster.ok("apply", "-f", str(typo), "--validate=false").strip() == "configmap/typo created"
+
     empty = tmp_path / "empty.yaml"
     empty.write_text("---\n# nothing\n---\n")
     assert (
