@@ -1,10 +1,12 @@
 """``kbox logs``, ``exec``, ``attach`` and ``port-forward`` on real containers: one profile started with
-``--runtime docker`` through the installed command for the whole module, a busybox pod that logs to
-stdout and stderr and serves HTTP with ``httpd``, and a pod whose main process reads its stdin.
+``--runtime docker`` through the installed command for the whole module, and three busybox pods: one that
+logs to stdout and stderr and serves HTTP with ``httpd``, one whose main process reads its stdin, and a
+shell with a terminal.
 
 Checked as a user meets them: the log (and its timestamps), the remote exit code becoming kbox's, stdout
 and stderr kept apart, stdin reaching ``cat`` and its end ending it, a terminal's size reaching the
-command (under script(1)), attach to the main process, and HTTP through a forwarded port, twice.
+command (under script(1)), an interactive shell typed at on a pseudo-terminal (left as it was found),
+attach with and without a terminal, and HTTP through a forwarded port, twice.
 """
 
 from __future__ import annotations
@@ -72,11 +74,30 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, docker_images: BuiltImages
                     ]
                 },
             },
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "shell"},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": docker_images.busybox,
+                            "imagePullPolicy": "Never",
+                            "command": ["sh"],
+                            "stdin": True,
+                            "tty": True,
+                        }
+                    ]
+                },
+            },
         ]
         c.kubectl_ok(
             "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": pods})
         )
-        c.kubectl_ok("wait", "--for=condition=Ready", "pod/web", "pod/echo", "--timeout=120s", timeout=150)
+        c.kubectl_ok(
+            "wait", "--for=condition=Ready", "pod/web", "pod/echo", "pod/shell", "--timeout=120s", timeout=150
+        )
         yield c
     finally:
         c.kbox("delete", "--all", timeout=180)
@@ -133,52 +154,84 @@ async def test_exec_with_a_terminal(cluster: KboxCluster, tmp_path: Path) -> Non
     assert any(line.startswith("/dev/pts/") for line in lines), out
 
 
+class OnTerminal:
+    """kbox run on a pseudo-terminal of its own, typed at like a user."""
+
+    def __init__(self, cluster: KboxCluster) -> None:
+        self.cluster = cluster
+        self.master, self.slave = os.openpty()
+        self.before = termios.tcgetattr(self.slave)
+        self.seen = b""
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, *args: str) -> asyncio.subprocess.Process:
+        self.process = await asyncio.create_subprocess_exec(
+            KBOX,
+            *args,
+            stdin=self.slave,
+            stdout=self.slave,
+            stderr=self.slave,
+            env=self.cluster.env,
+            start_new_session=True,
+        )
+        return self.process
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    async def shows(self, marker: str, timeout: float = 60) -> None:
+        async def read() -> None:
+            loop = asyncio.get_running_loop()
+            while marker.encode() not in self.seen:
+                try:
+                    chunk = await loop.run_in_executor(None, os.read, self.master, 4096)
+                except OSError:  # EIO: nothing has the terminal open any more
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"{marker!r} never came; the terminal showed {self.seen!r}")
+                self.seen += chunk
+
+        await asyncio.wait_for(read(), timeout)
+
+    def is_raw(self) -> bool:
+        return termios.tcgetattr(self.slave) != self.before
+
+    async def close(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        os.close(self.slave)
+        os.close(self.master)
+
+
 async def test_an_interactive_shell_and_the_terminal_left_as_it_was(cluster: KboxCluster) -> None:
-    # kbox on a pseudo-terminal of its own, typed at like a user: a shell answers, its exit code is
-    # kbox's, and the terminal's settings are the same after kbox as before.
-    master, slave = os.openpty()
-    before = termios.tcgetattr(slave)
-    process = await asyncio.create_subprocess_exec(
-        KBOX,
-        "exec",
-        "-it",
-        "web",
-        "--",
-        "sh",
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=cluster.env,
-        start_new_session=True,
-    )
-    loop = asyncio.get_running_loop()
-    seen = b""
-
-    async def until(marker: bytes) -> None:
-        nonlocal seen
-        while marker not in seen:
-            try:
-                chunk = await loop.run_in_executor(None, os.read, master, 4096)
-            except OSError:  # EIO: nothing has the terminal open any more
-                chunk = b""
-            if not chunk:
-                raise AssertionError(f"{marker!r} never came; the terminal showed {seen!r}")
-            seen += chunk
-
+    # A shell answers, its exit code is kbox's, and the terminal is the same after kbox as before.
+    terminal = OnTerminal(cluster)
     try:
-        os.write(master, b"echo $((6 * 7))\r")
-        await asyncio.wait_for(until(b"42"), 60)
-        assert termios.tcgetattr(slave) != before  # raw while the session runs
-        os.write(master, b"exit 7\r")
+        process = await terminal.start("exec", "-it", "web", "--", "sh")
+        terminal.type("echo $((6 * 7))\r")
+        await terminal.shows("42")
+        assert terminal.is_raw()  # while the session runs
+        terminal.type("exit 7\r")
         assert await asyncio.wait_for(process.wait(), 60) == 7
-        await asyncio.wait_for(until(b"command terminated with exit code 7"), 30)
-        assert termios.tcgetattr(slave) == before
+        await terminal.shows("command terminated with exit code 7")
+        assert not terminal.is_raw()
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        os.close(slave)
-        os.close(master)
+        await terminal.close()
+
+
+async def test_attach_with_a_terminal(cluster: KboxCluster) -> None:
+    terminal = OnTerminal(cluster)
+    try:
+        process = await terminal.start("attach", "-it", "shell")
+        await terminal.shows("If you don't see a command prompt, try pressing enter.")
+        terminal.type("echo $((6 * 7))\r")
+        await terminal.shows("42")
+        terminal.type("exit\r")  # the container's main process ends, and so does the session
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+        assert not terminal.is_raw()
+    finally:
+        await terminal.close()
 
 
 def test_attach_to_the_main_process(cluster: KboxCluster) -> None:
