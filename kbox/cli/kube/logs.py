@@ -257,6 +257,8 @@ def _tail_offset(path: Path, lines: int) -> int:
         end = f.seek(0, os.SEEK_END)
         if lines < 0:
             return 0
+        if lines == 0:
+            return end
         position, found = end, 0
         while position > 0:
             step = min(65536, position)

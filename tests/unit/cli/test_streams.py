@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 
 from kbox.api.errors import StatusError
-from kbox.cli.kube import session, streams
+from kbox.cli.kube import logs, session, streams
 from kbox.client import interface
 from kbox.client.local import LocalClient
 from kbox.profile import Profile
@@ -502,3 +502,33 @@ async def test_a_session_cut_without_a_status_is_a_lost_connection() -> None:
                 )
     finally:
         await runner.cleanup()
+
+
+# -- kbox logs' own helpers (the log file's tail, durations) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "lines", "expected"),
+    [
+        (b"a\nb\nc\n", 2, b"b\nc\n"),
+        (b"a\nb\nc", 2, b"b\nc"),  # no newline at the end
+        (b"a\nb\n", 5, b"a\nb\n"),
+        (b"a\nb\n", 0, b""),
+        (b"a\nb\n", -1, b"a\nb\n"),
+        (b"", 3, b""),
+        (b"x" * 70000 + b"\n" + b"y" * 70000 + b"\n", 1, b"y" * 70000 + b"\n"),  # across read blocks
+    ],
+)
+def test_tail_of_a_file(tmp_path: Path, content: bytes, lines: int, expected: bytes) -> None:
+    path = tmp_path / "kbox.log"
+    path.write_bytes(content)
+    assert content[logs._tail_offset(path, lines) :] == expected
+
+
+def test_durations() -> None:
+    assert logs.parse_duration("5m") == 300
+    assert logs.parse_duration("1h30m10s") == 5410
+    assert logs.parse_duration("1.5s") == 1.5
+    for bad in ("", "5", "m", "5x", "1h 2m"):
+        with pytest.raises(click.ClickException, match="invalid duration"):
+            logs.parse_duration(bad)
