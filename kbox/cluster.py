@@ -61,6 +61,7 @@ class ClusterSettings:
     kube_proxy: bool = False  # Service addresses and relays (kbox start with the docker runtime)
     dns_ip: str = "10.96.0.10"  # the kube-dns Service's ClusterIP, where the dns addon listens
     cluster_domain: str = "cluster.local"
+    stop_pods: bool = False  # stop() also stops the pods' containers (kbox stop), not just the agents
     addons: dict[str, bool] | None = None  # addon → enabled to set at start; None keeps the cluster's
     backoff_initial: float = 1.0  # supervisor: first restart delay after a repeated crash
     backoff_max: float = 30.0
@@ -227,6 +228,8 @@ class Cluster:
         for kubelet in reversed(self.kubelets):
             try:
                 await kubelet.stop()
+                if self.settings.stop_pods:
+                    await kubelet.stop_pods()
             except Exception:
                 _log.exception("stopping kubelet %s failed", kubelet.name)
         self.kubelets.clear()

@@ -68,6 +68,7 @@ def serve(
         port=port,
         mirror_pods=True,
         kube_proxy=runtime == "docker",
+        stop_pods=True,
         addons=addon_choice(addons),
     )
     buffers = componentlogs.configure(level=getattr(logging, log_level.upper()))

@@ -166,6 +166,36 @@ class Kubelet:
         await self.probes.close()  # a sync cut short may have started workers meanwhile
         await self.status.close()
 
+    async def stop_pods(self, *, grace: float = 10.0) -> None:
+        """After :meth:`stop`: stop every pod's containers (preStop, SIGTERM, SIGKILL after at most
+        ``grace`` seconds) and its sandbox, as a node shutting down does. Nothing is removed: the next
+        kubelet on this node finds the stopped sandboxes, starts the pods again and counts the restarts.
+        ``kbox stop`` uses it; the embedded fixture's restarts leave pods running instead."""
+
+        async def stop_pod(state: PodState) -> None:
+            pod = self.pods.get(state.uid) or {}
+            wanted = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+            left = min(grace, float(wanted)) if isinstance(wanted, int | float) else grace
+            specs = {c.get("name"): c for c in (pod.get("spec") or {}).get("containers") or []}
+
+            async def stop(container: ContainerStatus) -> None:
+                remaining = left
+                if container.state == "running" and pod:
+                    remaining = await hooks.pre_stop(
+                        self, pod, state.uid, specs.get(container.name), container.id, left
+                    )
+                await self.runtime.stop_container(container.id, remaining)
+
+            running = [c for c in state.current.values() if c.state in ("created", "running")]
+            await asyncio.gather(*(stop(c) for c in running), return_exceptions=True)
+            if state.sandbox is not None:
+                try:
+                    await self.runtime.stop_sandbox(state.sandbox.id)
+                except ContainerRuntimeError as exc:
+                    _log.warning("stopping the sandbox of %s/%s failed: %s", state.namespace, state.name, exc)
+
+        await asyncio.gather(*(stop_pod(state) for state in list(self.states.values())))
+
     # -- node ----------------------------------------------------------------------------------
 
     async def _register(self) -> None:
