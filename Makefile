@@ -14,11 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dev]'
 	touch $(STAMP)
 
-# The main job: a cluster in the foreground on https://127.0.0.1:6443 (Docker runtime), with a
-# kubeconfig in ~/.kbox/kbox/, until `kbox start` runs it in the background.
+# The main job: `kbox start` (Docker runtime, default addons) in the background; returns when the
+# node is Ready and the kube-system pods Run, with kubectl pointed at it. `kbox stop` ends it.
 run: install
 	-@bash scripts/ensure-docker.sh
-	$(BIN)/kbox serve
+	$(BIN)/kbox start
 
 # Brings up a Docker engine when it can (root with apt); Docker tests fail under CI=true without one
 # and are skipped, with the reason printed, elsewhere.
