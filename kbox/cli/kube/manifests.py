@@ -24,10 +24,18 @@ import yaml
 
 from kbox.api.errors import StatusError
 
-try:  # libyaml's loader is several times faster on large manifests
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's is several times faster
+
+
+class _Loader(_Base):  # type: ignore[misc]
+    """A safe loader that leaves timestamps as the strings they are written as: kubectl's YAML-to-JSON
+    conversion does the same, and a ``datetime`` could not be sent as JSON anyway."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _Base.yaml_implicit_resolvers.items()
+}
 
 EXTENSIONS = (".yaml", ".yml", ".json")
 STDIN = "STDIN"
