@@ -106,13 +106,32 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, docker_images: BuiltImages
 def test_logs(cluster: KboxCluster) -> None:
     # stdout and stderr are two pipes: Docker may keep either line first.
     whole = cluster.ok("logs", "web").splitlines(keepends=True)
-    assert sorted(whole) == ["hello\n", "to-err\n"]
+    assert sorted(whole[:2]) == ["hello\n", "to-err\n"]  # (test_logs_follow may add a line)
     assert cluster.ok("logs", "web", "--tail", "1") == whole[-1]
     lines = cluster.ok("logs", "web", "--timestamps").splitlines()
     assert [line.split(" ", 1)[1] + "\n" for line in lines] == whole
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", line.split(" ")[0]) for line in lines), (
         lines
     )
+
+
+async def test_logs_follow(cluster: KboxCluster) -> None:
+    process = await asyncio.create_subprocess_exec(
+        KBOX, "logs", "-f", "web", env=cluster.env, stdout=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None
+    try:
+        # A line written to the main process's stdout from an exec arrives in the followed log,
+        # after the lines that were there.
+        marker = f"appended-{uuid.uuid4().hex[:6]}"
+        cluster.ok("exec", "web", "--", "sh", "-c", f"echo {marker} > /proc/1/fd/1")
+        lines = [await asyncio.wait_for(process.stdout.readline(), 30) for _ in range(3)]
+        assert sorted(lines[:2]) == [b"hello\n", b"to-err\n"]
+        assert lines[2] == f"{marker}\n".encode()
+        assert process.returncode is None  # still following
+    finally:
+        process.terminate()
+        await process.wait()
 
 
 def test_exec_exit_codes_and_streams(cluster: KboxCluster) -> None:
