@@ -138,7 +138,7 @@ def apply(
     if not filenames:
         raise CommandError("must specify one of -f and -k")
     loaded = manifests.load(filenames, recursive=recursive)
-    failed = session.run(
+    failed = manifests.run(
         _apply_all(
             loaded, namespace=namespace, dry_run=dry_run, output=output, profile=profile, validate=validate
         )

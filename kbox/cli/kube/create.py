@@ -66,7 +66,7 @@ def create(
     if not filenames:
         raise CommandError("must specify one of -f and -k (or a subcommand: namespace, deployment)")
     loaded = manifests.load(filenames, recursive=recursive)
-    failed = session.run(
+    failed = manifests.run(
         create_all(
             loaded,
             namespace=namespace,
@@ -148,7 +148,7 @@ def _generated(ctx: click.Context, obj: dict[str, Any], **given: Any) -> None:
     """Create one generated object; options given to the subcommand win over the group's."""
     options = {**(ctx.obj or {})}
     options.update({k: v for k, v in given.items() if v is not None and v != "none"})
-    failed = session.run(
+    failed = manifests.run(
         create_all(
             [Manifest("(generated)", obj)],
             namespace=options.get("namespace"),

@@ -129,7 +129,7 @@ def delete(
             err=True,
         )
     seconds = wait_seconds(timeout)
-    failed = session.run(
+    failed = manifests.run(
         _delete_all(
             args,
             filenames=filenames,

@@ -14,15 +14,18 @@ holds the small output helpers the built-in commands share (kubectl's ``error:``
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import click
 import yaml
 
 from kbox.api.errors import StatusError
+from kbox.cli.kube import session
+
+T = TypeVar("T")
 
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's is several times faster
 
@@ -168,3 +171,25 @@ def server_error(exc: StatusError, *, action: str = "", source: str = "") -> str
     context = f'error when {action} "{source}": ' if action and source else ""
     reason = exc.reason or "Unknown"
     return f"Error from server ({reason}): {context}{exc.message}"
+
+
+class ServerError(click.ClickException):
+    """A request the server refused, shown as kubectl shows it: ``Error from server (NotFound): ...``."""
+
+    def __init__(self, error: StatusError) -> None:
+        super().__init__(server_error(error))
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(self.format_message(), err=True)
+
+
+async def _kubectl_errors(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return await coro
+    except StatusError as exc:
+        raise ServerError(exc) from None
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """``session.run`` with server errors worded as kubectl words them."""
+    return session.run(_kubectl_errors(coro))

@@ -180,7 +180,7 @@ def status(
                 except TimeoutError:
                     raise CommandError("timed out waiting for the condition") from None
 
-    session.run(main())
+    manifests.run(main())
 
 
 async def _follow(
@@ -299,7 +299,7 @@ def history(
                     click.echo(f"{first.ljust(width)}{second}")
                 click.echo("")
 
-    session.run(main())
+    manifests.run(main())
 
 
 def _without_hash(template: dict[str, Any]) -> dict[str, Any]:
@@ -356,7 +356,7 @@ def undo(
                     f"{info.kind_name}/{name} {await _undo_one(api, info, ns, name, to_revision, dry_run)}"
                 )
 
-    session.run(main())
+    manifests.run(main())
 
 
 async def _undo_one(
@@ -445,7 +445,7 @@ def restart(
                 click.echo(f"{info.kind_name}/{name} restarted")
         return failed
 
-    if session.run(main()):
+    if manifests.run(main()):
         raise click.exceptions.Exit(1)
 
 
@@ -480,7 +480,7 @@ def _pauser(paused: bool) -> Any:
                     await api.request("PATCH", info.path(ns, name), body=body, content_type=MERGE_PATCH)
                     click.echo(f"{info.kind_name}/{name} {verb}")
 
-        session.run(main())
+        manifests.run(main())
 
     command.__doc__ = (
         f"Mark a deployment {verb}: {'no rollouts until resumed' if paused else 'rollouts continue'}."

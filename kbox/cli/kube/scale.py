@@ -55,7 +55,7 @@ def scale(
     profile: str | None,
 ) -> None:
     """Set the number of replicas of deployments, replicasets or statefulsets."""
-    failed = session.run(
+    failed = manifests.run(
         _scale_all(
             args,
             replicas=replicas,

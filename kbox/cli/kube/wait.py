@@ -318,7 +318,7 @@ def wait(
     """Wait until objects meet a condition: TYPE/NAME, TYPE NAME, TYPE -l SEL or TYPE --all."""
     condition = parse_for(for_)
     seconds = parse_duration(timeout)
-    failed = session.run(
+    failed = manifests.run(
         _wait_all(
             args,
             condition,

@@ -101,6 +101,9 @@ def test_rollout_status_waits_and_times_out(cluster: KboxCluster) -> None:
     cluster.kubectl_ok("patch", "deployment", "stuck", "-n", ns, "--type=json", "-p",
                        '[{"op":"remove","path":"/spec/template/spec/nodeSelector"}]')  # fmt: skip
     rollout_done(cluster, "stuck", ns)
+    assert one_line_error(cluster.kbox("rollout", "history", "deployment/ghost", "-n", ns)) == (
+        'Error from server (NotFound): deployments.apps "ghost" not found'
+    )
     assert one_line_error(cluster.kbox("rollout", "status", "configmap/x", "-n", ns)).endswith(
         "kbox rollout handles deployments only, not configmaps"
     )
