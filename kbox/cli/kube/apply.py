@@ -11,6 +11,9 @@ kubectl refuses it), then
   (built-in kinds, with merge keys from the same document) and as a JSON merge patch otherwise (custom
   resources); an empty patch is "unchanged" and sends nothing.
 
+With ``--server-side`` each object is sent as an apply patch instead (``--field-manager``,
+``--force-conflicts``); the server merges, records field ownership and reports conflicts.
+
 Errors on one object are reported (one line each) and the others still applied; the exit code is 1 if
 any failed, as kubectl does.
 """
@@ -27,7 +30,7 @@ from kbox.api.errors import StatusError
 from kbox.cli.kube import manifests, session, threeway
 from kbox.cli.kube import output as kube_output
 from kbox.cli.kube.manifests import CommandError, Manifest
-from kbox.client.interface import MERGE_PATCH, STRATEGIC_PATCH
+from kbox.client.interface import APPLY_PATCH, MERGE_PATCH, STRATEGIC_PATCH
 
 FIELD_MANAGER = "kubectl-client-side-apply"  # the manager name kubectl's client-side apply records
 
@@ -38,6 +41,7 @@ Examples:
   kbox apply -f manifests/ -R            # every .yaml/.yml/.json file below manifests/
   cat app.yaml | kbox apply -f -         # from stdin
   kbox apply -f app.yaml --dry-run=server -o yaml
+  kbox apply --server-side -f app.yaml   # the server merges and tracks field owners
 """
 
 
@@ -118,12 +122,39 @@ def file_options(f: Any) -> Any:
     )(f)
 
 
+@dataclass(frozen=True)
+class Settings:
+    """How objects are written: the flags of ``kbox apply`` that shape each request."""
+
+    dry_run: str = "none"  # none | client | server
+    validate: str = "strict"
+    server_side: bool = False
+    force_conflicts: bool = False
+    field_manager: str | None = None  # None: kubectl's default for the mode
+
+    @property
+    def manager(self) -> str:
+        return self.field_manager or ("kubectl" if self.server_side else FIELD_MANAGER)
+
+    def params(self) -> dict[str, str]:
+        """Query parameters of a write."""
+        params = {**dry_run_params(self.dry_run, self.validate), "fieldManager": self.manager}
+        if self.server_side and self.force_conflicts:
+            params["force"] = "true"
+        return params
+
+
 @click.command("apply", epilog=EXAMPLES)
 @file_options
 @namespace_option
 @dry_run_option
 @output_option
 @validate_option
+@click.option("--server-side", is_flag=True, help="Let the server merge (server-side apply, managed fields).")
+@click.option(
+    "--force-conflicts", is_flag=True, help="With --server-side: take over fields other managers own."
+)
+@click.option("--field-manager", default=None, help="The manager name recorded for the fields written.")
 @session.profile_option
 def apply(
     filenames: tuple[str, ...],
@@ -132,16 +163,24 @@ def apply(
     dry_run: str,
     output: str | None,
     validate: str,
+    server_side: bool,
+    force_conflicts: bool,
+    field_manager: str | None,
     profile: str | None,
 ) -> None:
-    """Create or update objects from manifests (client-side apply, like kubectl apply)."""
+    """Create or update objects from manifests (client-side apply, like kubectl apply; or --server-side)."""
     if not filenames:
         raise CommandError("must specify one of -f and -k")
+    if force_conflicts and not server_side:
+        raise CommandError("--force-conflicts only works with --server-side")
+    if server_side and dry_run == "client":
+        raise CommandError(
+            "--dry-run=client doesn't work with --server-side (did you mean --dry-run=server instead?)"
+        )
+    settings = Settings(dry_run, validate, server_side, force_conflicts, field_manager)
     loaded = manifests.load(filenames, recursive=recursive)
     failed = manifests.run(
-        _apply_all(
-            loaded, namespace=namespace, dry_run=dry_run, output=output, profile=profile, validate=validate
-        )
+        _apply_all(loaded, namespace=namespace, output=output, profile=profile, settings=settings)
     )
     if failed:
         raise click.exceptions.Exit(1)
@@ -187,10 +226,9 @@ async def _apply_all(
     loaded: list[Manifest],
     *,
     namespace: str | None,
-    dry_run: str,
     output: str | None,
     profile: str | None,
-    validate: str = "strict",
+    settings: Settings,
 ) -> bool:
     failed = False
     results: list[dict[str, Any]] = []
@@ -207,8 +245,12 @@ async def _apply_all(
                 modified = dict(manifest.obj)
                 if target_ns is not None:
                     modified["metadata"] = {**(modified.get("metadata") or {}), "namespace": target_ns}
-                target = Target(manifest, info, target_ns, threeway.with_last_applied(modified))
-                verb, obj = await _apply_one(api, schemas, target, dry_run, validate)
+                if settings.server_side:
+                    target = Target(manifest, info, target_ns, modified)
+                    verb, obj = await _server_side_apply(api, target, settings)
+                else:
+                    target = Target(manifest, info, target_ns, threeway.with_last_applied(modified))
+                    verb, obj = await _apply_one(api, schemas, target, settings)
             except WriteFailed as exc:
                 click.echo(
                     manifests.server_error(exc.error, action=exc.action, source=manifest.source), err=True
@@ -228,17 +270,32 @@ async def _apply_all(
             elif output is not None:
                 results.append(obj)
             else:
-                click.echo(f"{target.ref} {verb}{dry_run_suffix(dry_run)}")
+                click.echo(f"{target.ref} {verb}{dry_run_suffix(settings.dry_run)}")
     if output in ("yaml", "json"):
         print_objects(results, output)
     return failed
 
 
+async def _server_side_apply(
+    api: session.Api, target: Target, settings: Settings
+) -> tuple[str, dict[str, Any]]:
+    """One apply patch: the server merges, records field ownership and reports conflicts."""
+    path = target.info.path(target.namespace, target.name)
+    try:
+        result = await api.request(
+            "PATCH", path, params=settings.params(), body=target.modified, content_type=APPLY_PATCH
+        )
+    except StatusError as exc:
+        raise WriteFailed("patching", exc) from None
+    return "serverside-applied", result
+
+
 async def _apply_one(
-    api: session.Api, schemas: SchemaCache, target: Target, dry_run: str, validate: str = "strict"
+    api: session.Api, schemas: SchemaCache, target: Target, settings: Settings
 ) -> tuple[str, dict[str, Any]]:
     """Create or patch one object; returns the verb kubectl prints and the resulting object."""
     info, ns = target.info, target.namespace
+    dry_run = settings.dry_run
     try:
         live: dict[str, Any] = await api.request("GET", info.path(ns, target.name))
     except StatusError as exc:
@@ -246,7 +303,7 @@ async def _apply_one(
             raise
         if dry_run == "client":
             return "created", target.modified
-        params = {**dry_run_params(dry_run, validate), "fieldManager": FIELD_MANAGER}
+        params = settings.params()
         try:
             created = await api.request("POST", info.path(ns), params=params, body=target.modified)
         except StatusError as exc:
@@ -265,7 +322,7 @@ async def _apply_one(
         return "unchanged", live
     if dry_run == "client":
         return "configured", live
-    params = {**dry_run_params(dry_run, validate), "fieldManager": FIELD_MANAGER}
+    params = settings.params()
     path = info.path(ns, target.name)
     try:
         if strategic:

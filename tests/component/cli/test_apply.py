@@ -238,3 +238,37 @@ def test_create_generators(cluster: KboxCluster) -> None:
     )
     assert shown["metadata"] == {"labels": {"app": "other"}, "name": "other"}
     assert cluster.kubectl("get", "deployment", "other", "-n", name).returncode != 0
+
+
+def test_server_side_apply_and_conflicts(cluster: KboxCluster, tmp_path: Path) -> None:
+    ns = cluster.namespace("ssa")
+    path = write(tmp_path / "web.yaml", {**deployment("web"), "metadata": {"name": "web", "namespace": ns}})
+    assert (
+        cluster.ok("apply", "--server-side", "-f", path).strip() == "deployment.apps/web serverside-applied"
+    )
+    web = get_json(cluster, "deployment", "web", "-n", ns, "--show-managed-fields")
+    assert [m["manager"] for m in web["metadata"]["managedFields"] if m["operation"] == "Apply"] == [
+        "kubectl"
+    ]
+    assert LAST_APPLIED not in (web["metadata"].get("annotations") or {})
+
+    # Another manager asking for a field kubectl owns conflicts, until it forces.
+    other = {**deployment("web"), "metadata": {"name": "web", "namespace": ns}}
+    other["spec"]["replicas"] = 3
+    other_path = write(tmp_path / "other.yaml", other)
+    result = cluster.kbox("apply", "--server-side", "--field-manager=ops", "-f", other_path)
+    assert result.returncode == 1
+    assert one_line_error(result) == (
+        f'Error from server (Conflict): error when patching "{other_path}": '
+        'Apply failed with 1 conflict: conflict with "kubectl": .spec.replicas'
+    )
+    out = cluster.ok("apply", "--server-side", "--field-manager=ops", "--force-conflicts", "-f", other_path)
+    assert out.strip() == "deployment.apps/web serverside-applied"
+    assert get_json(cluster, "deployment", "web", "-n", ns)["spec"]["replicas"] == 3
+
+    assert "doesn't work with --server-side" in one_line_error(
+        cluster.kbox("apply", "--server-side", "--dry-run=client", "-f", path)
+    )
+    assert one_line_error(cluster.kbox("apply", "--force-conflicts", "-f", path)) == (
+        "error: --force-conflicts only works with --server-side"
+    )
