@@ -2,8 +2,9 @@
 
 Each object is read once and then watched (a watch on its name from the read's resourceVersion),
 re-checking on every event, so nothing polls; a watch the server ends is resumed from the last version
-seen, and an expired version (410) re-reads. Each object gets the whole ``--timeout`` as with kubectl;
-a timeout ends with kubectl's ``error: timed out waiting for the condition on pods/x`` and exit 1.
+seen, and an expired version (410) re-reads. ``--timeout`` is one deadline for all the objects, as in
+kubectl (``0`` checks once); running out ends with kubectl's ``error: timed out waiting for the
+condition on pods/x`` and exit 1.
 
 ``--for`` takes ``delete``, ``create``, ``condition=NAME[=VALUE]`` (names and values compared without
 case, the value defaulting to ``true``) and ``jsonpath={.path}[=VALUE]`` (kubectl's JSONPath, through
