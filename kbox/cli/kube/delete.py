@@ -39,7 +39,14 @@ Without objects, deletes a whole cluster:
   kbox delete --all                         # every profile
 """
 
-_POLICIES = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan", "true": "Background"}
+# kubectl's older boolean values: --cascade=true is background, --cascade=false is orphan.
+_POLICIES = {
+    "background": "Background",
+    "foreground": "Foreground",
+    "orphan": "Orphan",
+    "true": "Background",
+    "false": "Orphan",
+}
 
 
 @click.command("delete", epilog=EXAMPLES)
@@ -140,8 +147,7 @@ def delete(
             wait_for_deletion=wait,
             seconds=seconds,
             grace_period=grace_period,
-            policy=None if cascade == "false" else _POLICIES[cascade],
-            orphan=cascade == "false",
+            policy=_POLICIES[cascade],
             output=output,
             namespace=namespace,
             all_namespaces=all_namespaces,
@@ -168,8 +174,7 @@ async def _delete_all(
     wait_for_deletion: bool,
     seconds: float,
     grace_period: int,
-    policy: str | None,
-    orphan: bool,
+    policy: str,
     output: str | None,
     namespace: str | None,
     all_namespaces: bool,
@@ -191,10 +196,7 @@ async def _delete_all(
         options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if grace_period >= 0:
             options["gracePeriodSeconds"] = grace_period
-        if policy:
-            options["propagationPolicy"] = policy
-        if orphan:
-            options["orphanDependents"] = True
+        options["propagationPolicy"] = policy
         for info, ns, name in found:
             try:
                 answer = await api.request("DELETE", info.path(ns, name), body=options)
