@@ -35,7 +35,9 @@ from kbox.controllers.endpointslice import EndpointSliceController
 from kbox.controllers.garbagecollector import GarbageCollector, served_kinds
 from kbox.controllers.namespace import NamespaceController
 from kbox.controllers.replicaset import ReplicaSetController
+from kbox.controllers.rootcacert import RootCACertPublisher
 from kbox.controllers.serviceaccount import ServiceAccountsController
+from kbox.kubelet import node as kubelet_node
 from kbox.kubelet.kubelet import Kubelet, KubeletSettings
 from kbox.kubelet.runtime.interface import Runtime
 
@@ -108,7 +110,7 @@ class Cluster:
         )
         self.runtime: Runtime | None = runtime
         self._owns_runtime = runtime is None
-        self.kubelets: list[Kubelet] = []
+        self._kubelets: dict[str, components.KubeletComponent] = {}
         self.logs = logs
         self.supervisor = supervisor.Supervisor(
             backoff_initial=settings.backoff_initial,
@@ -130,21 +132,7 @@ class Cluster:
             if self.runtime is None:
                 self.runtime = make_runtime(self.settings)
             for index, name in enumerate(node_names(self.settings)):
-                kubelet = Kubelet(
-                    self.client("kubelet"),
-                    self.runtime,
-                    KubeletSettings(
-                        node_name=name,
-                        cluster=self.settings.name,
-                        state_dir=self.settings.state_dir / "kubelet",
-                        control_plane=index == 0,
-                        **self._kubelet_overrides(),
-                    ),
-                    connections=self.plane.catalog.node_connections,
-                )
-                with _as_component("kubelet"):
-                    await kubelet.start()
-                self.kubelets.append(kubelet)
+                self.supervisor.add(self._kubelet_component(name, control_plane=index == 0))
             self._add_components()
             await self.supervisor.start()
             try:
@@ -158,6 +146,46 @@ class Cluster:
         except BaseException:
             await self.stop()
             raise
+
+    @property
+    def kubelets(self) -> list[Kubelet]:
+        """The running kubelets, one per node (started or restarting)."""
+        return [c.kubelet for c in self._kubelets.values() if c.kubelet is not None]
+
+    def _kubelet_component(self, node: str, *, control_plane: bool) -> components.KubeletComponent:
+        settings = KubeletSettings(
+            node_name=node,
+            cluster=self.settings.name,
+            state_dir=self.settings.state_dir / "kubelet",
+            control_plane=control_plane,
+            **self._kubelet_overrides(),
+        )
+        runtime = self.runtime
+        assert runtime is not None
+
+        def make() -> Kubelet:
+            client = self.client("kubelet")
+            return Kubelet(client, runtime, settings, connections=self.plane.catalog.node_connections)
+
+        component = components.KubeletComponent(node, make)
+        self._kubelets[node] = component
+        return component
+
+    async def stop_kubelet(self, node: str) -> None:
+        """Stop one node's kubelet (a machine failure, for tests); pods keep running in the runtime."""
+        component = self._kubelets.pop(node, None)
+        if component is not None:
+            await self.supervisor.remove(component.name)
+
+    async def start_kubelet(self, node: str) -> None:
+        """Start the node's kubelet again (it registers and adopts its pods) and wait until it runs."""
+        if node in self._kubelets:
+            return
+        names = node_names(self.settings)
+        component = self._kubelet_component(node, control_plane=bool(names) and node == names[0])
+        self.supervisor.add(component)
+        async with asyncio.timeout(self.settings.ready_timeout):
+            await self.supervisor.wait_ready()
 
     def _kubelet_overrides(self) -> dict[str, Any]:
         """Pods resolve through the cluster DNS address when Services work (kube-proxy owns it)."""
@@ -177,7 +205,8 @@ class Cluster:
         if self.settings.kube_proxy:
             from kbox.proxy import KubeProxy, ProxySettings
 
-            node_addresses = tuple(dict.fromkeys(["127.0.0.1", *(k.address for k in self.kubelets[:1])]))
+            node_address = self.settings.kubelet.get("address") or kubelet_node.host_address()
+            node_addresses = tuple(dict.fromkeys(["127.0.0.1", node_address]))
             sup.add(
                 KubeProxy(
                     self.client("kube-proxy"),
@@ -214,6 +243,7 @@ class Cluster:
             EndpointsController(factory),
             EndpointSliceController(factory),
             ServiceAccountsController(factory),
+            RootCACertPublisher(factory, self.tls.ca_pem()),
         ]
 
     async def wait(self) -> supervisor.ComponentState:
@@ -225,14 +255,13 @@ class Cluster:
             await self.supervisor.stop()
         except Exception:
             _log.exception("stopping the supervised components failed")
-        for kubelet in reversed(self.kubelets):
-            try:
-                await kubelet.stop()
-                if self.settings.stop_pods:
+        if self.settings.stop_pods:
+            for kubelet in self.kubelets:  # stopped by now: nothing restarts what this stops
+                try:
                     await kubelet.stop_pods()
-            except Exception:
-                _log.exception("stopping kubelet %s failed", kubelet.name)
-        self.kubelets.clear()
+                except Exception:
+                    _log.exception("stopping the pods of node %s failed", kubelet.name)
+        self._kubelets.clear()
         if self.runtime is not None and self._owns_runtime:
             with contextlib.suppress(Exception):
                 await self.runtime.close()

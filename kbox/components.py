@@ -9,6 +9,8 @@ raises when the part fails, plus a ``healthy()`` check that reads real state:
 - ``kube-controller-manager``: the controllers on one informer factory; a controller that crashes
   takes the whole manager down and the supervisor restarts it, as kubelet restarts the real process.
 - ``kube-scheduler``: the scheduler; healthy once its informers synced and its loops run.
+- ``kubelet-<node>``: one node's kubelet, made afresh on every run (a restarted kubelet adopts the
+  containers still running, as after a real kubelet restart).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from kbox.api.controlplane import ControlPlane
 from kbox.client import informer as informers
 from kbox.client.interface import Client
 from kbox.controllers.base import Controller
+from kbox.kubelet.kubelet import Kubelet
 from kbox.scheduler.scheduler import Scheduler
 from kbox.store.interface import Store
 from kbox.util import aiotasks
@@ -175,3 +178,33 @@ class SchedulerComponent:
     def healthy(self) -> bool:
         scheduler = self._scheduler
         return scheduler is not None and all(not t.done() for t in scheduler.tasks)
+
+
+class KubeletComponent:
+    """One node's kubelet as ``kubelet-<node>``; ``make`` builds a fresh Kubelet for every run."""
+
+    def __init__(self, node: str, make: Callable[[], Kubelet]) -> None:
+        self.name = f"kubelet-{node}"
+        self.node = node
+        self.make = make
+        self.kubelet: Kubelet | None = None
+        """The current (or last) run's kubelet."""
+        self._started = False
+
+    async def run(self) -> None:
+        kubelet = self.make()
+        self.kubelet = kubelet
+        try:
+            await kubelet.start()
+            self._started = True
+            await _first_failure(kubelet.tasks, self.name)
+        finally:
+            self._started = False
+            try:
+                await kubelet.stop()
+            except Exception:
+                _log.exception("stopping kubelet %s failed", self.node)
+
+    def healthy(self) -> bool:
+        kubelet = self.kubelet
+        return self._started and kubelet is not None and all(not t.done() for t in kubelet.tasks)

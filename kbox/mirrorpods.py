@@ -223,6 +223,7 @@ class _Mirror:
     node: str
     uid: str = ""
     written: Any = None  # the status last written
+    not_before: float = 0.0  # monotonic time before which a deleted mirror pod is not recreated
 
 
 class MirrorPods:
@@ -239,8 +240,10 @@ class MirrorPods:
         logs: componentlogs.LogBuffers | None,
         connections: NodeConnections | None,
         resync: float = 30.0,
+        recreate_delay: float = 1.0,
     ) -> None:
         self.client = client
+        self.recreate_delay = recreate_delay
         self.supervisor = supervised
         self.nodes = nodes
         self.logs = logs
@@ -304,6 +307,9 @@ class MirrorPods:
                     if event.type == "DELETED":
                         _log.info("mirror pod %s/%s was deleted; recreating it", NAMESPACE, name)
                         mirror.uid, mirror.written = "", None
+                        # A kubelet recreates mirror pods on its next sync, not in the same instant;
+                        # clients waiting for the deletion (kubectl delete) rely on seeing it first.
+                        mirror.not_before = time.monotonic() + self.recreate_delay
                         self._dirty.set()
                     elif event.object["metadata"].get("deletionTimestamp"):
                         await self._finish_deletion(event.object)
@@ -360,6 +366,9 @@ class MirrorPods:
             self.mirrors[name] = mirror
             node = await self._node(mirror.node)
             if node is None:
+                complete = False
+                continue
+            if not mirror.uid and time.monotonic() < mirror.not_before:
                 complete = False
                 continue
             if not mirror.uid:

@@ -153,6 +153,11 @@ class Kubelet:
             aiotasks.create_guarded_task(self._relist_loop(), name=f"{prefix}/relist", logger=_log),
         ]
 
+    @property
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """The kubelet's loops (empty until started); one ending is a failure of the kubelet."""
+        return list(self._tasks)
+
     async def stop(self) -> None:
         """Stop heartbeating and syncing; containers keep running (a restarted kubelet adopts them)."""
         if self.connections is not None:

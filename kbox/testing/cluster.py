@@ -311,8 +311,6 @@ class AsyncCluster:
         self._client = None
         if cluster is not None:
             await cluster.stop()
-        for node in self._nodes.values():
-            node._stopped = None
 
     def _port(self) -> int:
         server = self.cluster.plane.server
@@ -609,7 +607,6 @@ class Node:
     def __init__(self, owner: AsyncCluster, name: str) -> None:
         self.owner = owner
         self.name = name
-        self._stopped: Kubelet | None = None
 
     def __repr__(self) -> str:
         return f"<Node {self.name} {'running' if self.running else 'stopped'}>"
@@ -626,38 +623,10 @@ class Node:
         return None
 
     async def stop(self) -> None:
-        kubelet = self.kubelet
-        if kubelet is None:
-            return
-        self.owner.cluster.kubelets.remove(kubelet)
-        self._stopped = kubelet
-        await kubelet.stop()
+        await self.owner.cluster.stop_kubelet(self.name)
 
     async def start(self) -> None:
-        if self.running:
-            return
-        cluster = self.owner.cluster
-        previous = self._stopped
-        if previous is not None:
-            settings = previous.settings
-        else:
-            settings = KubeletSettings(
-                node_name=self.name,
-                cluster=self.owner.name,
-                state_dir=self.owner.state_dir / "kubelet",
-                control_plane=self.name == self.owner.node_names[0],
-                **self.owner.timers,  # type: ignore[arg-type]
-            )
-        assert cluster.runtime is not None
-        kubelet = Kubelet(
-            cluster.client("kubelet"),
-            cluster.runtime,
-            settings,
-            connections=cluster.plane.catalog.node_connections,
-        )
-        await kubelet.start()
-        cluster.kubelets.append(kubelet)
-        self._stopped = None
+        await self.owner.cluster.start_kubelet(self.name)
 
 
 # -- the sync facade --------------------------------------------------------------------------------
