@@ -40,9 +40,10 @@ from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.interface import SERVICES, Client, Obj, Resource, StatusError
 from kbox.controllers import base
-from kbox.proxy import addresses
+from kbox.proxy import addresses, splice
 from kbox.proxy.balancer import DEFAULT_AFFINITY_TIMEOUT, Balancer, Endpoint
 from kbox.proxy.relay import TcpListener, UdpListener
+from kbox.proxy.splice import SpliceListener
 from kbox.util import aiotasks
 
 _log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 BY_SERVICE = "kube-proxy.service"
-Listener = TcpListener | UdpListener
+Listener = TcpListener | SpliceListener | UdpListener
 ListenerKey = tuple[str, str, int]  # (protocol, address, port)
 
 
@@ -73,6 +74,9 @@ class ProxySettings:
     service_cidr: str = "10.96.0.0/12"
     """Addresses in this range left on the bridge by an earlier run, for no Service, are removed."""
     udp_idle_timeout: float = 30.0
+    tcp_relay: str = "auto"
+    """``splice``: bytes move in the kernel (Linux, :mod:`kbox.proxy.splice`); ``stream``: asyncio
+    transports (:mod:`kbox.proxy.relay`); ``auto``: splice where the OS has it."""
     retry_interval: float = 2.0
     """How soon a listener that could not be opened (port taken) is tried again; also how often the
     bridge is checked for addresses that went missing (the network re-created)."""
@@ -338,6 +342,10 @@ class KubeProxy:
         listener: Listener
         if protocol == "UDP":
             listener = UdpListener(name, host, port, balancer, idle_timeout=self.settings.udp_idle_timeout)
+        elif self.settings.tcp_relay == "splice" or (
+            self.settings.tcp_relay == "auto" and splice.available()
+        ):
+            listener = SpliceListener(name, host, port, balancer)
         else:
             listener = TcpListener(name, host, port, balancer)
         try:

@@ -2,7 +2,7 @@
 endpoints that are small asyncio servers on 127.0.0.1, and ClusterIPs mapped to 127.x.y.z addresses
 (``ProxySettings.cluster_ip_bind``) so no root is needed.
 
-Covers: TCP relay and half-close, round robin over three endpoints, an endpoint that stops being ready
+Every test runs with both TCP relays (splice and asyncio transports). Covers: TCP relay and half-close, round robin over three endpoints, an endpoint that stops being ready
 leaving the rotation without cutting its open connection, reset without ready endpoints, ClientIP session
 affinity, UDP flows, NodePort on loopback, LoadBalancer ingress status, headless and ExternalName
 Services getting no listener, a deleted Service's listener closing, and a slow reader not growing the
@@ -25,6 +25,7 @@ from kbox.client.local import LocalClient
 from kbox.proxy import KubeProxy, ProxySettings
 from kbox.proxy.proxier import ENDPOINTSLICES
 from kbox.proxy.relay import HIGH_WATER, TcpListener
+from kbox.proxy.splice import SpliceListener
 from kbox.util import aiotasks
 from tests.support.apiserver import served
 from tests.support.wait import eventually
@@ -92,11 +93,16 @@ async def client(tmp_path: Path) -> AsyncIterator[LocalClient]:
         yield LocalClient(s.plane.catalog)
 
 
-@pytest.fixture
-async def proxy(client: LocalClient) -> AsyncIterator[KubeProxy]:
-    kube_proxy = KubeProxy(
-        client, ProxySettings(cluster_ip_bind=loopback_for, node_addresses=("127.0.0.1",), retry_interval=0.2)
+@pytest.fixture(params=["splice", "stream"])
+async def proxy(client: LocalClient, request: pytest.FixtureRequest) -> AsyncIterator[KubeProxy]:
+    """The proxy with each TCP relay: splice (the default on Linux) and asyncio transports."""
+    settings = ProxySettings(
+        cluster_ip_bind=loopback_for,
+        node_addresses=("127.0.0.1",),
+        retry_interval=0.2,
+        tcp_relay=request.param,
     )
+    kube_proxy = KubeProxy(client, settings)
     task = aiotasks.create_guarded_task(kube_proxy.run(), name="test/kube-proxy")
     await eventually(kube_proxy.healthy, message="kube-proxy synced")
     yield kube_proxy
@@ -232,12 +238,14 @@ async def test_no_ready_endpoints_resets_at_once(client: LocalClient, proxy: Kub
     service = await make_service(client, "empty")
     host = loopback_for(service["spec"]["clusterIP"])
     await eventually(lambda: ("TCP", host, 80) in proxy.listeners)
-    reader, writer = await asyncio.open_connection(host, 80)
-    with pytest.raises(ConnectionResetError):
-        await asyncio.wait_for(reader.read(), 2)
-    writer.close()
+    with pytest.raises(ConnectionResetError):  # at connect already, or at the first read
+        reader, writer = await asyncio.open_connection(host, 80)
+        try:
+            await asyncio.wait_for(reader.read(), 2)
+        finally:
+            writer.close()
     listener = proxy.listeners[("TCP", host, 80)]
-    assert isinstance(listener, TcpListener) and listener.refused == 1
+    assert isinstance(listener, TcpListener | SpliceListener) and listener.refused == 1
 
 
 async def test_endpoint_refusing_is_skipped(
