@@ -75,6 +75,7 @@ KINDS: dict[tuple[str, str], str] = {
         "SelfSubjectRulesReview",
     ): "k8s.io.api.authorization.v1.SelfSubjectRulesReview",
     ("authentication.k8s.io/v1", "TokenRequest"): "k8s.io.api.authentication.v1.TokenRequest",
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "k8s.io.api.authentication.v1.SelfSubjectReview",
 }
 
 # Messages whose Go type marshals to JSON through its own code, and how (see kbox/api/protobuf.py).

@@ -3,13 +3,25 @@
 NamespaceLifecycle, as kube-apiserver enables it by default: an object cannot be created in a namespace
 that does not exist (404) or that is being deleted (403). Service address allocation runs here too,
 since it reads other Services.
+
+ServiceAccount (plugin/pkg/admission/serviceaccount in kube-apiserver): a new pod runs as
+``spec.serviceAccountName`` (``default`` when unset), which must exist (403 otherwise; ``default`` is
+waited for a moment, since the ServiceAccounts controller makes it just after its namespace). Unless
+the pod or its ServiceAccount sets ``automountServiceAccountToken: false``, the pod gets the projected
+volume ``kube-api-access-<5 random>`` (a bound token, the cluster CA from ConfigMap ``kube-root-ca.crt``,
+the namespace) mounted read-only at /var/run/secrets/kubernetes.io/serviceaccount in every container
+and init container that does not mount something there already. Mirror pods may reference neither
+ServiceAccounts nor secrets. An apiserver may run without the plugin (``Catalog.admission_disabled``),
+as envtest runs kube-apiserver.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
 from typing import Any
 
-from kbox.api import errors
+from kbox.api import errors, objects
 from kbox.api.catalog import Catalog
 from kbox.api.registry import GenericStore
 
@@ -21,6 +33,13 @@ async def admit_create(
     await _namespace_lifecycle(catalog, generic, namespace, obj)
     if obj is not None and generic.resource.group == "" and generic.resource.plural == "services":
         await catalog.service_allocator.allocate(generic, obj)
+    if (
+        obj is not None
+        and generic.resource.group == ""
+        and generic.resource.plural == "pods"
+        and SERVICE_ACCOUNT not in catalog.admission_disabled
+    ):
+        await _service_account(catalog, namespace or "", obj)
 
 
 async def _namespace_lifecycle(
@@ -58,3 +77,150 @@ async def _namespace_lifecycle(
                 ],
             },
         )
+
+
+# -- ServiceAccount ------------------------------------------------------------------------------
+
+SERVICE_ACCOUNT = "ServiceAccount"
+DEFAULT_ACCOUNT = "default"
+VOLUME_PREFIX = "kube-api-access-"
+TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+TOKEN_EXPIRATION = 3607  # kube-apiserver's "warn only" bound token lifetime, as it injects it
+ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+DEFAULT_ACCOUNT_WAIT = (0.1, 0.1, 0.2, 0.2, 0.2, 0.2, 0.5, 0.5)  # seconds between lookups of "default"
+
+
+def token_volume(name: str) -> dict[str, Any]:
+    """The projected volume the plugin adds (its shape in kube-apiserver, defaultMode 0644)."""
+    return {
+        "name": name,
+        "projected": {
+            "defaultMode": 0o644,
+            "sources": [
+                {"serviceAccountToken": {"expirationSeconds": TOKEN_EXPIRATION, "path": "token"}},
+                {"configMap": {"name": ROOT_CA_CONFIGMAP, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {
+                    "downwardAPI": {
+                        "items": [
+                            {
+                                "path": "namespace",
+                                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                            }
+                        ]
+                    }
+                },
+            ],
+        },
+    }
+
+
+async def _service_account(catalog: Catalog, namespace: str, pod: dict[str, Any]) -> None:
+    metadata = pod.get("metadata") or {}
+    spec = pod.get("spec")
+    if not isinstance(spec, dict) or not isinstance(metadata, dict):
+        return  # validation reports it
+    if MIRROR_ANNOTATION in (metadata.get("annotations") or {}):
+        _check_mirror_pod(metadata.get("name", ""), spec)
+        return
+    name = spec.get("serviceAccountName") or spec.get("serviceAccount") or DEFAULT_ACCOUNT
+    spec["serviceAccountName"] = spec["serviceAccount"] = name
+    account = await _lookup_account(catalog, namespace, name)
+    if account is None:
+        raise _forbidden(
+            metadata,
+            f'error looking up service account {namespace}/{name}: serviceaccount "{name}" not found',
+        )
+    if _automount(account, spec):
+        mount_token(spec, _volume_name)
+    if not spec.get("imagePullSecrets") and account.get("imagePullSecrets"):
+        spec["imagePullSecrets"] = [
+            {"name": ref.get("name", "")} for ref in account["imagePullSecrets"] if isinstance(ref, dict)
+        ]
+
+
+def _volume_name() -> str:
+    return objects.generate_name(VOLUME_PREFIX)
+
+
+def _automount(account: dict[str, Any], spec: dict[str, Any]) -> bool:
+    """The pod's preference wins, then the ServiceAccount's; mounting is the default."""
+    for choice in (spec.get("automountServiceAccountToken"), account.get("automountServiceAccountToken")):
+        if isinstance(choice, bool):
+            return choice
+    return True
+
+
+def mount_token(spec: dict[str, Any], new_name: Any = _volume_name) -> None:
+    """Add the token volume (once) and mount it in each container without a mount at the token path."""
+    volumes = spec.get("volumes")
+    if volumes is not None and not isinstance(volumes, list):
+        return
+    existing = next(
+        (
+            v.get("name")
+            for v in volumes or []
+            if isinstance(v, dict) and str(v.get("name", "")).startswith(VOLUME_PREFIX)
+        ),
+        None,
+    )
+    name = existing or new_name()
+    needed = False
+    for kind in ("initContainers", "containers"):
+        containers = spec.get(kind)
+        if not isinstance(containers, list):
+            continue
+        for container in containers:
+            if not isinstance(container, dict):
+                continue
+            mounts = container.get("volumeMounts")
+            if mounts is None:
+                mounts = container["volumeMounts"] = []
+            if not isinstance(mounts, list):
+                continue
+            if any(isinstance(m, dict) and m.get("mountPath") == TOKEN_MOUNT_PATH for m in mounts):
+                continue
+            mounts.append({"name": name, "readOnly": True, "mountPath": TOKEN_MOUNT_PATH})
+            needed = True
+    if needed and existing is None:
+        spec["volumes"] = [*(volumes or []), token_volume(name)]
+
+
+async def _lookup_account(catalog: Catalog, namespace: str, name: str) -> dict[str, Any] | None:
+    accounts = catalog.lookup("", "v1", "serviceaccounts")
+    if accounts is None:
+        return None
+    waits = DEFAULT_ACCOUNT_WAIT if name == DEFAULT_ACCOUNT else ()
+    for attempt in range(len(waits) + 1):
+        if attempt:
+            await asyncio.sleep(waits[attempt - 1])
+        try:
+            return copy.deepcopy(await accounts.get(namespace, name))
+        except errors.StatusError as exc:
+            if exc.code != 404:
+                raise
+    return None
+
+
+def _check_mirror_pod(name: str, spec: dict[str, Any]) -> None:
+    metadata = {"name": name}
+    if spec.get("serviceAccountName") or spec.get("serviceAccount"):
+        raise _forbidden(metadata, "a mirror pod may not reference service accounts")
+    for volume in spec.get("volumes") or []:
+        if not isinstance(volume, dict):
+            continue
+        if "secret" in volume:
+            raise _forbidden(metadata, "a mirror pod may not reference secrets")
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            if isinstance(source, dict) and "secret" in source:
+                raise _forbidden(metadata, "a mirror pod may not reference secrets")
+            if isinstance(source, dict) and "serviceAccountToken" in source:
+                raise _forbidden(metadata, "a mirror pod may not use ServiceAccountToken volume projections")
+
+
+def _forbidden(metadata: dict[str, Any], why: str) -> errors.StatusError:
+    """kube-apiserver's admission refusal: ``pods "NAME" is forbidden: WHY``."""
+    name = str(metadata.get("name") or metadata.get("generateName") or "")
+    return errors.StatusError(
+        f'pods "{name}" is forbidden: {why}', 403, "Forbidden", {"name": name, "kind": "pods"}
+    )

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kbox.api import discovery, errors, metrics, objects, openapi, version
+from kbox.api import authn, discovery, errors, metrics, objects, openapi, serviceaccounts, version
 from kbox.api.catalog import Catalog
 from kbox.api.certs import TlsFiles
 from kbox.api.handlers import ResourceHandler, json_response
@@ -76,18 +76,28 @@ def _status_response(exc: errors.StatusError) -> web.Response:
     return response
 
 
-def authentication(token: str) -> Any:
-    """Bearer-token authentication; the health and version endpoints stay public, as Kubernetes' default
-    RBAC grants them to everyone."""
+def authentication(token: str, catalog: Catalog) -> Any:
+    """Bearer-token authentication: the cluster's token (the administrator) or a service account token
+    (a JWT from the TokenRequest API, see :mod:`kbox.api.serviceaccounts`). The user is set for the
+    request (:mod:`kbox.api.authn`); there is no RBAC, so any authenticated user may do everything.
+    The health and version endpoints stay public, as Kubernetes' default RBAC grants them to everyone."""
     expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.path.rstrip("/") not in PUBLIC_PATHS:
-            given = request.headers.get("Authorization", "").encode()
-            if not secrets.compare_digest(given, expected):
+        if not token or request.path.rstrip("/") in PUBLIC_PATHS:
+            return await handler(request)
+        given = request.headers.get("Authorization", "")
+        if secrets.compare_digest(given.encode(), expected):
+            who = authn.ADMIN
+        else:
+            scheme, _, bearer = given.partition(" ")
+            bearer = bearer.strip()
+            if scheme.lower() != "bearer" or not serviceaccounts.looks_like_jwt(bearer):
                 raise errors.unauthorized()
-        return await handler(request)
+            who = await serviceaccounts.authenticate(catalog, bearer)
+        with authn.acting_as(who):
+            return await handler(request)
 
     return authenticate
 
@@ -96,7 +106,7 @@ def make_app(catalog: Catalog, settings: ApiSettings) -> web.Application:
     api_metrics = metrics.ApiMetrics(catalog.store)
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[api_metrics.middleware(), status_errors, authentication(settings.token)],
+        middlewares=[api_metrics.middleware(), status_errors, authentication(settings.token, catalog)],
     )
     handler = ResourceHandler(catalog)
     app[CATALOG] = catalog

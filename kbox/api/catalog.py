@@ -13,6 +13,7 @@ from kbox.api.allocation import ServiceAllocator
 from kbox.api.nodeconnection import NodeConnections
 from kbox.api.registry import GenericStore
 from kbox.api.resource import ResourceDef
+from kbox.api.serviceaccounts import TokenIssuer
 from kbox.store.interface import Store
 
 
@@ -23,6 +24,8 @@ class Catalog:
         self.store = store
         self.service_allocator = ServiceAllocator()
         self.node_connections = NodeConnections()
+        self.tokens = TokenIssuer()  # the control plane points it at the state dir's pki/
+        self.admission_disabled: set[str] = set()  # admission plugins turned off ("ServiceAccount")
         self._by_path: dict[tuple[str, str, str], GenericStore] = {}
         self._by_kind: dict[tuple[str, str], ResourceDef] = {}
         for resource in resources:

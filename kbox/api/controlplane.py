@@ -6,6 +6,7 @@ from __future__ import annotations
 from kbox.api.app import ApiServer, ApiSettings
 from kbox.api.bootstrap import ensure_defaults
 from kbox.api.catalog import Catalog
+from kbox.api.serviceaccounts import TokenIssuer
 from kbox.config import StoreSettings
 from kbox.resources import registry
 from kbox.store import open_store
@@ -18,6 +19,8 @@ class ControlPlane:
     def __init__(self, store_settings: StoreSettings, api_settings: ApiSettings) -> None:
         self.store: Store = open_store(store_settings)
         self.catalog = Catalog(self.store, registry.builtin())
+        if api_settings.tls is not None:  # the service-account key lives next to the CA
+            self.catalog.tokens = TokenIssuer(api_settings.tls.ca_cert.parent)
         self.api_settings = api_settings
         self.server: ApiServer | None = None
 

@@ -22,9 +22,10 @@ Obj = dict[str, Any]
 _COMMON = {"pretty", "timeout"}
 _WRITE = {"dryRun", "fieldManager", "fieldValidation"}
 _ALLOWED: dict[str, set[str]] = {
-    "get": _COMMON | {"resourceVersion"},
+    "get": _COMMON | {"resourceVersion", "includeObject"},  # includeObject: for Tables (kubectl --sort-by)
     "list": _COMMON
     | {
+        "includeObject",
         "labelSelector",
         "fieldSelector",
         "limit",
@@ -407,6 +408,8 @@ class ResourceHandler:
             pod = await generic.get(info.namespace, info.name)
             connection = self.catalog.node_connections.for_pod(pod)
             return await streaming.handle(request, pod=pod, subresource=sub, connection=connection)
+        if sub == "token":
+            return json_response(await self.pipeline.token(generic, info, await self._body(request)), 201)
         if sub == "eviction":
             return json_response(await self.pipeline.evict(generic, info, await self._body(request)), 201)
         if sub == "status":

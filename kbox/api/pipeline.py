@@ -273,6 +273,10 @@ class Pipeline:
     async def finalize(self, generic: GenericStore, info: RequestInfo, body: Any) -> Obj:
         return await subresources.finalize(generic, info, body)
 
+    async def token(self, generic: GenericStore, info: RequestInfo, body: Any) -> Obj:
+        """``serviceaccounts/<name>/token``: a TokenRequest answered with a signed token."""
+        return await subresources.token(self.catalog, generic, info, body)
+
 
 def _check_fields(generic: GenericStore, obj: Obj, mode: str | None, warnings: list[str] | None) -> None:
     resource = generic.resource

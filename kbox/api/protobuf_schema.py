@@ -44,9 +44,11 @@ KINDS: Final[dict[tuple[str, str], str]] = {
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "authorization.v1.SelfSubjectAccessReview",
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): "authorization.v1.SelfSubjectRulesReview",
     ("authentication.k8s.io/v1", "TokenRequest"): "authentication.v1.TokenRequest",
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "authentication.v1.SelfSubjectReview",
 }
 
 SPECIAL: Final[dict[str, str]] = {
+    "authentication.v1.ExtraValue": "list",
     "intstr.IntOrString": "intorstring",
     "meta.v1.Duration": "duration",
     "meta.v1.FieldsV1": "raw",
@@ -104,6 +106,16 @@ MESSAGES: Final[dict[str, dict[int, Field]]] = {
         3: ("name", "string", OMIT, None),
         4: ("uid", "string", OMIT, None),
     },
+    "authentication.v1.ExtraValue": {
+        1: ("items", "string", REP, None),
+    },
+    "authentication.v1.SelfSubjectReview": {
+        1: ("metadata", "message", OMIT, "meta.v1.ObjectMeta"),
+        2: ("status", "message", OMIT, "authentication.v1.SelfSubjectReviewStatus"),
+    },
+    "authentication.v1.SelfSubjectReviewStatus": {
+        1: ("userInfo", "message", OMIT, "authentication.v1.UserInfo"),
+    },
     "authentication.v1.TokenRequest": {
         1: ("metadata", "message", OMIT, "meta.v1.ObjectMeta"),
         2: ("spec", "message", 0, "authentication.v1.TokenRequestSpec"),
@@ -117,6 +129,12 @@ MESSAGES: Final[dict[str, dict[int, Field]]] = {
     "authentication.v1.TokenRequestStatus": {
         1: ("token", "string", 0, None),
         2: ("expirationTimestamp", "message", 0, "meta.v1.Time"),
+    },
+    "authentication.v1.UserInfo": {
+        1: ("username", "string", OMIT, None),
+        2: ("uid", "string", OMIT, None),
+        3: ("groups", "string", REP | OMIT, None),
+        4: ("extra", "map", OMIT, "authentication.v1.ExtraValue"),
     },
     "authorization.v1.FieldSelectorAttributes": {
         1: ("rawSelector", "string", OMIT, None),

@@ -148,6 +148,11 @@ class HttpClient(Client):
         body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod}, "target": {"name": node}}
         await self._call("POST", self._path(Resource("", "v1", "pods"), namespace, pod, "binding"), body=body)
 
+    async def request_token(self, service_account: str, spec: Obj, *, namespace: str) -> Obj:
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+        url = self._path(Resource("", "v1", "serviceaccounts"), namespace, service_account, "token")
+        return await self._call("POST", url, body=body)
+
     async def watch(
         self,
         resource: Resource,

@@ -129,6 +129,11 @@ class LocalClient(Client):
         body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod}, "target": {"name": node}}
         await self.pipeline.bind(self._generic(Resource("", "v1", "pods")), info, body)
 
+    async def request_token(self, service_account: str, spec: Obj, *, namespace: str) -> Obj:
+        info = RequestInfo("create", "", "v1", "serviceaccounts", namespace, service_account, "token")
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": copy.deepcopy(spec)}
+        return await self.pipeline.token(self._generic(Resource("", "v1", "serviceaccounts")), info, body)
+
     async def watch(
         self,
         resource: Resource,

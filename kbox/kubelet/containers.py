@@ -91,6 +91,13 @@ async def sync_pod(kubelet: Kubelet, pod: Obj, state: PodState) -> float | None:
     kubelet.probes.sync(pod, state)
     _report(kubelet, pod, state)
     # Mounted ConfigMaps and Secrets need no polling: their changes re-sync the pod (configwatch).
+    # Service account tokens are renewed by a sync at 80% of their lifetime.
+    renew = volumes.token_refresh_in(
+        pod,
+        lambda volume: volumes.read(memoryfs.api_volume_dir(kubelet.settings.state_dir, state.uid, volume)),
+    )
+    if renew is not None:
+        wake.append(renew)
     return min(wake) if wake else None
 
 
@@ -518,7 +525,15 @@ async def _volume_payload(kubelet: Kubelet, pod: Obj, volume: Obj) -> volumes.Pa
             payload.update(await secret(source["secret"] or {}, mode))
         elif "downwardAPI" in source:
             payload.update(volumes.downward_files(name, source["downwardAPI"] or {}, pod, mode))
-        # serviceAccountToken and clusterTrustBundle: skipped (kbox issues no bound tokens).
+        elif "serviceAccountToken" in source:
+            written = volumes.read(
+                memoryfs.api_volume_dir(kubelet.settings.state_dir, pod["metadata"]["uid"], volume)
+            )
+            token = await volumes.service_account_token(
+                kubelet.client, name, source["serviceAccountToken"] or {}, pod, mode, written
+            )
+            payload.update(token)
+        # clusterTrustBundle: skipped.
     return payload
 
 

@@ -15,24 +15,35 @@ symlinks when the container is created and does not see updates, as in Kubernete
 
 Secret, downwardAPI and projected volumes, and an emptyDir with ``medium: Memory``, take their folder
 from :mod:`kbox.kubelet.memoryfs` (the host's shared-memory tmpfs) instead. Differences from
-Kubernetes, on purpose: ``sizeLimit`` is not enforced. A projected ``serviceAccountToken`` (and
-``clusterTrustBundle``) source is skipped: kbox issues no bound service account tokens.
+Kubernetes, on purpose: ``sizeLimit`` is not enforced; a projected ``clusterTrustBundle`` source is
+skipped.
+
+A projected ``serviceAccountToken`` source holds a token the kubelet asks the TokenRequest API for,
+bound to the pod (so it dies with it), for the source's audience and lifetime. The token written last
+is the cache: it is read back from the volume, reused while less than 80% of its lifetime has passed
+(the kubelet token manager's rule), then replaced by a fresh one with the same atomic swap; the pod's
+sync asks to run again at that moment (:func:`token_refresh_in`). Keeping no cache in memory means a
+restarted kubelet neither re-requests good tokens nor forgets to renew old ones.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import os
 import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kbox.api import quantity
+from kbox.api.errors import StatusError
+from kbox.client.interface import Client
 from kbox.kubelet.runtime.interface import ContainerRuntimeError
 
 Obj = dict[str, Any]
@@ -197,6 +208,119 @@ def downward_files(volume: str, source: Obj, pod: Obj, default_mode: int = DEFAU
             raise config_error(volume, str(exc)) from None
         payload[item.get("path", "")] = File(text.encode(), _mode(item.get("mode"), mode))
     return payload
+
+
+# -- service account tokens ----------------------------------------------------------------------------
+
+TOKEN_REFRESH_FRACTION = 0.8
+TOKEN_MAX_AGE = 24 * 3600  # the kubelet renews a token at least daily, whatever its lifetime
+DEFAULT_TOKEN_EXPIRATION = 3600
+
+
+def token_claims(token: bytes | str) -> Obj | None:
+    """The (unverified) claims of a JWT the kubelet wrote earlier; None if it is not one."""
+    text = token.decode(errors="replace") if isinstance(token, bytes) else token
+    parts = text.strip().split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    return decoded if isinstance(decoded, dict) else None
+
+
+def token_fresh_for(claims: Obj | None, *, now: float) -> float:
+    """Seconds until a token with ``claims`` is due for renewal (<= 0: renew now)."""
+    if claims is None:
+        return 0.0
+    try:
+        issued, expires = float(claims["iat"]), float(claims["exp"])
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+    due = min(issued + (expires - issued) * TOKEN_REFRESH_FRACTION, issued + TOKEN_MAX_AGE)
+    return due - now
+
+
+def _token_matches(claims: Obj | None, pod: Obj, source: Obj) -> bool:
+    """Whether a written token still answers this source for this pod (same pod, account, audience)."""
+    if claims is None:
+        return False
+    private = claims.get("kubernetes.io") or {}
+    metadata = pod.get("metadata") or {}
+    account = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+    audience = source.get("audience")
+    audiences = claims.get("aud")
+    return (
+        (private.get("pod") or {}).get("uid") == metadata.get("uid")
+        and (private.get("serviceaccount") or {}).get("name") == account
+        and (not audience or audiences in ([audience], audience))
+    )
+
+
+async def service_account_token(
+    client: Client,
+    volume: str,
+    source: Obj,
+    pod: Obj,
+    mode: int,
+    previous: Payload | None,
+    *,
+    now: float | None = None,
+) -> Payload:
+    """A projected ``serviceAccountToken``: the token already written while it is fresh, else a new one
+    from the TokenRequest API bound to ``pod``."""
+    path = source.get("path") or "token"
+    now = time.time() if now is None else now
+    old = (previous or {}).get(path)
+    if old is not None:
+        claims = token_claims(old.data)
+        if _token_matches(claims, pod, source) and token_fresh_for(claims, now=now) > 0:
+            return {path: File(old.data, mode)}
+    metadata = pod.get("metadata") or {}
+    spec: Obj = {
+        "audiences": [source["audience"]] if source.get("audience") else [],
+        "expirationSeconds": int(source.get("expirationSeconds") or DEFAULT_TOKEN_EXPIRATION),
+        "boundObjectRef": {
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "name": metadata.get("name", ""),
+            "uid": metadata.get("uid", ""),
+        },
+    }
+    account = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+    try:
+        answer = await client.request_token(account, spec, namespace=metadata.get("namespace", ""))
+    except StatusError as exc:
+        raise config_error(volume, f"failed to fetch token: {exc}") from None
+    token = str((answer.get("status") or {}).get("token") or "")
+    if not token:
+        raise config_error(volume, "failed to fetch token: the TokenRequest answer holds no token")
+    return {path: File(token.encode(), mode)}
+
+
+def token_refresh_in(
+    pod: Obj, read_volume: Callable[[Obj], Payload | None], *, now: float | None = None
+) -> float | None:
+    """Seconds until the first service account token among ``pod``'s projected volumes is due for
+    renewal (``read_volume``: what a volume holds now), or None if none is written yet."""
+    now = time.time() if now is None else now
+    due: list[float] = []
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        sources = (volume.get("projected") or {}).get("sources") or []
+        paths = [
+            (s["serviceAccountToken"] or {}).get("path") or "token"
+            for s in sources
+            if "serviceAccountToken" in s
+        ]
+        if not paths:
+            continue
+        payload = read_volume(volume) or {}
+        for path in paths:
+            file = payload.get(path)
+            if file is not None:
+                due.append(max(token_fresh_for(token_claims(file.data), now=now), 1.0))
+    return min(due) if due else None
 
 
 # -- writing -------------------------------------------------------------------------------------------

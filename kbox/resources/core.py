@@ -394,7 +394,16 @@ RESOURCES = [
     ),
     _def("ConfigMap", "configmaps", ConfigMapStrategy(), namespaced=True, short_names=("cm",)),
     _def("Secret", "secrets", SecretStrategy(), namespaced=True),
-    _def("ServiceAccount", "serviceaccounts", PlainStrategy(), namespaced=True, short_names=("sa",)),
+    _def(
+        "ServiceAccount",
+        "serviceaccounts",
+        PlainStrategy(),
+        namespaced=True,
+        short_names=("sa",),
+        subresources=(
+            SubresourceDef("token", "TokenRequest", ("create",), group="authentication.k8s.io", version="v1"),
+        ),
+    ),
     _def(
         "Node",
         "nodes",

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from kbox.api.resource import ResourceDef
-from kbox.resources import apps, authorization, batch, core, misc
+from kbox.resources import apps, authentication, authorization, batch, core, misc
 
 
 def builtin() -> list[ResourceDef]:
-    return [*core.RESOURCES, *apps.RESOURCES, *batch.RESOURCES, *misc.RESOURCES, *authorization.RESOURCES]
+    return [
+        *core.RESOURCES,
+        *apps.RESOURCES,
+        *batch.RESOURCES,
+        *misc.RESOURCES,
+        *authentication.RESOURCES,
+        *authorization.RESOURCES,
+    ]

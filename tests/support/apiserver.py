@@ -38,12 +38,18 @@ class Served:
 
 
 @asynccontextmanager
-async def served(directory: Path, *, store_path: Path | None = None) -> AsyncIterator[Served]:
+async def served(
+    directory: Path, *, store_path: Path | None = None, service_accounts: bool = False
+) -> AsyncIterator[Served]:
+    """``service_accounts``: run the ServiceAccount admission plugin (off by default, as envtest runs
+    kube-apiserver: with no controllers here, no namespace gets its ``default`` ServiceAccount)."""
     token = secrets.token_urlsafe(24)
     tls = ensure_certificates(directory / "pki")
     plane = ControlPlane(
         StoreSettings(path=store_path), ApiSettings(host="127.0.0.1", port=0, token=token, tls=tls)
     )
+    if not service_accounts:
+        plane.catalog.admission_disabled.add("ServiceAccount")
     await plane.start()
     try:
         kubeconfig = directory / "kubeconfig"
