@@ -143,6 +143,12 @@ class _Connection:
             endpoint = balancer.pick(self.client_ip, exclude=frozenset(self.tried))
         if endpoint is None:
             self.listener.refused += 1
+            _log.debug(
+                "%s: reset %s: no endpoint answered (tried %s)",
+                self.listener.name,
+                self.client_ip,
+                self.tried,
+            )
             self.abort()
             return
         family = socket.AF_INET6 if ":" in endpoint.ip else socket.AF_INET
@@ -198,8 +204,7 @@ class _Connection:
             self.close()
 
     def fail(self, error: OSError) -> None:
-        if error.errno not in (errno.ECONNRESET, errno.EPIPE):
-            _log.debug("%s: relay failed: %s", self.listener.name, error)
+        _log.debug("%s: relay from %s failed: %s", self.listener.name, self.client_ip, error)
         self.abort()
 
     def abort(self) -> None:
@@ -276,6 +281,7 @@ class SpliceListener:
             balancer = self.balancer
             if balancer is None or not balancer.endpoints:
                 self.refused += 1
+                _log.debug("%s: reset %s: no ready endpoints", self.name, address[0])
                 _reset_and_close(client)
                 continue
             connection = _Connection(self, client, str(address[0]))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import random
 import socket
@@ -238,7 +239,10 @@ async def service(env: Env, name: str) -> Obj:
     return await env.cluster.client().get(SERVICES, name, namespace="default")
 
 
-async def test_services_from_pods_and_host(env: Env, docker_images: BuiltImages) -> None:
+async def test_services_from_pods_and_host(
+    env: Env, docker_images: BuiltImages, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="kbox.proxy")  # a failure shows why a connection was reset
     kubectl = env.kubectl
     await kubectl.ok("apply", "-f", "-", stdin=WEB.format(image=docker_images.busybox))
     await kubectl.ok("rollout", "status", "deployment/web", "--timeout=90s")
