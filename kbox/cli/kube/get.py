@@ -10,14 +10,16 @@ Errors for single names (``NotFound``) are reported after what could be printed,
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 
+from kbox.api import quantity
 from kbox.api.errors import StatusError
 from kbox.cli.kube import columns as custom_columns
 from kbox.cli.kube import jsonpath, output, session
@@ -180,6 +182,8 @@ class GetOptions:
     field_selector: str | None
     output: OutputFormat
     show_labels: bool
+    label_columns: tuple[str, ...]
+    sort_by: list[Any] | None  # a parsed JSONPath template
     no_headers: bool
     ignore_not_found: bool
     watch: bool
@@ -215,6 +219,15 @@ Examples:
     help="wide|yaml|json|name|jsonpath=TEMPLATE|jsonpath-file=PATH|custom-columns=SPEC|custom-columns-file=PATH",
 )
 @click.option("--show-labels", is_flag=True, help="Add a LABELS column.")
+@click.option(
+    "--label-columns",
+    "-L",
+    multiple=True,
+    metavar="KEY[,KEY]",
+    help="Add a column with the value of each of these labels.",
+)
+@click.option("--sort-by", default=None, metavar="JSONPATH", help="Sort by a field, e.g. .metadata.name.")
+@click.option("--raw", default=None, metavar="URI", help="Print the server's answer to GET URI as it is.")
 @click.option("--no-headers", is_flag=True, help="Leave out the header line of tables.")
 @click.option("--ignore-not-found", is_flag=True, help="A name that does not exist is not an error.")
 @click.option("--watch", "-w", is_flag=True, help="After listing, print each change as it happens.")
@@ -228,6 +241,9 @@ def get(
     field_selector: str | None,
     output: str | None,
     show_labels: bool,
+    label_columns: tuple[str, ...],
+    sort_by: str | None,
+    raw: str | None,
     no_headers: bool,
     ignore_not_found: bool,
     watch: bool,
@@ -235,6 +251,15 @@ def get(
     profile: str | None,
 ) -> None:
     """Show objects of one or more types: a table from the server, or the objects themselves."""
+    if raw is not None:
+        session.run(_raw(profile, raw))
+        return
+    sort_template = None
+    if sort_by:
+        try:
+            sort_template = jsonpath.parse(custom_columns.relaxed(sort_by))
+        except JSONPathError as exc:
+            raise click.ClickException(f"bad --sort-by {sort_by!r}: {exc}") from None
     options = GetOptions(
         namespace=namespace,
         all_namespaces=all_namespaces,
@@ -242,6 +267,8 @@ def get(
         field_selector=field_selector,
         output=parse_output(output),
         show_labels=show_labels,
+        label_columns=tuple(k for value in label_columns for k in value.split(",") if k),
+        sort_by=sort_template,
         no_headers=no_headers,
         ignore_not_found=ignore_not_found,
         watch=watch or watch_only,
@@ -275,6 +302,8 @@ async def _print_tables(api: Api, requests: list[Request], namespace: str | None
     errors: list[str] = []
     written = False
     params = _selector_params(options.selector, options.field_selector)
+    if options.sort_by is not None:
+        params["includeObject"] = "Object"  # rows are sorted by a field of the whole object
     for request in requests:
         info = request.info
         table: dict[str, Any] = {"columnDefinitions": [], "rows": []}
@@ -297,6 +326,8 @@ async def _print_tables(api: Api, requests: list[Request], namespace: str | None
             if not table["columnDefinitions"]:
                 table["columnDefinitions"] = part.get("columnDefinitions") or []
             table["rows"].extend(part.get("rows") or [])
+        if options.sort_by is not None:
+            table["rows"] = sort_objects(table["rows"], options.sort_by, key=lambda row: row.get("object"))
         table_options = table_options_for(info, options, several_kinds=len(kinds) > 1)
         lines = output.table_lines(table, table_options, header=True)
         if not lines:
@@ -322,6 +353,7 @@ def table_options_for(info: ResourceInfo, options: GetOptions, *, several_kinds:
         no_headers=options.no_headers,
         with_namespace=options.all_namespaces and info.namespaced,
         show_labels=options.show_labels,
+        label_columns=options.label_columns,
         kind_prefix=info.kind_name if several_kinds else "",
     )
 
@@ -366,6 +398,8 @@ async def _print_objects(
                 api, request, namespace, params, errors, ignore_not_found=options.ignore_not_found
             )
         )
+    if options.sort_by is not None:
+        objects = sort_objects(objects, options.sort_by)
     single = len(requests) == 1 and len(requests[0].names) == 1
     if single and errors:
         click.echo(errors[0], err=True)
@@ -380,6 +414,49 @@ async def _print_objects(
     for line in errors:
         click.echo(line, err=True)
     return 1 if errors else 0
+
+
+def sort_objects(
+    items: list[Any], template: list[Any], *, key: Callable[[Any], Any] = lambda item: item
+) -> list[Any]:
+    """``--sort-by``: a stable sort on the first value the template finds; objects without one first.
+
+    Values compare as kubectl compares them: numbers as numbers, strings that both read as quantities
+    (``500m``, ``2Gi``, ``10``) as quantities, other strings as text."""
+    steps = next((node.steps for node in template if isinstance(node, jsonpath.Action)), ())
+
+    def value(item: Any) -> Any:
+        try:
+            found = jsonpath.find(steps, key(item))
+        except JSONPathError as exc:
+            raise click.ClickException(f"--sort-by: {exc}") from None
+        return found[0] if found else None
+
+    def compare(a: Any, b: Any) -> int:
+        if a is None or b is None:
+            return (a is not None) - (b is not None)
+        if isinstance(a, str) and isinstance(b, str):
+            try:
+                a, b = quantity.parse(a), quantity.parse(b)
+            except ValueError:
+                pass
+        elif not (isinstance(a, int | float) and isinstance(b, int | float)):
+            a, b = jsonpath.go_json(a), jsonpath.go_json(b)
+        return int(a > b) - int(a < b)
+
+    keyed: list[tuple[Any, Any]] = [(value(item), item) for item in items]
+    keyed.sort(key=functools.cmp_to_key(lambda x, y: compare(x[0], y[0])))
+    return [item for _, item in keyed]
+
+
+async def _raw(profile: str | None, uri: str) -> None:
+    """``--raw URI``: the body of ``GET URI``, unchanged."""
+    async with session.connect(profile) as api, api.session.get(api.url + uri) as response:
+        body = await response.read()
+        if response.status >= 400:
+            raise session.status_error(response.status, body)
+    sys.stdout.buffer.write(body)
+    sys.stdout.flush()
 
 
 class ObjectPrinter:

@@ -120,6 +120,7 @@ class TableOptions:
     no_headers: bool = False
     with_namespace: bool = False
     show_labels: bool = False
+    label_columns: tuple[str, ...] = ()  # -L: one column per label key
     kind_prefix: str = ""  # "pod", "deployment.apps": set when several kinds are printed together
 
 
@@ -138,6 +139,7 @@ def table_lines(table: dict[str, Any], options: TableOptions, *, header: bool) -
         names = [str(columns[i].get("name", "")).upper() for i in visible]
         if options.with_namespace:
             names.insert(0, "NAMESPACE")
+        names.extend(key.rsplit("/", 1)[-1].upper() for key in options.label_columns)
         if options.show_labels:
             names.append("LABELS")
         lines.append(names)
@@ -154,6 +156,8 @@ def table_lines(table: dict[str, Any], options: TableOptions, *, header: bool) -
         metadata = (row.get("object") or {}).get("metadata")
         if options.with_namespace:
             line.insert(0, str((metadata or {}).get("namespace", "")))
+        labels = (metadata or {}).get("labels") or {}
+        line.extend(str(labels.get(key, "")) for key in options.label_columns)
         if options.show_labels:
             line.append(format_labels((metadata or {}).get("labels")) if metadata is not None else "")
         lines.append(line)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import ssl
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -360,6 +362,12 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except KeyboardInterrupt:
         raise click.exceptions.Exit(130) from None
+    except BrokenPipeError:
+        # The reader went away (``kbox get pods -w | head``): end quietly, as a program killed by
+        # SIGPIPE does, and keep Python from complaining when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise click.exceptions.Exit(141) from None
     except StatusError as exc:
         raise click.ClickException(exc.message or f"the server answered {exc.code} {exc.reason}") from None
     except aiohttp.ClientConnectorError as exc:

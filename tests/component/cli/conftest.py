@@ -12,6 +12,7 @@ tests in one module do not see each other's objects.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.wait import eventually
 
 KBOX = shutil.which("kbox", path=str(Path(sys.executable).parent)) or "kbox"
 KUBECTL = "/usr/bin/kubectl"
@@ -104,6 +107,60 @@ class KboxCluster:
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
         self.kubectl_ok("create", "namespace", name)
         return name
+
+
+# An age as kubectl prints it: 5s, 119s, 3m10s, 7h59m, 2d1h, 3y.
+_AGE = re.compile(r"(?<![\w.:/-])(\d+[smhdy])(\d+[smh])?(?![\w.:/-])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+
+
+def _seconds(age: str) -> int:
+    return sum(int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)([smhdy])", age))
+
+
+def same_but_ages(ours: str, theirs: str, *, slack: int = 5) -> bool:
+    """``ours == theirs`` except that ages may differ by up to ``slack`` seconds, as long as they print
+    with the same width (so the columns around them are compared exactly)."""
+    if ours == theirs:
+        return True
+    ages_ours, ages_theirs = _AGE.findall(ours), _AGE.findall(theirs)
+    if len(ages_ours) != len(ages_theirs):
+        return False
+    for a, b in zip(ages_ours, ages_theirs, strict=True):
+        a_text, b_text = "".join(a), "".join(b)
+        if len(a_text) != len(b_text) or abs(_seconds(a_text) - _seconds(b_text)) > slack:
+            return False
+
+    def mask(text: str) -> str:
+        return _AGE.sub(lambda m: "#" * len(m.group(0)), text)
+
+    return mask(ours) == mask(theirs)
+
+
+async def assert_same_as_kubectl(cluster: KboxCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    """``kbox ARGS`` prints what ``kubectl ARGS`` prints (stdout, stderr, exit code); kbox's result.
+
+    Ages tick between the two runs, so they may differ by a few seconds where they print with the same
+    width; everything else must be identical. Retried while ages print with different widths (a
+    ``59s`` → ``60s`` boundary) or objects still change."""
+    last: list[tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]] = []
+
+    def check() -> bool:
+        ours, theirs = cluster.kbox(*args), cluster.kubectl(*args)
+        last[:] = [(ours, theirs)]
+        return ours.returncode == theirs.returncode and all(
+            same_but_ages(a, b) for a, b in ((ours.stdout, theirs.stdout), (ours.stderr, theirs.stderr))
+        )
+
+    try:
+        await eventually(check, timeout=30, interval=0.2)
+    except AssertionError:
+        ours, theirs = last[0]
+        pytest.fail(
+            f"kbox {' '.join(args)} differs from kubectl:\n--- kbox (exit {ours.returncode})\n{ours.stdout}"
+            f"{ours.stderr}\n--- kubectl (exit {theirs.returncode})\n{theirs.stdout}{theirs.stderr}"
+        )
+    return last[0][0]
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:

@@ -4,16 +4,14 @@ A pod with most of what the Pod layout shows (init and app containers, ports, co
 resources, probes, every kind of environment variable, mounts of several volume kinds, tolerations,
 a node selector) must describe exactly as kubectl describes it, and so must the node, a kind kubectl
 describes generically (Lease), several pods at once, name-prefix matches, a name that does not exist
-and an empty namespace. Ages tick between the two commands, so comparisons retry until both ran
-within the same second; each comparison is exact."""
+and an empty namespace. Ages may differ by a few seconds where they print with the same width
+(conftest.same_but_ages); everything else is compared exactly."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.component.cli.conftest import KboxCluster, one_line_error
+from tests.component.cli.conftest import KboxCluster, assert_same_as_kubectl, one_line_error
 from tests.support.wait import eventually
 
 RICH_POD = """
@@ -96,30 +94,6 @@ spec:
 """ % ("x" * 150)
 
 
-async def same_as_kubectl(cluster: KboxCluster, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``kbox ARGS`` and ``kubectl ARGS`` until stdout, stderr and exit code agree; kbox's result."""
-    last: list[tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]] = []
-
-    def check() -> bool:
-        ours, theirs = cluster.kbox(*args), cluster.kubectl(*args)
-        last[:] = [(ours, theirs)]
-        return (ours.stdout, ours.stderr, ours.returncode) == (
-            theirs.stdout,
-            theirs.stderr,
-            theirs.returncode,
-        )
-
-    try:
-        await eventually(check, timeout=15, interval=0.2)
-    except AssertionError:
-        ours, theirs = last[0]
-        pytest.fail(
-            f"kbox {' '.join(args)} differs from kubectl:\n--- kbox (exit {ours.returncode})\n{ours.stdout}"
-            f"{ours.stderr}\n--- kubectl (exit {theirs.returncode})\n{theirs.stdout}{theirs.stderr}"
-        )
-    return last[0][0]
-
-
 @pytest.fixture(scope="module")
 def namespace(cluster: KboxCluster) -> str:
     ns = cluster.namespace("describe")
@@ -145,7 +119,7 @@ async def _running(cluster: KboxCluster, ns: str) -> None:
 
 async def test_pod_matches_kubectl(cluster: KboxCluster, namespace: str) -> None:
     await _running(cluster, namespace)
-    out = (await same_as_kubectl(cluster, "describe", "pod", "rich", "-n", namespace)).stdout
+    out = (await assert_same_as_kubectl(cluster, "describe", "pod", "rich", "-n", namespace)).stdout
     for expected in (
         "Init Containers:",
         "Liveness:",
@@ -157,25 +131,25 @@ async def test_pod_matches_kubectl(cluster: KboxCluster, namespace: str) -> None
     assert [line.split() for line in out.splitlines() if line.startswith("QoS")] == [
         ["QoS", "Class:", "Burstable"]
     ]
-    await same_as_kubectl(cluster, "describe", "pods", "-n", namespace)
-    await same_as_kubectl(cluster, "describe", "pod", "pla", "-n", namespace)  # a name prefix
-    await same_as_kubectl(cluster, "describe", "pods", "-l", "app=rich", "-n", namespace)
+    await assert_same_as_kubectl(cluster, "describe", "pods", "-n", namespace)
+    await assert_same_as_kubectl(cluster, "describe", "pod", "pla", "-n", namespace)  # a name prefix
+    await assert_same_as_kubectl(cluster, "describe", "pods", "-l", "app=rich", "-n", namespace)
 
 
 async def test_node_and_a_generic_kind_match_kubectl(cluster: KboxCluster, namespace: str) -> None:
     await _running(cluster, namespace)
     node = cluster.kubectl_ok("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}")
-    out = (await same_as_kubectl(cluster, "describe", "node", node)).stdout
+    out = (await assert_same_as_kubectl(cluster, "describe", "node", node)).stdout
     assert "Non-terminated Pods:" in out and "Allocated resources:" in out
-    lease = (await same_as_kubectl(cluster, "describe", "lease", node, "-n", "kube-node-lease")).stdout
+    lease = (await assert_same_as_kubectl(cluster, "describe", "lease", node, "-n", "kube-node-lease")).stdout
     assert "Holder Identity:" in lease and "Renew Time:" in lease
 
 
 async def test_missing_and_empty_match_kubectl(cluster: KboxCluster, namespace: str) -> None:
-    missing = await same_as_kubectl(cluster, "describe", "pod", "nope", "-n", namespace)
+    missing = await assert_same_as_kubectl(cluster, "describe", "pod", "nope", "-n", namespace)
     assert missing.returncode == 1 and 'pods "nope" not found' in missing.stderr
     empty = cluster.namespace("empty")
-    result = await same_as_kubectl(cluster, "describe", "pods", "-n", empty)
+    result = await assert_same_as_kubectl(cluster, "describe", "pods", "-n", empty)
     assert result.stderr == f"No resources found in {empty} namespace.\n"
 
 
