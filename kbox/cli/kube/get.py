@@ -444,8 +444,11 @@ def sort_objects(
             a, b = jsonpath.go_json(a), jsonpath.go_json(b)
         return int(a > b) - int(a < b)
 
-    keyed: list[tuple[Any, Any]] = [(value(item), item) for item in items]
-    keyed.sort(key=functools.cmp_to_key(lambda x, y: compare(x[0], y[0])))
+    def compare_pairs(x: tuple[Any, Any], y: tuple[Any, Any]) -> int:
+        return compare(x[0], y[0])
+
+    keyed = [(value(item), item) for item in items]
+    keyed.sort(key=functools.cmp_to_key(compare_pairs))
     return [item for _, item in keyed]
 
 
