@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from kbox.api import quantity
 from kbox.api.errors import StatusError
 from kbox.client import interface
-from kbox.kubelet import dns, hooks, memoryfs, status, volumes
+from kbox.kubelet import dns, hooks, memoryfs, serviceenv, status, volumes
 from kbox.kubelet.runtime import interface as rt
 from kbox.kubelet.runtime.interface import (
     ContainerConfig,
@@ -332,9 +332,10 @@ async def container_config(
 
 
 async def _environment(kubelet: Kubelet, pod: Obj, container: Obj) -> list[tuple[str, str]]:
-    """The container's environment: envFrom, then env (later entries win), with $(VAR) expansion."""
+    """The container's environment: the service variables (KUBERNETES_SERVICE_HOST...), envFrom, then
+    env (later entries win), with $(VAR) expansion."""
     namespace = pod["metadata"]["namespace"]
-    values: dict[str, str] = {}
+    values: dict[str, str] = dict(await serviceenv.for_pod(kubelet, pod))
     for source in container.get("envFrom") or []:
         prefix = source.get("prefix", "")
         if "configMapRef" in source:
