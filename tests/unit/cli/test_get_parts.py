@@ -12,6 +12,7 @@ import pytest
 
 from kbox.api.errors import StatusError
 from kbox.cli.kube import get, jsonpath, session
+from kbox.profile import free_port
 
 
 @pytest.mark.parametrize(
@@ -91,3 +92,12 @@ def test_status_error_from_bodies() -> None:
     assert (status.message, status.reason, status.code) == ("conflict", "Conflict", 409)
     plain = session.status_error(502, b"bad gateway")
     assert (plain.message, plain.code) == ("bad gateway", 502)
+
+
+def test_run_reports_a_refused_connection_in_one_line() -> None:
+    async def connect_to_closed_port() -> None:
+        async with aiohttp.ClientSession() as client:
+            await client.get(f"http://127.0.0.1:{free_port()}/")
+
+    with pytest.raises(click.ClickException, match=r"cannot reach the API server at 127\.0\.0\.1:\d+"):
+        session.run(connect_to_closed_port())
