@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import socket
@@ -160,9 +161,8 @@ class DnsServer:
         try:
             factory.start()
             loop = asyncio.get_running_loop()
-            udp_sock = self._socket(socket.SOCK_DGRAM)
+            udp_sock, tcp_sock = self._sockets()
             transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), sock=udp_sock)
-            tcp_sock = self._socket(socket.SOCK_STREAM, port=udp_sock.getsockname()[1])
             tcp_sock.listen(128)
             server = await asyncio.start_server(self._tcp_client, sock=tcp_sock)
             self.address = (self.settings.listen, udp_sock.getsockname()[1])
@@ -191,6 +191,18 @@ class DnsServer:
             await factory.stop()
             self._services = self._slices = None
             self._cache.clear()
+
+    def _sockets(self) -> tuple[socket.socket, socket.socket]:
+        """A UDP and a TCP socket on the same port; with port 0, one free for both (tried a few times)."""
+        for attempt in range(20):
+            udp_sock = self._socket(socket.SOCK_DGRAM)
+            try:
+                return udp_sock, self._socket(socket.SOCK_STREAM, port=udp_sock.getsockname()[1])
+            except OSError as e:
+                udp_sock.close()
+                if self.settings.port or e.errno != errno.EADDRINUSE or attempt == 19:
+                    raise
+        raise AssertionError("unreachable")
 
     def _socket(self, kind: socket.SocketKind, *, port: int | None = None) -> socket.socket:
         host = self.settings.listen
