@@ -60,6 +60,10 @@ def ensure_certificates(
         _write(files.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
         for stale in (files.cert, files.key):
             stale.unlink(missing_ok=True)
+    if files.cert.exists() and not _covers(files.cert, addresses):
+        # A state dir from an older kbox: its certificate lacks names pods use (10.96.0.1,
+        # kubernetes.default.svc...). A new one from the same CA keeps every kubeconfig valid.
+        files.cert.unlink()
     if not (files.cert.exists() and files.key.exists()):
         loaded = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
         if not isinstance(loaded, ec.EllipticCurvePrivateKey):
@@ -70,6 +74,19 @@ def ensure_certificates(
         _write(files.key, _key_pem(key))
         _write(files.cert, cert.public_bytes(serialization.Encoding.PEM))
     return files
+
+
+def _covers(path: Path, addresses: tuple[str, ...]) -> bool:
+    """Whether the serving certificate at ``path`` names every server name and address."""
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return False
+    dns = set(names.get_values_for_type(x509.DNSName))
+    ips = {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+    wanted_ips = {str(ipaddress.ip_address(a)) for a in addresses}
+    return set(SERVER_NAMES) <= dns and wanted_ips <= ips
 
 
 def _ca_certificate(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
