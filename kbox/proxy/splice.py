@@ -33,6 +33,7 @@ _log = logging.getLogger(__name__)
 
 PIPE_SIZE = 1024 * 1024
 PIPE_POOL = 256
+READS_PER_WAKEUP = 8
 CONNECT_TIMEOUT = 3.0
 CONNECT_ATTEMPTS = 3
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
@@ -69,19 +70,24 @@ class _Pump:
         self.conn.loop.add_reader(self.src.fileno(), self.readable)
 
     def readable(self) -> None:
-        try:
-            n = os.splice(self.src.fileno(), self.pipe_w, PIPE_SIZE, flags=_FLAGS)
-        except _AGAIN:
-            return
-        except OSError as e:
-            self.conn.fail(e)
-            return
-        if n == 0:
-            self.eof = True
-            self.conn.loop.remove_reader(self.src.fileno())
-        else:
+        """Move what ``src`` has, a few rounds per wake-up while ``dst`` keeps up (fewer loop turns)."""
+        for _ in range(READS_PER_WAKEUP):
+            try:
+                n = os.splice(self.src.fileno(), self.pipe_w, PIPE_SIZE, flags=_FLAGS)
+            except _AGAIN:
+                return
+            except OSError as e:
+                self.conn.fail(e)
+                return
+            if n == 0:
+                self.eof = True
+                self.conn.loop.remove_reader(self.src.fileno())
+                self.flush()
+                return
             self.inflight += n
-        self.flush()
+            self.flush()
+            if self.inflight or self.conn.closed:  # dst is full: wait for it (flush arranged that)
+                return
 
     def flush(self) -> None:
         """Move what the pipe holds to ``dst``; wait for ``dst`` (not reading ``src``) when it is full."""
