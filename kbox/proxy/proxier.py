@@ -1,8 +1,9 @@
 """kube-proxy, userspace style: listeners on Service addresses that relay to ready endpoints.
 
 Per Service port (TCP or UDP) the proxy keeps one :class:`~kbox.proxy.balancer.Balancer` with the port's
-ready endpoints, read from the Service's EndpointSlices (``kubernetes.io/service-name``), and listeners
-that share it:
+ready endpoints, read from the Service's EndpointSlices (``kubernetes.io/service-name``), or from its
+Endpoints when it has no slice at all (the ``kubernetes`` Service: pods reach the apiserver on
+10.96.0.1:443), and listeners that share it:
 
 - on ``ClusterIP:port``, when ClusterIPs are handled: the proxy adds the ClusterIP as a /32 to the
   cluster's Docker bridge (:mod:`kbox.proxy.addresses`; needs root) and listens on it, so pods (through
@@ -38,7 +39,7 @@ from typing import Any
 
 from kbox.client import cache
 from kbox.client import informer as informers
-from kbox.client.interface import SERVICES, Client, Obj, Resource, StatusError
+from kbox.client.interface import ENDPOINTS, SERVICES, Client, Obj, Resource, StatusError
 from kbox.controllers import base
 from kbox.proxy import addresses, splice
 from kbox.proxy.balancer import DEFAULT_AFFINITY_TIMEOUT, Balancer, Endpoint
@@ -129,6 +130,24 @@ def ready_endpoints(slices: Iterable[Obj], port_name: str, protocol: str) -> lis
                 continue
             for address in (endpoint.get("addresses") or [])[:1]:
                 result.append(Endpoint(address, number))
+    return result
+
+
+def endpoints_ready(endpoints: Obj | None, port_name: str, protocol: str) -> list[Endpoint]:
+    """The ready addresses of an Endpoints object for one port: the fallback for a Service that has no
+    EndpointSlices (the ``kubernetes`` Service, whose Endpoints the apiserver writes itself)."""
+    result: list[Endpoint] = []
+    for subset in (endpoints or {}).get("subsets") or []:
+        number = next(
+            (
+                p.get("port")
+                for p in subset.get("ports") or []
+                if (p.get("name") or "") == port_name and (p.get("protocol") or "TCP") == protocol
+            ),
+            None,
+        )
+        if isinstance(number, int):
+            result.extend(Endpoint(a["ip"], number) for a in subset.get("addresses") or [] if a.get("ip"))
     return result
 
 
@@ -255,7 +274,9 @@ class KubeProxy:
 
     # -- syncing one Service -----------------------------------------------------------------
 
-    async def sync(self, key: str, service: Obj | None, slices: list[Obj]) -> bool:
+    async def sync(
+        self, key: str, service: Obj | None, slices: list[Obj], endpoints: Obj | None = None
+    ) -> bool:
         """Make the proxy of ``key`` match ``service``; ``False`` if something must be retried."""
         state = self.services.get(key)
         if service is None:
@@ -291,7 +312,10 @@ class KubeProxy:
                 f"{key}:{port_name or port['port']}/{protocol}", affinity_timeout=timeout
             )
             balancer.set_affinity(timeout)
-            balancer.set_endpoints(ready_endpoints(slices, port_name, protocol))
+            if slices:
+                balancer.set_endpoints(ready_endpoints(slices, port_name, protocol))
+            else:
+                balancer.set_endpoints(endpoints_ready(endpoints, port_name, protocol))
             balancers[balancer_key] = balancer
             if self.cluster_ips and (state.address or self.settings.cluster_ip_bind is not None):
                 wanted[(protocol, self._bind_address(cluster_ip), port["port"])] = balancer
@@ -413,9 +437,11 @@ class _ProxyController(base.Controller):
         self.service_informer = self.informer(SERVICES)
         self.slice_informer = self.informer(ENDPOINTSLICES, keys=by_service_name)
         self.slice_informer.add_index(BY_SERVICE, by_service_name)
+        self.endpoints_informer = self.informer(ENDPOINTS)
 
     async def sync(self, key: str) -> None:
         service = self.service_informer.indexer.get(key)
-        slices = self.slice_informer.indexer.by_index(BY_SERVICE, key)
-        if not await self.proxy.sync(key, service, list(slices)):
+        slices = list(self.slice_informer.indexer.by_index(BY_SERVICE, key))
+        endpoints = None if slices else self.endpoints_informer.indexer.get(key)
+        if not await self.proxy.sync(key, service, slices, endpoints):
             self.queue.add_after(key, self.proxy.settings.retry_interval)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -378,3 +379,18 @@ async def test_slow_reader_bounds_buffers(client: LocalClient, proxy: KubeProxy)
         writer.close()
     finally:
         server.close()
+
+
+async def test_kubernetes_service_reaches_the_apiserver(client: LocalClient, proxy: KubeProxy) -> None:
+    """The ``kubernetes`` Service has Endpoints (written by the apiserver) and no EndpointSlice: the proxy
+    falls back to them, so 10.96.0.1:443 reaches the apiserver."""
+    service = await client.get(SERVICES, "kubernetes", namespace="default")
+    host = loopback_for(service["spec"]["clusterIP"])
+    await eventually(lambda: ready_count(proxy, "default/kubernetes", "https/TCP") == 1)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, 443, ssl=context), 5)
+    writer.write(b"GET /livez HTTP/1.0\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.")
+    writer.close()
