@@ -134,6 +134,9 @@ class EndpointSliceController(base.Controller):
             ports = endpoints.pod_ports(service, pod)
             if ports is None:
                 continue
+            # Slice ports always carry a name ("" when the Service port has none), as
+            # kube-controller-manager writes them: kubectl describe service dereferences it.
+            ports = [{"name": "", **port} for port in ports]
             groups.setdefault(repr(ports), (ports, []))[1].append(_endpoint(service, pod, publish_not_ready))
         labels = slice_labels(service)
         result = []

@@ -32,11 +32,17 @@ Describer = Callable[[Api, Obj, "list[Obj] | None", datetime.datetime], Awaitabl
 
 def for_kind(group: str, kind: str) -> Describer | None:
     """The special describer of a kind, or None for the generic one."""
+    from kbox.cli.kube import workloads
+
     if group == "":
         if kind == "Pod":
             return describe_pod
         if kind == "Node":
             return describe_node
+        if kind == "Service":
+            return workloads.describe_service
+    if (group, kind) == ("apps", "Deployment"):
+        return workloads.describe_deployment
     return None
 
 
@@ -90,8 +96,10 @@ async def describe_pod(api: Api, pod: Obj, events: list[Obj] | None, now: dateti
     if status.get("nominatedNodeName"):
         w.write(0, f"NominatedNodeName:\t{status['nominatedNodeName']}\n")
     if spec.get("initContainers"):
-        _containers(w, "Init Containers", spec["initContainers"], status.get("initContainerStatuses"), pod)
-    _containers(w, "Containers", spec.get("containers") or [], status.get("containerStatuses"), pod)
+        write_containers(
+            w, "Init Containers", spec["initContainers"], status.get("initContainerStatuses"), pod
+        )
+    write_containers(w, "Containers", spec.get("containers") or [], status.get("containerStatuses"), pod)
     gates = spec.get("readinessGates") or []
     conditions = status.get("conditions") or []
     if gates:
@@ -104,20 +112,24 @@ async def describe_pod(api: Api, pod: Obj, events: list[Obj] | None, now: dateti
         w.write(0, "Conditions:\n  Type\tStatus\n")
         for condition in conditions:
             w.write(1, f"{condition.get('type', '')} \t{condition.get('status', '')} \n")
-    _volumes(w, spec.get("volumes") or [])
+    write_volumes(w, spec.get("volumes") or [])
     w.write(0, f"QoS Class:\t{status.get('qosClass') or qos_class(spec)}\n")
     write_labels(w, "Node-Selectors", spec.get("nodeSelector"))
-    _tolerations(w, spec.get("tolerations") or [])
+    write_tolerations(w, spec.get("tolerations") or [])
     write_events(w, events, now)
     return w.text()
 
 
-def _containers(w: Writer, label: str, containers: list[Obj], statuses: list[Obj] | None, pod: Obj) -> None:
+def write_containers(
+    w: Writer, label: str, containers: list[Obj], statuses: list[Obj] | None, pod: Obj, *, space: str = ""
+) -> None:
+    """Each container: image, ports, command, state, resources, probes, environment, mounts. With a
+    ``space`` (a pod template) the section is indented and there are no statuses."""
     by_name = {s.get("name"): s for s in statuses or []}
-    w.write(0, f"{label}:{' <none>' if not containers else ''}\n")
+    w.write(0, f"{space}{label}:{' <none>' if not containers else ''}\n")
     for container in containers:
         found = by_name.get(container.get("name"))
-        w.write(1, f"{container.get('name', '')}:\n")
+        w.write(1, f"{' ' if space else ''}{container.get('name', '')}:\n")
         if found is not None:
             w.write(2, f"Container ID:\t{found.get('containerID', '')}\n")
         w.write(2, f"Image:\t{container.get('image', '')}\n")
@@ -308,13 +320,13 @@ def _environment(w: Writer, env: list[Obj], pod: Obj, container: Obj) -> None:
             )
 
 
-def _volumes(w: Writer, volumes: list[Obj]) -> None:
+def write_volumes(w: Writer, volumes: list[Obj], *, space: str = "") -> None:
     if not volumes:
-        w.write(0, "Volumes:\t<none>\n")
+        w.write(0, f"{space}Volumes:\t<none>\n")
         return
-    w.write(0, "Volumes:\n")
+    w.write(0, f"{space}Volumes:\n")
     for volume in volumes:
-        w.write(1, f"{volume.get('name', '')}:\n")
+        w.write(1, f"{' ' if space else ''}{volume.get('name', '')}:\n")
         if "hostPath" in volume:
             source = volume["hostPath"]
             w.write(2, "Type:\tHostPath (bare host directory volume)\n")
@@ -371,8 +383,8 @@ def _volumes(w: Writer, volumes: list[Obj]) -> None:
             w.write(1, "<unknown>\n")
 
 
-def _tolerations(w: Writer, tolerations: list[Obj]) -> None:
-    w.write(0, "Tolerations:\t")
+def write_tolerations(w: Writer, tolerations: list[Obj], *, title: str = "Tolerations") -> None:
+    w.write(0, f"{title}:\t")
     if not tolerations:
         w.write(0, "<none>\n")
         return

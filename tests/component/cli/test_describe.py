@@ -3,7 +3,7 @@
 A pod with most of what the Pod layout shows (init and app containers, ports, command and args,
 resources, probes, every kind of environment variable, mounts of several volume kinds, tolerations,
 a node selector) must describe exactly as kubectl describes it, and so must the node, a kind kubectl
-describes generically (Lease), several pods at once, name-prefix matches, a name that does not exist
+describes generically (Lease), a Deployment mid-rollout and its Service, several pods at once, name-prefix matches, a name that does not exist
 and an empty namespace. Ages may differ by a few seconds where they print with the same width
 (conftest.same_but_ages); everything else is compared exactly."""
 
@@ -143,6 +143,43 @@ async def test_node_and_a_generic_kind_match_kubectl(cluster: KboxCluster, names
     assert "Non-terminated Pods:" in out and "Allocated resources:" in out
     lease = (await assert_same_as_kubectl(cluster, "describe", "lease", node, "-n", "kube-node-lease")).stdout
     assert "Holder Identity:" in lease and "Renew Time:" in lease
+
+
+async def test_deployment_and_service_match_kubectl(cluster: KboxCluster) -> None:
+    ns = cluster.namespace("workloads")
+    cluster.kubectl_ok(
+        "create", "deployment", "web", "--image=nginx", "--replicas=2", "--port=8080", "-n", ns
+    )
+    cluster.kubectl_ok("expose", "deployment", "web", "--port=80", "--target-port=8080", "-n", ns)
+    cluster.kubectl_ok("create", "service", "nodeport", "np", "--tcp=81:8081", "-n", ns)
+
+    def available() -> bool:
+        ready = cluster.kubectl_ok(
+            "get", "deploy", "web", "-n", ns, "-o", "jsonpath={.status.availableReplicas}"
+        )
+        slices = cluster.kubectl_ok(
+            "get",
+            "endpointslices",
+            "-n",
+            ns,
+            "-l",
+            "kubernetes.io/service-name=web",
+            "-o",
+            "jsonpath={.items[*].endpoints[*].addresses[0]}",
+        )
+        return ready == "2" and len(slices.split()) == 2
+
+    await eventually(available, timeout=30, interval=0.2)
+    # A new image: the Deployment then has an old and a new ReplicaSet.
+    cluster.kubectl_ok("set", "image", "deployment/web", "nginx=nginx:2", "-n", ns)
+    await eventually(available, timeout=30, interval=0.2)
+    deployment = (await assert_same_as_kubectl(cluster, "describe", "deployment", "web", "-n", ns)).stdout
+    assert "OldReplicaSets:" in deployment and "Pod Template:" in deployment
+    service = (await assert_same_as_kubectl(cluster, "describe", "service", "web", "-n", ns)).stdout
+    assert [line.split()[0] for line in service.splitlines() if line.startswith("Endpoints:")] == [
+        "Endpoints:"
+    ]
+    await assert_same_as_kubectl(cluster, "describe", "services", "-n", ns)
 
 
 async def test_missing_and_empty_match_kubectl(cluster: KboxCluster, namespace: str) -> None:

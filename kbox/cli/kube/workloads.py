@@ -1,0 +1,235 @@
+"""kubectl's ``describe`` layouts for the objects people describe most after pods: Deployments (the
+rollout at a glance: replicas, strategy, pod template, conditions, old and new ReplicaSets) and
+Services (selector, addresses, ports and the ready endpoints behind each port).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from kbox.cli.kube.describe import Writer, rfc1123z, write_annotations, write_events, write_labels
+from kbox.cli.kube.describers import write_containers, write_tolerations, write_volumes
+from kbox.cli.kube.output import format_labels
+from kbox.cli.kube.session import Api
+
+Obj = dict[str, Any]
+MAX_ENDPOINTS = 3
+
+
+def format_selector(selector: Obj | None) -> str:
+    """A LabelSelector as kubectl prints it: requirements sorted by key (``app=web,tier in (a,b)``)."""
+    if not selector:
+        return ""
+    parts: list[tuple[str, str]] = []
+    for key, value in (selector.get("matchLabels") or {}).items():
+        parts.append((key, f"{key}={value}"))
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key", ""), expression.get("operator", "")
+        values = ",".join(sorted(expression.get("values") or []))
+        if operator == "In":
+            parts.append((key, f"{key} in ({values})"))
+        elif operator == "NotIn":
+            parts.append((key, f"{key} notin ({values})"))
+        elif operator == "Exists":
+            parts.append((key, key))
+        elif operator == "DoesNotExist":
+            parts.append((key, f"!{key}"))
+    return ",".join(text for _, text in sorted(parts, key=lambda p: p[0]))
+
+
+def write_pod_template(w: Writer, template: Obj | None) -> None:
+    w.write(0, "Pod Template:\n")
+    if template is None:
+        w.write(1, "<unset>")
+        return
+    metadata = template.get("metadata") or {}
+    spec = template.get("spec") or {}
+    write_labels(w, "  Labels", metadata.get("labels"))
+    if metadata.get("annotations"):
+        write_annotations(w, "  Annotations", metadata["annotations"])
+    if spec.get("serviceAccountName"):
+        w.write(1, f"Service Account:\t{spec['serviceAccountName']}\n")
+    if spec.get("initContainers"):
+        write_containers(w, "Init Containers", spec["initContainers"], None, {}, space="  ")
+    write_containers(w, "Containers", spec.get("containers") or [], None, {}, space="  ")
+    write_volumes(w, spec.get("volumes") or [], space="  ")
+    if spec.get("priorityClassName"):
+        w.write(1, f"Priority Class Name:\t{spec['priorityClassName']}\n")
+    write_labels(w, "  Node-Selectors", spec.get("nodeSelector"))
+    write_tolerations(w, spec.get("tolerations") or [], title="  Tolerations")
+
+
+def _without_hash(template: Obj | None) -> Obj:
+    """A pod template with the ReplicaSet's pod-template-hash label taken out, for comparison."""
+    copy = dict(template or {})
+    metadata = dict(copy.get("metadata") or {})
+    labels = {k: v for k, v in (metadata.get("labels") or {}).items() if k != "pod-template-hash"}
+    metadata["labels"] = labels
+    metadata.pop("creationTimestamp", None)
+    copy["metadata"] = metadata
+    return copy
+
+
+async def _replica_sets(api: Api, deployment: Obj) -> tuple[list[Obj], list[Obj]]:
+    """The ReplicaSets the Deployment controls, oldest first: (old ones, the new one if any)."""
+    metadata = deployment.get("metadata") or {}
+    namespace, uid = metadata.get("namespace", ""), metadata.get("uid")
+    selector = format_selector((deployment.get("spec") or {}).get("selector"))
+    params = {"labelSelector": selector} if selector else {}
+    listing = await api.request("GET", f"/apis/apps/v1/namespaces/{namespace}/replicasets", params=params)
+    owned = [
+        rs
+        for rs in listing.get("items") or []
+        if any(
+            o.get("uid") == uid and o.get("controller") for o in rs["metadata"].get("ownerReferences") or []
+        )
+    ]
+    owned.sort(key=lambda rs: (rs["metadata"].get("creationTimestamp", ""), rs["metadata"].get("name", "")))
+    wanted = _without_hash((deployment.get("spec") or {}).get("template"))
+    new = [rs for rs in owned if _without_hash((rs.get("spec") or {}).get("template")) == wanted][:1]
+    old = [rs for rs in owned if rs not in new]
+    return old, new
+
+
+def _replica_set_list(replica_sets: list[Obj]) -> str:
+    texts = [
+        f"{rs['metadata'].get('name', '')} ({(rs.get('status') or {}).get('replicas', 0)}/"
+        f"{(rs.get('spec') or {}).get('replicas', 0)} replicas created)"
+        for rs in replica_sets
+    ]
+    return ", ".join(texts) or "<none>"
+
+
+async def describe_deployment(
+    api: Api, deployment: Obj, events: list[Obj] | None, now: datetime.datetime
+) -> str:
+    w = Writer()
+    metadata = deployment.get("metadata") or {}
+    spec = deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    w.write(0, f"Name:\t{metadata.get('name', '')}\n")
+    w.write(0, f"Namespace:\t{metadata.get('namespace', '')}\n")
+    w.write(0, f"CreationTimestamp:\t{rfc1123z(metadata.get('creationTimestamp'))}\n")
+    write_labels(w, "Labels", metadata.get("labels"))
+    write_annotations(w, "Annotations", metadata.get("annotations"))
+    w.write(0, f"Selector:\t{format_selector(spec.get('selector'))}\n")
+    w.write(
+        0,
+        f"Replicas:\t{spec.get('replicas', 0)} desired | {status.get('updatedReplicas', 0)} updated | "
+        f"{status.get('replicas', 0)} total | {status.get('availableReplicas', 0)} available | "
+        f"{status.get('unavailableReplicas', 0)} unavailable\n",
+    )
+    strategy = spec.get("strategy") or {}
+    w.write(0, f"StrategyType:\t{strategy.get('type', '')}\n")
+    w.write(0, f"MinReadySeconds:\t{spec.get('minReadySeconds', 0)}\n")
+    rolling = strategy.get("rollingUpdate")
+    if rolling is not None:
+        w.write(
+            0,
+            f"RollingUpdateStrategy:\t{rolling.get('maxUnavailable', 0)} max unavailable, "
+            f"{rolling.get('maxSurge', 0)} max surge\n",
+        )
+    write_pod_template(w, spec.get("template"))
+    conditions = status.get("conditions") or []
+    if conditions:
+        w.write(0, "Conditions:\n  Type\tStatus\tReason\n")
+        w.write(1, "----\t------\t------\n")
+        for c in conditions:
+            w.write(1, f"{c.get('type', '')} \t{c.get('status', '')}\t{c.get('reason', '')}\n")
+    old, new = await _replica_sets(api, deployment)
+    if old or new:
+        w.write(0, f"OldReplicaSets:\t{_replica_set_list(old)}\n")
+        w.write(0, f"NewReplicaSet:\t{_replica_set_list(new)}\n")
+    write_events(w, events, now)
+    return w.text()
+
+
+# -- Service ------------------------------------------------------------------------------------------
+
+
+def _endpoints(slices: list[Obj], port_name: str) -> str:
+    """Ready endpoints serving the port named ``port_name``: at most three, then ``+ N more...``."""
+    if not slices:
+        return "<none>"
+    shown: list[str] = []
+    count = 0
+    more = False
+    for piece in slices:
+        ports = piece.get("ports") or []
+        endpoints = piece.get("endpoints") or []
+        for port in ports or [None]:
+            if port is not None and (port.get("name") or "") != port_name:
+                continue
+            for endpoint in endpoints:
+                # As kubectl: once three are shown, any further endpoint (even a not-ready one) says "more".
+                more = more or len(shown) == MAX_ENDPOINTS
+                ready = (endpoint.get("conditions") or {}).get("ready")
+                if ready is False or not endpoint.get("addresses"):
+                    continue
+                address = endpoint["addresses"][0]
+                if not more:
+                    if port is None:
+                        shown.append(address)
+                    else:
+                        host = f"[{address}]" if ":" in address else address
+                        shown.append(f"{host}:{port.get('port')}")
+                count += 1
+    text = ",".join(shown)
+    return f"{text} + {count - MAX_ENDPOINTS} more..." if more else text
+
+
+async def describe_service(api: Api, service: Obj, events: list[Obj] | None, now: datetime.datetime) -> str:
+    w = Writer()
+    metadata = service.get("metadata") or {}
+    spec = service.get("spec") or {}
+    status = service.get("status") or {}
+    namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
+    slices = (
+        await api.request(
+            "GET",
+            f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
+            params={"labelSelector": f"kubernetes.io/service-name={name}"},
+        )
+    ).get("items") or []
+    w.write(0, f"Name:\t{name}\n")
+    w.write(0, f"Namespace:\t{namespace}\n")
+    write_labels(w, "Labels", metadata.get("labels"))
+    write_annotations(w, "Annotations", metadata.get("annotations"))
+    w.write(0, f"Selector:\t{format_labels(spec.get('selector'))}\n")
+    w.write(0, f"Type:\t{spec.get('type', '')}\n")
+    if spec.get("ipFamilyPolicy"):
+        w.write(0, f"IP Family Policy:\t{spec['ipFamilyPolicy']}\n")
+    w.write(0, f"IP Families:\t{','.join(spec.get('ipFamilies') or []) or '<none>'}\n")
+    w.write(0, f"IP:\t{spec.get('clusterIP', '')}\n")
+    w.write(0, f"IPs:\t{','.join(spec.get('clusterIPs') or []) or '<none>'}\n")
+    if spec.get("externalIPs"):
+        w.write(0, f"External IPs:\t{','.join(spec['externalIPs'])}\n")
+    if spec.get("loadBalancerIP"):
+        w.write(0, f"Desired LoadBalancer IP:\t{spec['loadBalancerIP']}\n")
+    if spec.get("externalName"):
+        w.write(0, f"External Name:\t{spec['externalName']}\n")
+    ingress = (status.get("loadBalancer") or {}).get("ingress") or []
+    if ingress:
+        w.write(
+            0, f"LoadBalancer Ingress:\t{', '.join(i.get('ip') or i.get('hostname', '') for i in ingress)}\n"
+        )
+    for port in spec.get("ports") or []:
+        port_name = port.get("name") or "<unset>"
+        protocol = port.get("protocol", "")
+        w.write(0, f"Port:\t{port_name}\t{port.get('port', 0)}/{protocol}\n")
+        w.write(0, f"TargetPort:\t{port.get('targetPort', '')}/{protocol}\n")
+        if port.get("nodePort"):
+            w.write(0, f"NodePort:\t{port_name}\t{port['nodePort']}/{protocol}\n")
+        w.write(0, f"Endpoints:\t{_endpoints(slices, port.get('name') or '')}\n")
+    w.write(0, f"Session Affinity:\t{spec.get('sessionAffinity', '')}\n")
+    if spec.get("externalTrafficPolicy"):
+        w.write(0, f"External Traffic Policy:\t{spec['externalTrafficPolicy']}\n")
+    if spec.get("internalTrafficPolicy"):
+        w.write(0, f"Internal Traffic Policy:\t{spec['internalTrafficPolicy']}\n")
+    if spec.get("healthCheckNodePort"):
+        w.write(0, f"HealthCheck NodePort:\t{spec['healthCheckNodePort']}\n")
+    if spec.get("loadBalancerSourceRanges"):
+        w.write(0, f"LoadBalancer Source Ranges:\t{','.join(spec['loadBalancerSourceRanges'])}\n")
+    write_events(w, events, now)
+    return w.text()
