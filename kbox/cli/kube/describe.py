@@ -2,9 +2,10 @@
 
 Every kind gets kubectl's generic describer: Name, Namespace, Labels, Annotations, then the rest of the
 object field by field (``creationTimestamp`` reads ``Creation Timestamp``), nested maps and lists
-indented two spaces per level, then the Events whose ``involvedObject`` is this object. Pods and Nodes
-get kubectl's richer layouts (``kbox.cli.kube.describers``). Columns are aligned the way kubectl's
-describe output is: Go's tabwriter with padding 2 over each run of lines holding a tab.
+indented two spaces per level, then the Events whose ``involvedObject`` is this object. Pods, Nodes,
+Deployments and Services get kubectl's own layouts (``describers``, ``workloads``). Columns are
+aligned the way kubectl's describe output is: Go's tabwriter with padding 2 over each run of lines
+holding a tab.
 
 Names match as in kubectl: an exact name, else every object whose name starts with it; no name (or
 ``-l``) describes every object that matches, separated by blank lines.
