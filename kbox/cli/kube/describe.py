@@ -22,7 +22,7 @@ import click
 
 from kbox.api.errors import StatusError
 from kbox.api.tables import human_duration
-from kbox.cli.kube import output, session
+from kbox.cli.kube import completion, output, session
 from kbox.cli.kube.session import Api, ResourceInfo
 
 Obj = dict[str, Any]
@@ -295,7 +295,7 @@ Examples:
   kbox describe pods -l app=web
   kbox describe widgets.example.com w1   # any kind, CRDs included""",
 )
-@click.argument("args", nargs=-1)
+@click.argument("args", nargs=-1, shell_complete=completion.complete_args)
 @session.namespace_options
 @click.option("--selector", "-l", default=None, metavar="SELECTOR", help="Label selector (a=b,c!=d).")
 @click.option("--show-events/--no-show-events", default=True, show_default=True, help="Add the Events.")

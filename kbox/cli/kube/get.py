@@ -22,7 +22,7 @@ import click
 from kbox.api import quantity
 from kbox.api.errors import StatusError
 from kbox.cli.kube import columns as custom_columns
-from kbox.cli.kube import jsonpath, output, session
+from kbox.cli.kube import completion, jsonpath, output, session
 from kbox.cli.kube.jsonpath import JSONPathError
 from kbox.cli.kube.session import Api, ResourceInfo
 
@@ -203,7 +203,7 @@ Examples:
   kbox get pods -o custom-columns=NAME:.metadata.name,NODE:.spec.nodeName
   kbox get pods -w                       # list, then follow changes (Ctrl-C ends)""",
 )
-@click.argument("args", nargs=-1)
+@click.argument("args", nargs=-1, shell_complete=completion.complete_args)
 @session.namespace_options
 @click.option(
     "--selector", "-l", default=None, metavar="SELECTOR", help="Label selector (a=b,c!=d,e in (f))."

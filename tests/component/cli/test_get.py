@@ -146,3 +146,33 @@ def test_watch_prints_changes_and_ends_on_ctrl_c(cluster: KboxCluster) -> None:
             _, err = watcher.communicate(timeout=15)
     assert watcher.returncode == 130
     assert "Traceback" not in err and err == ""
+
+
+def test_shell_completion_offers_types_and_names(cluster: KboxCluster, workload: str) -> None:
+    def complete(*words: str) -> list[str]:
+        result = cluster.kbox(
+            env={
+                "_KBOX_COMPLETE": "bash_complete",
+                "COMP_WORDS": " ".join(words),
+                "COMP_CWORD": str(len(words) - 1),
+            }
+        )
+        assert result.returncode == 0, result.stderr
+        return [line.partition(",")[2] for line in result.stdout.splitlines()]
+
+    assert "deployments" in complete("kbox", "get", "de")
+    assert complete("kbox", "get", "-n", workload, "pods", "w") == ["web"]
+    assert complete("kbox", "describe", "-n", workload, "pod/w") == ["pod/web"]
+    assert "settings" in complete("kbox", "get", "-n", workload, "configmaps", "")
+    # No cluster: nothing offered, and no error.
+    assert (
+        cluster.kbox(
+            env={
+                "_KBOX_COMPLETE": "bash_complete",
+                "COMP_WORDS": "kbox get p",
+                "COMP_CWORD": "2",
+                "KBOX_PROFILE": "absent",
+            }
+        ).stdout
+        == ""
+    )
