@@ -45,6 +45,7 @@ from store_bench import write_section  # noqa: E402
 
 from kbox.api.errors import StatusError  # noqa: E402
 from kbox.client.interface import PODS, Obj  # noqa: E402
+from kbox.kubelet.runtime.sandboximage import DEFAULT_SANDBOX_IMAGE  # noqa: E402
 from kbox.testing import Cluster  # noqa: E402
 from tests.support.images import BUSYBOX_TAG, TEST_LABELS, ensure_busybox_image  # noqa: E402
 
@@ -82,6 +83,30 @@ def is_ready(pod: Obj) -> bool:
     return False
 
 
+TIMED_CALLS = ("run_sandbox", "ensure_image", "create_container", "start_container", "container_status")
+
+
+def time_runtime_calls(runtime: Any) -> dict[str, list[float]]:
+    """Wrap the runtime's pod-start calls on this instance to record how long each takes (what Docker
+    and the runtime's request building cost, as against the rest of kbox)."""
+    calls: dict[str, list[float]] = {name: [] for name in TIMED_CALLS}
+    for name in TIMED_CALLS:
+        original = getattr(runtime, name)
+
+        def timed(*args: Any, _original: Any = original, _into: list[float] = calls[name]) -> Any:
+            async def call() -> Any:
+                started = time.perf_counter()
+                try:
+                    return await _original(*args)
+                finally:
+                    _into.append(time.perf_counter() - started)
+
+            return call()
+
+        setattr(runtime, name, timed)
+    return calls
+
+
 class ReadyWatch:
     """One watch on the benchmark's pods, opened before any is created: records when each pod is first
     seen Ready (monotonic) and wakes whoever waits for it."""
@@ -91,6 +116,7 @@ class ReadyWatch:
         self.namespace = namespace
         self.selector = selector
         self.ready_at: dict[str, float] = {}
+        self.bound_at: dict[str, float] = {}  # first seen with spec.nodeName
         self.events = 0
         self.restarts = 0  # watches the server ended, resumed
         self._waiters: dict[str, asyncio.Future[float]] = {}
@@ -131,9 +157,13 @@ class ReadyWatch:
 
     def _saw(self, obj: Obj) -> None:
         name = obj["metadata"]["name"]
-        if name in self.ready_at or not is_ready(obj):
+        if name in self.ready_at:
             return
         now = time.perf_counter()
+        if name not in self.bound_at and (obj.get("spec") or {}).get("nodeName"):
+            self.bound_at[name] = now
+        if not is_ready(obj):
+            return
         self.ready_at[name] = now
         waiter = self._waiters.pop(name, None)
         if waiter is not None and not waiter.done():
@@ -189,6 +219,26 @@ async def raw_api(docker: aiodocker.Docker, name: str) -> float:
     return elapsed
 
 
+async def raw_pod(docker: aiodocker.Docker, name: str, network: str) -> float:
+    """Seconds for the two containers a pod is in Docker, started raw through the API: kbox's sandbox
+    image on the cluster's bridge network (it holds the network namespace), then the busybox container
+    joining it."""
+    labels = {**TEST_LABELS, RAW_LABEL: "1"}
+    started = time.perf_counter()
+    sandbox = await docker.containers.run(
+        config={"Image": DEFAULT_SANDBOX_IMAGE, "Labels": labels, "HostConfig": {"NetworkMode": network}},
+        name=f"{name}-sandbox",
+    )
+    config = {
+        "Image": BUSYBOX_TAG,
+        "Cmd": COMMAND,
+        "Labels": labels,
+        "HostConfig": {"NetworkMode": f"container:{sandbox.id}"},
+    }
+    await docker.containers.run(config=config, name=name)
+    return time.perf_counter() - started
+
+
 async def raw_cli(name: str) -> float:
     """Seconds for ``docker run -d`` of the same image and command, until the command exits."""
     args = ["docker", "run", "-d", "--name", name, "--label", f"{RAW_LABEL}=1"]
@@ -211,12 +261,15 @@ async def remove_raw(docker: aiodocker.Docker) -> None:
             await container.delete(force=True)
 
 
-async def kbox_pod(cluster: Any, watch: ReadyWatch, name: str) -> float:
-    """Seconds from just before the create call to the watch seeing the pod Ready."""
+async def kbox_pod(cluster: Any, watch: ReadyWatch, name: str, bound: list[float]) -> float:
+    """Seconds from just before the create call to the watch seeing the pod Ready; appends the time from
+    the create to the pod bound to its node to ``bound``."""
     body = pod(name, BUSYBOX_TAG, COMMAND, {"bench": "kubelet"})
     started = time.perf_counter()
     await cluster.client.create(PODS, body, namespace="default")
-    return await watch.ready(name) - started
+    ready = await watch.ready(name)
+    bound.append(watch.bound_at.get(name, ready) - started)
+    return ready - started
 
 
 async def delete_pods(cluster: Any) -> None:
@@ -243,25 +296,39 @@ async def docker_half() -> dict[str, Any]:
             watch = ReadyWatch(cluster, "default", "bench=kubelet")
             await watch.start()
             try:
-                await kbox_pod(cluster, watch, "warm")
+                calls = time_runtime_calls(cluster.cluster.runtime)
+                network = cluster.cluster.runtime.network  # the cluster's bridge: the raw pods join it too
+                await kbox_pod(cluster, watch, "warm", [])  # builds kbox's sandbox image if missing
+                await raw_pod(docker, "kbox-bench-warm-pod", network)
                 await delete_pods(cluster)
-                serial: dict[str, list[float]] = {"kbox": [], "api": [], "cli": []}
+                await remove_raw(docker)
+                for values in calls.values():
+                    values.clear()
+                serial: dict[str, Any] = {"kbox": [], "api": [], "cli": [], "pod": [], "bound": []}
                 for n in range(DOCKER_PODS):  # interleaved, one at a time
                     serial["api"].append(await raw_api(docker, f"kbox-bench-api-{n}"))
                     serial["cli"].append(await raw_cli(f"kbox-bench-cli-{n}"))
-                    serial["kbox"].append(await kbox_pod(cluster, watch, f"serial-{n}"))
+                    serial["pod"].append(await raw_pod(docker, f"kbox-bench-pod-{n}", network))
+                    serial["kbox"].append(await kbox_pod(cluster, watch, f"serial-{n}", serial["bound"]))
+                serial["calls"] = {k: list(v) for k, v in calls.items()}
                 await delete_pods(cluster)
                 await remove_raw(docker)
-                batched: dict[str, list[float]] = {"kbox": [], "api": [], "cli": []}
+                for values in calls.values():
+                    values.clear()
+                batched: dict[str, Any] = {"kbox": [], "api": [], "cli": [], "pod": [], "bound": []}
                 for round_ in range(DOCKER_PODS // BATCH):  # interleaved rounds, ten at a time
                     names = [f"{round_}-{i}" for i in range(BATCH)]
                     batched["api"] += await asyncio.gather(
                         *(raw_api(docker, f"kbox-bench-api-{n}") for n in names)
                     )
                     batched["cli"] += await asyncio.gather(*(raw_cli(f"kbox-bench-cli-{n}") for n in names))
-                    batched["kbox"] += await asyncio.gather(
-                        *(kbox_pod(cluster, watch, f"batch-{n}") for n in names)
+                    batched["pod"] += await asyncio.gather(
+                        *(raw_pod(docker, f"kbox-bench-pod-{n}", network) for n in names)
                     )
+                    batched["kbox"] += await asyncio.gather(
+                        *(kbox_pod(cluster, watch, f"batch-{n}", batched["bound"]) for n in names)
+                    )
+                batched["calls"] = {k: list(v) for k, v in calls.items()}
                 await delete_pods(cluster)
             finally:
                 await watch.stop()
@@ -354,14 +421,27 @@ def docker_rows(figures: dict[str, Any]) -> list[str]:
         k50 = percentile(runs["kbox"], 0.5)
         cli50 = percentile(runs["cli"], 0.5)
         api50 = percentile(runs["api"], 0.5)
+        pod50 = percentile(runs["pod"], 0.5)
+        bound = percentile(runs["bound"], 0.5) * 1000
+        calls = ", ".join(
+            f"{name} {percentile(values, 0.5) * 1000:.0f} ms x{len(values)}"
+            for name, values in runs["calls"].items()
+            if values
+        )
+        in_runtime = sum(sum(values) for values in runs["calls"].values()) / len(runs["kbox"])
         rows += [
-            f"| kbox pod created → Ready, {DOCKER_PODS} pods {title} | {_ms(runs['kbox'])} | | |",
+            f"| kbox pod created → Ready, {DOCKER_PODS} pods {title} | {_ms(runs['kbox'])} (created → bound"
+            f" p50 {bound:.0f} ms; runtime calls p50: {calls}; per pod {in_runtime * 1000:.0f} ms in runtime"
+            " calls on average) | | |",
             f"| raw `docker run -d` (CLI), {DOCKER_PODS} {title} | {_ms(runs['cli'])} | reference | |",
             f"| raw create + start via the Docker API (aiodocker), {DOCKER_PODS} {title} |"
             f" {_ms(runs['api'])} | reference | |",
+            f"| raw pod via the Docker API: sandbox on the cluster's network, then busybox in its network namespace, {DOCKER_PODS}"
+            f" {title} | {_ms(runs['pod'])} | reference | |",
             f"| kbox p50 ÷ `docker run` p50, {title} | {k50 / cli50:.2f}x | ≤ {DOCKER_TARGET}x |"
             f" {'yes' if k50 / cli50 <= DOCKER_TARGET else '**no**'} |",
             f"| kbox p50 ÷ Docker API p50, {title} | {k50 / api50:.2f}x | | |",
+            f"| kbox p50 ÷ raw pod (two containers) p50, {title} | {k50 / pod50:.2f}x | | |",
         ]
     return rows
 
@@ -393,8 +473,11 @@ def section(docker: dict[str, Any] | None, fake: dict[str, Any] | None) -> str:
         " before its create call to a watch (opened beforehand, same process, monotonic clock) delivering it"
         " with Ready True, so a pod pays its sandbox container and its app container. The references start"
         " the same image and command raw in the same run, interleaved with the pods at the same concurrency:"
-        " the docker CLI (`docker run -d`, until it exits; the client process start counts) and the Docker"
-        " API via aiodocker (create + start, what kbox's runtime calls). One warm-up of each not counted;"
+        " the docker CLI (`docker run -d`, until it exits; the client process start counts), the Docker"
+        " API via aiodocker (create + start, what kbox's runtime calls), and a raw pod through the API (kbox's"
+        " sandbox image on the cluster's bridge network, then busybox joining its network namespace: the"
+        " two containers kbox makes, without kbox). Runtime calls are timed by wrapping the cluster's"
+        " runtime object. One warm-up of each not counted;"
         " every container removed afterwards."
         f" Fake: one in-process cluster of {FAKE_NODES} kubelets on the simulated runtime (kubelet relist 1 s),"
         f" {FAKE_CLIENTS} concurrent in-process clients creating bare pods, one watch counting Ready.\n\n"
