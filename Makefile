@@ -41,6 +41,8 @@ bench: install
 	$(BIN)/python bench/scheduler_bench.py --write BENCHMARKS.md
 	$(BIN)/python bench/fixture_bench.py --write BENCHMARKS.md
 	$(BIN)/python bench/controllers_bench.py --write BENCHMARKS.md
+	$(BIN)/python bench/kubelet_bench.py --write BENCHMARKS.md
+	$(BIN)/python bench/start_bench.py --write BENCHMARKS.md
 	$(BIN)/python bench/proxy_bench.py --write BENCHMARKS.md
 
 docker:
