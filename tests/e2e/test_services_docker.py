@@ -8,7 +8,7 @@ through its ClusterIP and its NodePort on 127.0.0.1, a LoadBalancer's ingress IP
 names resolved from a pod by the cluster DNS (a Service, a headless Service to the pod IPs, SRV for a
 named port, an external name forwarded to a local upstream stub; by short name, namespaced name and FQDN
 through the pod's resolver when the kubelet sets ``cluster_dns``), UDP through a Service from a pod and
-from the host, and the addresses going away when the proxy stops.
+from the host, and ClusterIP addresses following Services and a kube-proxy crash and restart.
 
 The static busybox here crashes in ``wget`` (glibc's resolver in a static binary), so pods speak HTTP
 with busybox ``nc``, and names are looked up with busybox ``nslookup``, which has its own resolver. It
@@ -16,9 +16,10 @@ also has no UDP server applet (its ``nc`` lacks ``-u``), so the UDP Service's en
 UDP responder on the host's end of the bridge (a hand-made EndpointSlice), queried with busybox
 ``nslookup`` from the pod: a real UDP exchange from a pod, through the ClusterIP, to an endpoint.
 
-kube-proxy and DNS run as tasks of the test until the cluster runs them itself. The DNS server listens
-on a random address of the Service range rather than 10.96.0.10, so this test never collides with a
-``kbox start`` on the same machine. ClusterIPs need root: without it the test fails under CI=true and is
+kube-proxy is the cluster's own (``ClusterSettings.kube_proxy``). The DNS server is run by the test
+(the ``dns`` addon off) so that it forwards to the local upstream stub; it listens on a random address
+of the Service range, which the kubelets give pods as nameserver, rather than 10.96.0.10, so this test
+never collides with a ``kbox start`` on the same machine. ClusterIPs need root: without it the test fails under CI=true and is
 skipped otherwise, like the Docker tests.
 """
 
@@ -45,9 +46,8 @@ from kbox import kubeconfig
 from kbox.addons.dns import DnsServer, DnsSettings, ensure_kube_dns_service
 from kbox.client.interface import PODS, SERVICES, Obj
 from kbox.cluster import Cluster, ClusterSettings
-from kbox.kubelet.kubelet import KubeletSettings
 from kbox.kubelet.runtime.docker import DockerRuntime
-from kbox.proxy import KubeProxy, ProxySettings
+from kbox.proxy import KubeProxy
 from kbox.proxy import addresses as proxy_addresses
 from kbox.proxy.proxier import ENDPOINTSLICES
 from kbox.testing.cluster import TEST_TIMERS
@@ -156,7 +156,6 @@ class Env:
     dns_ip: str
     gateway: str
     responder_port: int
-    pod_dns: bool
 
 
 @pytest.fixture
@@ -168,21 +167,20 @@ async def env(runtime: DockerRuntime, docker: aiodocker.Docker, tmp_path: Path) 
     responder, _ = await loop.create_datagram_endpoint(Responder, local_addr=("0.0.0.0", 0))
     responder_port = responder.get_extra_info("sockname")[1]
     dns_ip = f"10.111.{random.randint(0, 255)}.{random.randint(2, 254)}"
-    pod_dns = "cluster_dns" in {f.name for f in dataclasses.fields(KubeletSettings)}
-    kubelet: dict[str, Any] = dict(TEST_TIMERS)
-    if pod_dns:
-        kubelet["cluster_dns"] = [dns_ip]
     settings = ClusterSettings(
         name=runtime.cluster,
         state_dir=tmp_path / "state",
         runtime="docker",
         port=0,
         durable=False,
-        kubelet=kubelet,
+        kubelet=dict(TEST_TIMERS),
+        kube_proxy=True,  # the cluster's own kube-proxy; kubelets give pods dns_ip as nameserver
+        dns_ip=dns_ip,
+        addons={"dns": False},  # the test's DNS server instead, to forward to the local upstream stub
     )
     cluster = Cluster(settings, runtime=runtime)
     await cluster.start()
-    tasks: list[asyncio.Task[None]] = []
+    task: asyncio.Task[None] | None = None
     try:
         config = kubeconfig.build(
             name=settings.name, url=cluster.url, token=cluster.token, ca=cluster.tls.ca_pem()
@@ -190,25 +188,21 @@ async def env(runtime: DockerRuntime, docker: aiodocker.Docker, tmp_path: Path) 
         kubeconfig.write(tmp_path / "kubeconfig", config)
         (tmp_path / "cache").mkdir()
         kubectl = Kubectl(tmp_path / "kubeconfig", tmp_path / "cache")
-        proxy = KubeProxy(
-            cluster.client("kube-proxy"),
-            ProxySettings(cluster=settings.name, node_addresses=("127.0.0.1",), retry_interval=0.5),
-        )
+        proxy = cluster.supervisor.component("kube-proxy")
+        assert isinstance(proxy, KubeProxy)
         await ensure_kube_dns_service(cluster.client("kbox"), cluster_ip=dns_ip)
         dns_server = DnsServer(
             cluster.client("coredns"),
             DnsSettings(listen=dns_ip, cluster=settings.name, upstreams=(f"127.0.0.1:{responder_port}",)),
         )
-        tasks = [
-            aiotasks.create_guarded_task(proxy.run(), name="test/kube-proxy"),
-            aiotasks.create_guarded_task(dns_server.run(), name="test/coredns"),
-        ]
+        task = aiotasks.create_guarded_task(dns_server.run(), name="test/coredns")
         await eventually(lambda: proxy.healthy() and dns_server.healthy(), message="proxy and DNS running")
         network = await (await docker.networks.get(f"kbox-{settings.name}")).show()
         gateway = network["IPAM"]["Config"][0]["Gateway"]
-        yield Env(cluster, kubectl, proxy, dns_server, dns_ip, gateway, responder_port, pod_dns)
+        yield Env(cluster, kubectl, proxy, dns_server, dns_ip, gateway, responder_port)
     finally:
-        await aiotasks.stop(tasks, title="test")
+        if task is not None:
+            await aiotasks.stop([task], title="test")
         await cluster.stop()
         responder.close()
 
@@ -286,17 +280,18 @@ async def test_services_from_pods_and_host(
     assert "80 web.default.svc.cluster.local" in srv, srv
     external = await in_client(env, "nslookup", "api.example.org", env.dns_ip)
     assert "192.0.2.7" in external, external
-    if env.pod_dns:  # the pod's own resolver: the kubelet's nameserver, search path and ndots:5
-        resolv = await in_client(env, "cat", "/etc/resolv.conf")
-        search = next(line.split()[1:] for line in resolv.splitlines() if line.startswith("search"))
-        assert search[:3] == ["default.svc.cluster.local", "svc.cluster.local", "cluster.local"], resolv
-        assert "ndots:5" in resolv, resolv
-        # busybox nslookup walks the search list only for names without a dot, and exits 1 when any of
-        # the names it tried failed: the answer is what counts. "web.default" is what the search list
-        # turns into web.default.svc.cluster.local for a resolver that honours ndots (glibc, musl).
-        for name in ("web", "web.default.svc.cluster.local"):
-            result = await env.kubectl("exec", "client", "--", "nslookup", name)
-            assert f"Name:\tweb.default.svc.cluster.local\nAddress: {cluster_ip}" in result.out, result
+    # The pod's own resolver: the kubelet's nameserver, search path and ndots:5.
+    resolv = await in_client(env, "cat", "/etc/resolv.conf")
+    assert f"nameserver {env.dns_ip}" in resolv, resolv
+    search = next(line.split()[1:] for line in resolv.splitlines() if line.startswith("search"))
+    assert search[:3] == ["default.svc.cluster.local", "svc.cluster.local", "cluster.local"], resolv
+    assert "ndots:5" in resolv, resolv
+    # busybox nslookup walks the search list only for names without a dot, and exits 1 when any of
+    # the names it tried failed: the answer is what counts. "web.default" is what the search list
+    # turns into web.default.svc.cluster.local for a resolver that honours ndots (glibc, musl).
+    for name in ("web", "web.default.svc.cluster.local"):
+        result = await env.kubectl("exec", "client", "--", "nslookup", name)
+        assert f"Name:\tweb.default.svc.cluster.local\nAddress: {cluster_ip}" in result.out, result
 
     # A pod failing readiness leaves the rotation; the others keep serving.
     leaving = sorted(names)[0]
@@ -334,20 +329,39 @@ async def test_services_from_pods_and_host(
     assert "192.0.2.7" in await in_client(env, "nslookup", "www.example.org", udp_ip)
 
 
-async def test_addresses_released_on_stop(env: Env) -> None:
+async def test_addresses_follow_services_and_restarts(env: Env, docker: aiodocker.Docker) -> None:
+    """A ClusterIP is on the bridge while its Service exists; a crashed kube-proxy releases it and the
+    restarted one (the supervisor's) puts it back and listens again; deleting the Service releases it."""
     client = env.cluster.client()
     svc = await client.create(
         SERVICES, {"metadata": {"name": "short"}, "spec": {"ports": [{"port": 80}]}}, namespace="default"
     )
     ip = svc["spec"]["clusterIP"]
     await eventually(lambda: ("TCP", ip, 80) in env.proxy.listeners, message="listener on the ClusterIP")
-    interface = proxy_addresses.bridge_name(
-        await (await aiodocker.Docker().networks.get(f"kbox-{env.cluster.settings.name}")).show()
-    )
-    manager = proxy_addresses.AddressManager(interface)
+    network = await (await docker.networks.get(f"kbox-{env.cluster.settings.name}")).show()
+    manager = proxy_addresses.AddressManager(proxy_addresses.bridge_name(network))
     assert ip in await manager.present()
+    with pytest.raises(ConnectionResetError):  # listening, and no endpoints: reset at once
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, 80), 5)
+        try:
+            await asyncio.wait_for(reader.read(), 5)
+        finally:
+            writer.close()
+
+    supervisor = env.cluster.supervisor
+    state = supervisor.state("kube-proxy")
+    assert state is not None
+    restarts = state.restarts
+    assert supervisor.inject_crash("kube-proxy")
+    await eventually(
+        lambda: state.restarts > restarts and env.proxy.healthy(), message="kube-proxy restarted"
+    )
+    await eventually(lambda: ("TCP", ip, 80) in env.proxy.listeners, message="listener back after restart")
+    assert ip in await manager.present()
+
     await client.delete(SERVICES, "short", namespace="default")
     await eventually(lambda: _absent(manager, ip), message="a deleted Service's ClusterIP is released")
+    assert ("TCP", ip, 80) not in env.proxy.listeners
 
 
 async def _absent(manager: proxy_addresses.AddressManager, ip: str) -> bool:
