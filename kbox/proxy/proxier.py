@@ -259,8 +259,9 @@ class KubeProxy:
 
     async def _remove_stale(self, manager: addresses.AddressManager, present: set[str]) -> None:
         cidr = ipaddress.ip_network(self.settings.service_cidr)
-        wanted = {s.address for s in self.services.values() if s.address}
         for ip in present:
+            # Looked up again for each address: syncs run while the removals await.
+            wanted = {s.cluster_ip for s in self.services.values()}
             try:
                 if ipaddress.ip_address(ip) in cidr and ip not in wanted and not self.settings.interface:
                     _log.info("kube-proxy: removing stale ClusterIP %s from %s", ip, manager.interface)

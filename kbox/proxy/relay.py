@@ -14,7 +14,9 @@ TCP RST at once rather than hanging).
 
 **UDP.** Datagrams from each client address form a *flow* with its own socket towards the endpoint
 chosen for that client's first datagram; replies on it go back to the client from the Service
-address. A flow that saw no datagram for ``idle_timeout`` seconds is closed by the listener's sweeper.
+address. A flow that saw no datagram for ``idle_timeout`` seconds is closed by the listener's sweeper,
+and at most :data:`MAX_FLOWS` are kept (the least recently used goes first: clients such as resolvers
+use a new source port per query).
 Flow sockets are read with ``loop.add_reader`` directly: no coroutine per flow or per datagram. A
 datagram for a Service without ready endpoints is dropped (UDP has no reset).
 
@@ -25,6 +27,7 @@ endpoint they were given.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import logging
@@ -42,6 +45,8 @@ HIGH_WATER = 1024 * 1024
 LOW_WATER = 256 * 1024
 CONNECT_TIMEOUT = 3.0
 CONNECT_ATTEMPTS = 3
+MAX_FLOWS = 4096
+"""UDP flows per listener; beyond, the least recently used one is closed (each holds a socket)."""
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
 
@@ -230,14 +235,22 @@ class UdpListener:
     """Receives datagrams on one address and port and relays each client's flow to one endpoint."""
 
     def __init__(
-        self, name: str, host: str, port: int, balancer: Balancer | None, *, idle_timeout: float = 30.0
+        self,
+        name: str,
+        host: str,
+        port: int,
+        balancer: Balancer | None,
+        *,
+        idle_timeout: float = 30.0,
+        max_flows: int = MAX_FLOWS,
     ) -> None:
         self.name = name
         self.host = host
         self.port = port
         self.balancer = balancer
         self.idle_timeout = idle_timeout
-        self.flows: dict[Any, _Flow] = {}
+        self.flows: collections.OrderedDict[Any, _Flow] = collections.OrderedDict()  # least recent first
+        self.max_flows = max_flows
         self.dropped = 0
         self._transport: asyncio.DatagramTransport | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -249,6 +262,7 @@ class UdpListener:
             lambda: _UdpFront(self), local_addr=(self.host, self.port)
         )
         self._transport = transport
+        self.port = transport.get_extra_info("sockname")[1]  # the one given to port 0
         self._sweeper = aiotasks.create_guarded_task(
             self._sweep(), name=f"kube-proxy/{self.name}/sweeper", logger=_log
         )
@@ -258,10 +272,14 @@ class UdpListener:
         now = self._loop.time()
         flow = self.flows.get(client)
         if flow is None:
+            if len(self.flows) >= self.max_flows:  # each flow holds a socket: bound them
+                self._close_flow(next(iter(self.flows.values())))
             flow = self._open(client, now)
             if flow is None:
                 self.dropped += 1
                 return
+        else:
+            self.flows.move_to_end(client)
         flow.last_used = now
         try:
             flow.sock.sendto(data, flow.endpoint)
