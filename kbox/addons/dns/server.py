@@ -161,7 +161,12 @@ class DnsServer:
         try:
             factory.start()
             loop = asyncio.get_running_loop()
-            udp_sock, tcp_sock = self._sockets()
+            try:
+                udp_sock, tcp_sock = self._sockets()
+            except OSError as e:
+                where = f"{self.settings.listen}:{self.settings.port}"
+                reason = "in use (another cluster's DNS?)" if e.errno == errno.EADDRINUSE else e.strerror
+                raise RuntimeError(f"coredns: cannot listen on {where}: {reason}") from None
             transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), sock=udp_sock)
             tcp_sock.listen(128)
             server = await asyncio.start_server(self._tcp_client, sock=tcp_sock)
@@ -209,7 +214,8 @@ class DnsServer:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, kind)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if kind == socket.SOCK_STREAM:  # on UDP it would let a second server share the port
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             with contextlib.suppress(OSError):  # bind before the address is on the bridge
                 sock.setsockopt(
                     socket.IPPROTO_IP if family == socket.AF_INET else socket.IPPROTO_IPV6, IP_FREEBIND, 1

@@ -297,3 +297,11 @@ async def test_kube_dns_service(client: LocalClient) -> None:
     await client.update(SERVICES, stripped, namespace="kube-system")
     fixed = await ensure_kube_dns_service(client)
     assert fixed["metadata"]["labels"]["k8s-app"] == "kube-dns"
+
+
+async def test_address_in_use_is_one_clear_error(client: LocalClient, server: DnsServer) -> None:
+    assert server.address is not None
+    second = DnsServer(client, DnsSettings(listen="127.0.0.1", port=server.address[1], upstreams=()))
+    with pytest.raises(RuntimeError, match=r"cannot listen on 127\.0\.0\.1:\d+: in use"):
+        await asyncio.wait_for(second.run(), 10)
+    assert not second.healthy()
