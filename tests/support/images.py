@@ -143,6 +143,29 @@ async def ensure_busybox_image(docker: aiodocker.Docker, tag: str = BUSYBOX_TAG)
     return await _build(docker, tag, ctx, digest)
 
 
+KUBECTL_TAG = "kbox.test/kubectl:1"
+"""Tag of the busybox image with the host's kubectl in it (a pod that talks to the API in-cluster)."""
+
+KUBECTL_BINARY = Path("/usr/bin/kubectl")  # the real kubectl v1.32: a statically linked Go binary
+
+
+def _kubectl_context() -> tuple[BuildContext, str]:
+    context, busybox_digest = _busybox_context()
+    binary = _read_static_binary(KUBECTL_BINARY.resolve(), "kubectl")
+    context.files["rootfs/bin/kubectl"] = (binary, 0o755)
+    digest = hashlib.sha256(busybox_digest.encode() + hashlib.sha256(binary).digest()).hexdigest()
+    return context, digest
+
+
+async def ensure_kubectl_image(docker: aiodocker.Docker, tag: str = KUBECTL_TAG) -> str:
+    """The busybox test image plus /bin/kubectl, as ``tag`` (built unless current); returns the tag.
+
+    kubectl in a pod uses in-cluster configuration: KUBERNETES_SERVICE_HOST/PORT and the token and CA
+    under /var/run/secrets/kubernetes.io/serviceaccount, the path a client library in a pod takes."""
+    ctx, digest = await asyncio.to_thread(_kubectl_context)
+    return await _build(docker, tag, ctx, digest)
+
+
 async def ensure_pause_image(docker: aiodocker.Docker, tag: str = PAUSE_TAG) -> str:
     """Build kbox's pod-sandbox image as ``tag`` (``catatonit -P``) unless it is current; return the tag.
 
