@@ -32,18 +32,19 @@ Describer = Callable[[Api, Obj, "list[Obj] | None", datetime.datetime], Awaitabl
 
 def for_kind(group: str, kind: str) -> Describer | None:
     """The special describer of a kind, or None for the generic one."""
-    from kbox.cli.kube import workloads
+    from kbox.cli.kube import basics, workloads
 
-    if group == "":
-        if kind == "Pod":
-            return describe_pod
-        if kind == "Node":
-            return describe_node
-        if kind == "Service":
-            return workloads.describe_service
-    if (group, kind) == ("apps", "Deployment"):
-        return workloads.describe_deployment
-    return None
+    special: dict[tuple[str, str], Describer] = {
+        ("", "Pod"): describe_pod,
+        ("", "Node"): describe_node,
+        ("", "Service"): workloads.describe_service,
+        ("", "ConfigMap"): basics.describe_config_map,
+        ("", "Secret"): basics.describe_secret,
+        ("", "Namespace"): basics.describe_namespace,
+        ("apps", "Deployment"): workloads.describe_deployment,
+        ("apps", "ReplicaSet"): workloads.describe_replica_set,
+    }
+    return special.get((group, kind))
 
 
 # -- Pod ----------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """kubectl's ``describe`` layouts for the objects people describe most after pods: Deployments (the
-rollout at a glance: replicas, strategy, pod template, conditions, old and new ReplicaSets) and
-Services (selector, addresses, ports and the ready endpoints behind each port).
+rollout at a glance: replicas, strategy, pod template, conditions, old and new ReplicaSets),
+ReplicaSets (replicas and the phases of their pods) and Services (selector, addresses, ports and the
+ready endpoints behind each port).
 """
 
 from __future__ import annotations
@@ -141,6 +142,47 @@ async def describe_deployment(
     if old or new:
         w.write(0, f"OldReplicaSets:\t{_replica_set_list(old)}\n")
         w.write(0, f"NewReplicaSet:\t{_replica_set_list(new)}\n")
+    write_events(w, events, now)
+    return w.text()
+
+
+async def describe_replica_set(
+    api: Api, replica_set: Obj, events: list[Obj] | None, now: datetime.datetime
+) -> str:
+    w = Writer()
+    metadata = replica_set.get("metadata") or {}
+    spec = replica_set.get("spec") or {}
+    status = replica_set.get("status") or {}
+    namespace = metadata.get("namespace", "")
+    w.write(0, f"Name:\t{metadata.get('name', '')}\n")
+    w.write(0, f"Namespace:\t{namespace}\n")
+    selector = format_selector(spec.get("selector"))
+    w.write(0, f"Selector:\t{selector or '<none>'}\n")
+    write_labels(w, "Labels", metadata.get("labels"))
+    write_annotations(w, "Annotations", metadata.get("annotations"))
+    owner = next((o for o in metadata.get("ownerReferences") or [] if o.get("controller")), None)
+    if owner:
+        w.write(0, f"Controlled By:\t{owner.get('kind')}/{owner.get('name')}\n")
+    w.write(0, f"Replicas:\t{status.get('replicas', 0)} current / {spec.get('replicas', 0)} desired\n")
+    params = {"labelSelector": selector} if selector else {}
+    pods = await api.request("GET", f"/api/v1/namespaces/{namespace}/pods", params=params)
+    phases = [
+        (pod.get("status") or {}).get("phase")
+        for pod in pods.get("items") or []
+        if any(
+            o.get("controller") and o.get("uid") == metadata.get("uid")
+            for o in (pod.get("metadata") or {}).get("ownerReferences") or []
+        )
+    ]
+    counts = [phases.count(p) for p in ("Running", "Pending", "Succeeded", "Failed")]
+    w.write(0, "Pods Status:\t{} Running / {} Waiting / {} Succeeded / {} Failed\n".format(*counts))
+    write_pod_template(w, spec.get("template"))
+    conditions = status.get("conditions") or []
+    if conditions:
+        w.write(0, "Conditions:\n  Type\tStatus\tReason\n")
+        w.write(1, "----\t------\t------\n")
+        for c in conditions:
+            w.write(1, f"{c.get('type', '')} \t{c.get('status', '')}\t{c.get('reason', '')}\n")
     write_events(w, events, now)
     return w.text()
 

@@ -3,7 +3,8 @@
 A pod with most of what the Pod layout shows (init and app containers, ports, command and args,
 resources, probes, every kind of environment variable, mounts of several volume kinds, tolerations,
 a node selector) must describe exactly as kubectl describes it, and so must the node, a kind kubectl
-describes generically (Lease), a Deployment mid-rollout and its Service, several pods at once, name-prefix matches, a name that does not exist
+describes generically (Lease), a Deployment mid-rollout with its ReplicaSets and Service, ConfigMaps,
+a Secret, a Namespace, several pods at once, name-prefix matches, a name that does not exist
 and an empty namespace. Ages may differ by a few seconds where they print with the same width
 (conftest.same_but_ages); everything else is compared exactly."""
 
@@ -180,6 +181,19 @@ async def test_deployment_and_service_match_kubectl(cluster: KboxCluster) -> Non
         "Endpoints:"
     ]
     await assert_same_as_kubectl(cluster, "describe", "services", "-n", ns)
+    replica_sets = (await assert_same_as_kubectl(cluster, "describe", "replicasets", "-n", ns)).stdout
+    assert replica_sets.count("Pods Status:") == 2
+
+
+async def test_config_secret_and_namespace_match_kubectl(cluster: KboxCluster, namespace: str) -> None:
+    cluster.kubectl_ok(
+        "create", "configmap", "script", "--from-literal=run.sh=echo one\necho two\n", "-n", namespace
+    )
+    await assert_same_as_kubectl(cluster, "describe", "configmap", "script", "-n", namespace)
+    await assert_same_as_kubectl(cluster, "describe", "configmap", "settings", "-n", namespace)
+    secret = (await assert_same_as_kubectl(cluster, "describe", "secret", "creds", "-n", namespace)).stdout
+    assert "password:  2 bytes" in secret and "pw" not in secret.replace("password", "")
+    await assert_same_as_kubectl(cluster, "describe", "namespace", namespace)
 
 
 async def test_missing_and_empty_match_kubectl(cluster: KboxCluster, namespace: str) -> None:
