@@ -32,7 +32,7 @@ from kbox.proxy.balancer import Balancer, Endpoint
 _log = logging.getLogger(__name__)
 
 PIPE_SIZE = 1024 * 1024
-PIPE_POOL = 256
+PIPE_POOL = 32
 READS_PER_WAKEUP = 8
 CONNECT_TIMEOUT = 3.0
 CONNECT_ATTEMPTS = 3
