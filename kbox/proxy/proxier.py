@@ -2,8 +2,8 @@
 
 Per Service port (TCP or UDP) the proxy keeps one :class:`~kbox.proxy.balancer.Balancer` with the port's
 ready endpoints, read from the Service's EndpointSlices (``kubernetes.io/service-name``), or from its
-Endpoints when it has no slice at all (the ``kubernetes`` Service: pods reach the apiserver on
-10.96.0.1:443), and listeners that share it:
+Endpoints when it has no slice at all (hand-written Endpoints of a selectorless Service, which
+Kubernetes' mirroring controller would have turned into a slice), and listeners that share it:
 
 - on ``ClusterIP:port``, when ClusterIPs are handled: the proxy adds the ClusterIP as a /32 to the
   cluster's Docker bridge (:mod:`kbox.proxy.addresses`; needs root) and listens on it, so pods (through
@@ -135,7 +135,7 @@ def ready_endpoints(slices: Iterable[Obj], port_name: str, protocol: str) -> lis
 
 def endpoints_ready(endpoints: Obj | None, port_name: str, protocol: str) -> list[Endpoint]:
     """The ready addresses of an Endpoints object for one port: the fallback for a Service that has no
-    EndpointSlices (the ``kubernetes`` Service, whose Endpoints the apiserver writes itself)."""
+    EndpointSlices (kbox has no EndpointSlice mirroring controller)."""
     result: list[Endpoint] = []
     for subset in (endpoints or {}).get("subsets") or []:
         number = next(

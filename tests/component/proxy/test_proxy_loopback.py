@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from kbox.client.interface import SERVICES, Obj
+from kbox.client.interface import ENDPOINTS, SERVICES, Obj
 from kbox.client.local import LocalClient
 from kbox.proxy import KubeProxy, ProxySettings
 from kbox.proxy.proxier import ENDPOINTSLICES
@@ -325,6 +325,26 @@ async def test_node_port_and_load_balancer(
     assert await greeting(ip, 80) == "b0"
 
 
+async def test_endpoints_without_slices(
+    client: LocalClient, proxy: KubeProxy, backends: list[Backend]
+) -> None:
+    """A selectorless Service with hand-written Endpoints and no EndpointSlice (kbox mirrors none)."""
+    made = await tcp_backends(backends, 1)
+    service = await make_service(client, "legacy")
+    await client.create(
+        ENDPOINTS,
+        {
+            "metadata": {"name": "legacy"},
+            "subsets": [
+                {"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "web", "port": made[0].port}]}
+            ],
+        },
+        namespace="default",
+    )
+    await eventually(lambda: ready_count(proxy, "default/legacy", "web/TCP") == 1)
+    assert await greeting(loopback_for(service["spec"]["clusterIP"]), 80) == "b0"
+
+
 async def test_headless_external_name_and_deletion(client: LocalClient, proxy: KubeProxy) -> None:
     await make_service(client, "headless", clusterIP="None")
     await client.create(
@@ -382,8 +402,7 @@ async def test_slow_reader_bounds_buffers(client: LocalClient, proxy: KubeProxy)
 
 
 async def test_kubernetes_service_reaches_the_apiserver(client: LocalClient, proxy: KubeProxy) -> None:
-    """The ``kubernetes`` Service has Endpoints (written by the apiserver) and no EndpointSlice: the proxy
-    falls back to them, so 10.96.0.1:443 reaches the apiserver."""
+    """10.96.0.1:443 reaches the apiserver through the proxy (the bootstrap writes its endpoints)."""
     service = await client.get(SERVICES, "kubernetes", namespace="default")
     host = loopback_for(service["spec"]["clusterIP"])
     await eventually(lambda: ready_count(proxy, "default/kubernetes", "https/TCP") == 1)
