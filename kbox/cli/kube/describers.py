@@ -43,6 +43,8 @@ def for_kind(group: str, kind: str) -> Describer | None:
         ("", "Namespace"): basics.describe_namespace,
         ("apps", "Deployment"): workloads.describe_deployment,
         ("apps", "ReplicaSet"): workloads.describe_replica_set,
+        ("apps", "DaemonSet"): workloads.describe_daemon_set,
+        ("apps", "StatefulSet"): workloads.describe_stateful_set,
     }
     return special.get((group, kind))
 

@@ -146,6 +146,96 @@ async def describe_deployment(
     return w.text()
 
 
+async def _pods_status(api: Api, owner: Obj) -> str:
+    """``Pods Status:`` of a controller: its pods (by selector and controller reference) by phase."""
+    metadata = owner.get("metadata") or {}
+    selector = format_selector((owner.get("spec") or {}).get("selector"))
+    params = {"labelSelector": selector} if selector else {}
+    pods = await api.request("GET", f"/api/v1/namespaces/{metadata.get('namespace', '')}/pods", params=params)
+    phases = [
+        (pod.get("status") or {}).get("phase")
+        for pod in pods.get("items") or []
+        if any(
+            o.get("controller") and o.get("uid") == metadata.get("uid")
+            for o in (pod.get("metadata") or {}).get("ownerReferences") or []
+        )
+    ]
+    counts = [phases.count(p) for p in ("Running", "Pending", "Succeeded", "Failed")]
+    return "Pods Status:\t{} Running / {} Waiting / {} Succeeded / {} Failed\n".format(*counts)
+
+
+async def describe_daemon_set(
+    api: Api, daemon_set: Obj, events: list[Obj] | None, now: datetime.datetime
+) -> str:
+    w = Writer()
+    metadata = daemon_set.get("metadata") or {}
+    spec = daemon_set.get("spec") or {}
+    status = daemon_set.get("status") or {}
+    template_spec = (spec.get("template") or {}).get("spec") or {}
+    w.write(0, f"Name:\t{metadata.get('name', '')}\n")
+    w.write(0, f"Selector:\t{format_selector(spec.get('selector'))}\n")
+    w.write(0, f"Node-Selector:\t{format_labels(template_spec.get('nodeSelector'))}\n")
+    write_labels(w, "Labels", metadata.get("labels"))
+    write_annotations(w, "Annotations", metadata.get("annotations"))
+    for label, key in (
+        ("Desired Number of Nodes Scheduled", "desiredNumberScheduled"),
+        ("Current Number of Nodes Scheduled", "currentNumberScheduled"),
+        ("Number of Nodes Scheduled with Up-to-date Pods", "updatedNumberScheduled"),
+        ("Number of Nodes Scheduled with Available Pods", "numberAvailable"),
+        ("Number of Nodes Misscheduled", "numberMisscheduled"),
+    ):
+        w.write(0, f"{label}: {status.get(key, 0)}\n")
+    w.write(0, await _pods_status(api, daemon_set))
+    write_pod_template(w, spec.get("template"))
+    write_events(w, events, now)
+    return w.text()
+
+
+async def describe_stateful_set(
+    api: Api, stateful_set: Obj, events: list[Obj] | None, now: datetime.datetime
+) -> str:
+    w = Writer()
+    metadata = stateful_set.get("metadata") or {}
+    spec = stateful_set.get("spec") or {}
+    status = stateful_set.get("status") or {}
+    w.write(0, f"Name:\t{metadata.get('name', '')}\n")
+    w.write(0, f"Namespace:\t{metadata.get('namespace', '')}\n")
+    w.write(0, f"CreationTimestamp:\t{rfc1123z(metadata.get('creationTimestamp'))}\n")
+    w.write(0, f"Selector:\t{format_selector(spec.get('selector'))}\n")
+    write_labels(w, "Labels", metadata.get("labels"))
+    write_annotations(w, "Annotations", metadata.get("annotations"))
+    w.write(0, f"Replicas:\t{spec.get('replicas', 0)} desired | {status.get('replicas', 0)} total\n")
+    strategy = spec.get("updateStrategy") or {}
+    w.write(0, f"Update Strategy:\t{strategy.get('type', '')}\n")
+    rolling = strategy.get("rollingUpdate") or {}
+    if rolling.get("partition") is not None:
+        w.write(1, f"Partition:\t{rolling['partition']}\n")
+        if rolling.get("maxUnavailable") is not None:
+            w.write(1, f"MaxUnavailable:\t{rolling['maxUnavailable']}\n")
+    w.write(0, await _pods_status(api, stateful_set))
+    write_pod_template(w, spec.get("template"))
+    claims = spec.get("volumeClaimTemplates") or []
+    if not claims:
+        w.write(0, "Volume Claims:\t<none>\n")
+    else:
+        w.write(0, "Volume Claims:\n")
+        for claim in claims:
+            claim_meta = claim.get("metadata") or {}
+            claim_spec = claim.get("spec") or {}
+            storage_class = (claim_meta.get("annotations") or {}).get(
+                "volume.beta.kubernetes.io/storage-class", claim_spec.get("storageClassName", "")
+            )
+            w.write(1, f"Name:\t{claim_meta.get('name', '')}\n")
+            w.write(1, f"StorageClass:\t{storage_class}\n")
+            write_labels(w, "Labels", claim_meta.get("labels"), indent="  ")
+            write_labels(w, "Annotations", claim_meta.get("annotations"), indent="  ")
+            capacity = ((claim_spec.get("resources") or {}).get("requests") or {}).get("storage")
+            w.write(1, f"Capacity:\t{capacity or '<default>'}\n")
+            w.write(1, f"Access Modes:\t[{' '.join(claim_spec.get('accessModes') or [])}]\n")
+    write_events(w, events, now)
+    return w.text()
+
+
 async def describe_replica_set(
     api: Api, replica_set: Obj, events: list[Obj] | None, now: datetime.datetime
 ) -> str:
@@ -164,18 +254,7 @@ async def describe_replica_set(
     if owner:
         w.write(0, f"Controlled By:\t{owner.get('kind')}/{owner.get('name')}\n")
     w.write(0, f"Replicas:\t{status.get('replicas', 0)} current / {spec.get('replicas', 0)} desired\n")
-    params = {"labelSelector": selector} if selector else {}
-    pods = await api.request("GET", f"/api/v1/namespaces/{namespace}/pods", params=params)
-    phases = [
-        (pod.get("status") or {}).get("phase")
-        for pod in pods.get("items") or []
-        if any(
-            o.get("controller") and o.get("uid") == metadata.get("uid")
-            for o in (pod.get("metadata") or {}).get("ownerReferences") or []
-        )
-    ]
-    counts = [phases.count(p) for p in ("Running", "Pending", "Succeeded", "Failed")]
-    w.write(0, "Pods Status:\t{} Running / {} Waiting / {} Succeeded / {} Failed\n".format(*counts))
+    w.write(0, await _pods_status(api, replica_set))
     write_pod_template(w, spec.get("template"))
     conditions = status.get("conditions") or []
     if conditions:

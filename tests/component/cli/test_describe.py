@@ -3,9 +3,9 @@
 A pod with most of what the Pod layout shows (init and app containers, ports, command and args,
 resources, probes, every kind of environment variable, mounts of several volume kinds, tolerations,
 a node selector) must describe exactly as kubectl describes it, and so must the node, a kind kubectl
-describes generically (Lease), a Deployment mid-rollout with its ReplicaSets and Service, ConfigMaps,
-a Secret, a Namespace, several pods at once, name-prefix matches, a name that does not exist
-and an empty namespace. Ages may differ by a few seconds where they print with the same width
+describes generically (Lease), a Deployment mid-rollout with its ReplicaSets and Service, a DaemonSet,
+a StatefulSet, ConfigMaps, a Secret, a Namespace, several pods at once, name-prefix matches, a name
+that does not exist and an empty namespace. Ages may differ by a few seconds where they print with the same width
 (conftest.same_but_ages); everything else is compared exactly."""
 
 from __future__ import annotations
@@ -183,6 +183,44 @@ async def test_deployment_and_service_match_kubectl(cluster: KboxCluster) -> Non
     await assert_same_as_kubectl(cluster, "describe", "services", "-n", ns)
     replica_sets = (await assert_same_as_kubectl(cluster, "describe", "replicasets", "-n", ns)).stdout
     assert replica_sets.count("Pods Status:") == 2
+
+
+DAEMON_AND_STATEFUL_SETS = """
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, labels: {app: agent}}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      nodeSelector: {kubernetes.io/os: linux}
+      containers: [{name: agent, image: busybox}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  replicas: 2
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: postgres, volumeMounts: [{name: data, mountPath: /data}]}]
+  volumeClaimTemplates:
+  - metadata: {name: data, labels: {tier: db}}
+    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+"""
+
+
+async def test_daemon_set_and_stateful_set_match_kubectl(cluster: KboxCluster) -> None:
+    ns = cluster.namespace("sets")
+    cluster.kubectl_ok("apply", "-n", ns, "-f", "-", input=DAEMON_AND_STATEFUL_SETS)
+    daemon_set = (await assert_same_as_kubectl(cluster, "describe", "daemonset", "agent", "-n", ns)).stdout
+    assert "Desired Number of Nodes Scheduled:" in daemon_set
+    stateful_set = (await assert_same_as_kubectl(cluster, "describe", "statefulset", "db", "-n", ns)).stdout
+    assert "Volume Claims:" in stateful_set and "Access Modes:  [ReadWriteOnce]" in stateful_set
 
 
 async def test_config_secret_and_namespace_match_kubectl(cluster: KboxCluster, namespace: str) -> None:
