@@ -13,6 +13,8 @@ Names under the cluster domain (``cluster.local``):
 - ``<a-b-c-d>.<ns>.pod.<zone>``: A to a.b.c.d (CoreDNS's ``pods insecure``, kubeadm's default).
 - ``<zone>``, ``svc.<zone>``, ``pod.<zone>``, and ``<ns>.svc.<zone>`` of a namespace with Services exist
   without records: NODATA, like every name that exists but has no record of the asked type.
+- Reverse lookups (``in-addr.arpa``, ``ip6.arpa``) of ClusterIPs and headless endpoint addresses give
+  PTR records to those names; other addresses are not the cluster's and go upstream.
 - Anything else under the zone is NXDOMAIN. Both negative answers carry the zone's SOA, whose minimum
   (the negative TTL) is as short as the positive TTL, :data:`TTL` seconds: the cluster changes fast.
 """
@@ -23,11 +25,13 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import dns.exception
 import dns.name
 import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.reversename
 import dns.rrset
 
 from kbox.client.interface import Obj
@@ -61,11 +65,13 @@ class ClusterZone:
         service: Callable[[str, str], Obj | None],
         slices: Callable[[str, str], Iterable[Obj]],
         namespace_has_services: Callable[[str], bool],
+        all_services: Callable[[], Iterable[Obj]] = tuple,
     ) -> None:
         self.origin = dns.name.from_text(domain)
         self._service = service
         self._slices = slices
         self._has_services = namespace_has_services
+        self._all_services = all_services
         self._svc = dns.name.Name(("svc",)).concatenate(self.origin)
         self._pod = dns.name.Name(("pod",)).concatenate(self.origin)
         self._soa = dns.rrset.from_text(
@@ -81,6 +87,32 @@ class ClusterZone:
 
     def covers(self, name: dns.name.Name) -> bool:
         return name.is_subdomain(self.origin)
+
+    def reverse(self, name: dns.name.Name) -> Answer | None:
+        """PTR for a ClusterIP or a headless endpoint's address (``7.0.96.10.in-addr.arpa``), as CoreDNS
+        answers them; ``None`` when the address is not the cluster's (the caller forwards it)."""
+        try:
+            ip = str(dns.reversename.to_address(name))
+        except (dns.exception.DNSException, ValueError):
+            return None
+        targets: list[str] = []
+        for service in self._all_services():
+            spec = service.get("spec") or {}
+            metadata = service.get("metadata") or {}
+            service_name = f"{metadata.get('name')}.{metadata.get('namespace')}.svc.{self.origin}"
+            if ip in (spec.get("clusterIPs") or [spec.get("clusterIP")]):
+                targets.append(service_name)
+            elif spec.get("clusterIP") == "None":
+                endpoints = self._endpoints(metadata.get("namespace", ""), metadata.get("name", ""))
+                for host, endpoint_ip in endpoints:
+                    if endpoint_ip == ip:
+                        targets.append(f"{host}.{service_name}")
+        if not targets:
+            return None
+        ptr = dns.rrset.RRset(name, dns.rdataclass.IN, dns.rdatatype.PTR)
+        for target in sorted(set(targets)):
+            ptr.add(dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.PTR, target), TTL)
+        return Answer(answer=[ptr])
 
     def resolve(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> Answer:
         """The answer for ``name`` (already known to be in the zone) and ``rdtype``."""

@@ -115,6 +115,7 @@ class DnsServer:
             service=self._service,
             slices=self._service_slices,
             namespace_has_services=self._namespace_has_services,
+            all_services=self._all_services,
         )
         skip = frozenset({self.settings.listen})
         if self.settings.upstreams is None:
@@ -135,6 +136,9 @@ class DnsServer:
         if self._slices is None:
             return []
         return list(self._slices.indexer.by_index(BY_SERVICE, f"{namespace}/{name}"))
+
+    def _all_services(self) -> list[Obj]:
+        return list(self._services.indexer.list()) if self._services is not None else []
 
     def _namespace_has_services(self, namespace: str) -> bool:
         if self._services is None:
@@ -284,6 +288,16 @@ class DnsServer:
                 self._cache.clear()
             self._cache[key] = wire[2:]
             return wire
+        if question.rdtype == dns.rdatatype.PTR and question.name.is_subdomain(_REVERSE):
+            ptr = self.zone.reverse(question.name)
+            if ptr is not None:
+                response = _reply(query, dns.rcode.NOERROR, authoritative=True)
+                response.answer.extend(ptr.answer)
+                wire = self._finish(query, response, tcp)
+                if len(self._cache) >= CACHE_ENTRIES:
+                    self._cache.clear()
+                self._cache[key] = wire[2:]
+                return wire
         if not self.allowed(client_ip):
             self.stats.refused += 1
             return self._finish(query, _reply(query, dns.rcode.REFUSED), tcp)
@@ -375,6 +389,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         _log.debug("coredns: %s", exc)
+
+
+_REVERSE = dns.name.from_text("arpa.")
 
 
 def _reply(

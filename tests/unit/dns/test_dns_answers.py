@@ -20,6 +20,7 @@ import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
+import dns.reversename
 import dns.rrset
 import pytest
 
@@ -305,3 +306,19 @@ async def test_address_in_use_is_one_clear_error(client: LocalClient, server: Dn
     with pytest.raises(RuntimeError, match=r"cannot listen on 127\.0\.0\.1:\d+: in use"):
         await asyncio.wait_for(second.run(), 10)
     assert not second.healthy()
+
+
+async def test_reverse_lookups(client: LocalClient, ask: Query, upstream: tuple[Upstream, int]) -> None:
+    svc = await service(client, "web")
+    await service(client, "db", clusterIP="None")
+    await endpoints(
+        client, "db", [{"addresses": ["10.1.0.5"], "hostname": "db-0", "conditions": {"ready": True}}]
+    )
+    reverse = dns.reversename.from_address(svc["spec"]["clusterIP"]).to_text()
+    response = await eventually(lambda: _answered(ask(reverse, "PTR")))
+    assert values(response, "PTR") == ["web.default.svc.cluster.local."]
+    assert response.flags & dns.flags.AA
+    endpoint = await eventually(lambda: _answered(ask("5.0.1.10.in-addr.arpa", "PTR")))
+    assert values(endpoint, "PTR") == ["db-0.db.default.svc.cluster.local."]
+    elsewhere = await ask("7.2.0.192.in-addr.arpa", "PTR")  # not the cluster's: asked upstream
+    assert elsewhere.rcode() == dns.rcode.NXDOMAIN and "7.2.0.192.in-addr.arpa." in upstream[0].seen
