@@ -42,6 +42,17 @@ async def admit_create(
         await _service_account(catalog, namespace or "", obj)
 
 
+def mutates_created(catalog: Catalog, generic: GenericStore) -> bool:
+    """Whether admission changes a new object of this type (so a server-side apply that creates one
+    must let admission see it): pods, while the ServiceAccount plugin runs."""
+    resource = generic.resource
+    return (
+        resource.group == ""
+        and resource.plural == "pods"
+        and SERVICE_ACCOUNT not in catalog.admission_disabled
+    )
+
+
 async def _namespace_lifecycle(
     catalog: Catalog, generic: GenericStore, namespace: str | None, obj: dict[str, Any] | None
 ) -> None:

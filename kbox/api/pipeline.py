@@ -190,6 +190,10 @@ class Pipeline:
 
         if create_missing:
             await admission.admit_create(self.catalog, generic, namespace, None)
+            if admission.mutates_created(self.catalog, generic):
+                created = await self._apply_create(generic, namespace, name, transform, dry_run=dry_run)
+                if created is not None:
+                    return created, True
         return await generic.update(
             namespace,
             name,
@@ -198,6 +202,41 @@ class Pipeline:
             create_missing=create_missing,
             dry_run=dry_run,
         )
+
+    async def _apply_create(
+        self,
+        generic: GenericStore,
+        namespace: str | None,
+        name: str,
+        transform: Any,
+        *,
+        dry_run: bool,
+    ) -> Obj | None:
+        """A server-side apply that creates an object mutating admission changes (a pod's service
+        account token volume): the applied object goes through admission before the store, as a POST
+        would; the additions are not the applier's fields. None when the object exists (then it is an
+        ordinary apply)."""
+        try:
+            await generic.get(namespace, name)
+            return None
+        except errors.StatusError as exc:
+            if exc.code != 404:
+                raise
+        new = transform(None)
+        metadata = objects.meta(new)
+        if metadata.get("name") and metadata["name"] != name:
+            raise errors.bad_request(
+                f"the name of the object ({metadata['name']}) does not match the name on the URL ({name})"
+            )
+        metadata["name"] = name
+        metadata.pop("resourceVersion", None)
+        await admission.admit_create(self.catalog, generic, namespace, new)
+        try:
+            return await generic.create(namespace, new, dry_run=dry_run)
+        except errors.StatusError as exc:
+            if exc.code == 409 and exc.reason == "AlreadyExists":
+                return None  # created meanwhile: apply to it
+            raise
 
     async def delete(
         self, generic: GenericStore, namespace: str | None, name: str, options: DeleteOptions | None = None

@@ -198,3 +198,23 @@ async def test_root_ca_configmap_is_published_and_restored(cluster: AsyncCluster
     await eventually(lambda: published("default"), timeout=10)
     listing = await cluster.client.list(PODS, namespace="team")
     assert listing["items"] == []
+
+
+async def test_server_side_apply_creates_a_pod_with_its_token_volume(kubectl: Kubectl) -> None:
+    manifest = """apiVersion: v1
+kind: Pod
+metadata: {name: applied}
+spec:
+  containers: [{name: c, image: busybox, command: [sleep, "3600"]}]
+"""
+    await kubectl.ok("apply", "--server-side", "-f", "-", stdin=manifest)
+    pod = json.loads(await kubectl.ok("get", "pod", "applied", "-o", "json"))
+    [volume] = pod["spec"]["volumes"]
+    assert volume["name"].startswith("kube-api-access-")
+    assert pod["spec"]["serviceAccountName"] == "default"
+    # The admission's additions are not the applier's: applying the same manifest again keeps them.
+    assert "serverside-applied" in await kubectl.ok("apply", "--server-side", "-f", "-", stdin=manifest)
+    again = json.loads(await kubectl.ok("get", "pod", "applied", "-o", "json", "--show-managed-fields"))
+    assert again["spec"]["volumes"] == pod["spec"]["volumes"]
+    owned = json.dumps([m for m in again["metadata"]["managedFields"] if m["manager"] == "kubectl"])
+    assert "kube-api-access" not in owned
