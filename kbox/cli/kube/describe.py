@@ -155,15 +155,20 @@ def write_content(w: Writer, level: int, content: dict[str, Any], prefix: str, s
             w.write(level, f"{smart_label(key)}:\t{go_value(value)}\n")
 
 
+def parse_time(timestamp: str | None) -> datetime.datetime | None:
+    """An RFC 3339 timestamp from an object, or None."""
+    if not timestamp:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def since(timestamp: str | None, now: datetime.datetime) -> str:
     """The age of a timestamp as kubectl prints it, ``<unknown>`` for none."""
-    if not timestamp:
-        return "<unknown>"
-    try:
-        when = datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    except ValueError:
-        return "<unknown>"
-    return human_duration(now - when)
+    when = parse_time(timestamp)
+    return "<unknown>" if when is None else human_duration(now - when)
 
 
 def rfc1123z(timestamp: str | None) -> str:

@@ -45,6 +45,7 @@ def for_kind(group: str, kind: str) -> Describer | None:
         ("apps", "ReplicaSet"): workloads.describe_replica_set,
         ("apps", "DaemonSet"): workloads.describe_daemon_set,
         ("apps", "StatefulSet"): workloads.describe_stateful_set,
+        ("batch", "Job"): workloads.describe_job,
     }
     return special.get((group, kind))
 

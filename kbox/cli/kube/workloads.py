@@ -236,6 +236,68 @@ async def describe_stateful_set(
     return w.text()
 
 
+def _indexes(indexes: str, soft_limit: int = 50) -> str:
+    """Completed indexes, cut after the first comma past ``soft_limit`` characters."""
+    if not indexes:
+        return "<none>"
+    cut = indexes.find(",", soft_limit)
+    return indexes if cut < 0 else indexes[:cut] + ",..."
+
+
+async def describe_job(api: Api, job: Obj, events: list[Obj] | None, now: datetime.datetime) -> str:
+    from kbox.api.tables import human_duration
+    from kbox.cli.kube.describe import parse_time
+
+    w = Writer()
+    metadata = job.get("metadata") or {}
+    spec = job.get("spec") or {}
+    status = job.get("status") or {}
+    w.write(0, f"Name:\t{metadata.get('name', '')}\n")
+    w.write(0, f"Namespace:\t{metadata.get('namespace', '')}\n")
+    w.write(0, f"Selector:\t{format_selector(spec.get('selector'))}\n")
+    write_labels(w, "Labels", metadata.get("labels"))
+    write_annotations(w, "Annotations", metadata.get("annotations"))
+    owner = next((o for o in metadata.get("ownerReferences") or [] if o.get("controller")), None)
+    if owner:
+        w.write(0, f"Controlled By:\t{owner.get('kind')}/{owner.get('name')}\n")
+    if spec.get("parallelism") is not None:
+        w.write(0, f"Parallelism:\t{spec['parallelism']}\n")
+    completions = spec.get("completions")
+    w.write(0, f"Completions:\t{'<unset>' if completions is None else completions}\n")
+    if spec.get("completionMode") is not None:
+        w.write(0, f"Completion Mode:\t{spec['completionMode']}\n")
+    if spec.get("suspend") is not None:
+        w.write(0, f"Suspend:\t{'true' if spec['suspend'] else 'false'}\n")
+    if spec.get("backoffLimit") is not None:
+        w.write(0, f"Backoff Limit:\t{spec['backoffLimit']}\n")
+    if spec.get("ttlSecondsAfterFinished") is not None:
+        w.write(0, f"TTL Seconds After Finished:\t{spec['ttlSecondsAfterFinished']}\n")
+    started, completed = status.get("startTime"), status.get("completionTime")
+    if started:
+        w.write(0, f"Start Time:\t{rfc1123z(started)}\n")
+    if completed:
+        w.write(0, f"Completed At:\t{rfc1123z(completed)}\n")
+    start_at, end_at = parse_time(started), parse_time(completed)
+    if start_at is not None and end_at is not None:
+        w.write(0, f"Duration:\t{human_duration(end_at - start_at)}\n")
+    if spec.get("activeDeadlineSeconds") is not None:
+        w.write(0, f"Active Deadline Seconds:\t{spec['activeDeadlineSeconds']}s\n")
+    active, succeeded, failed = status.get("active", 0), status.get("succeeded", 0), status.get("failed", 0)
+    if status.get("ready") is None:
+        w.write(0, f"Pods Statuses:\t{active} Active / {succeeded} Succeeded / {failed} Failed\n")
+    else:
+        w.write(
+            0,
+            f"Pods Statuses:\t{active} Active ({status['ready']} Ready) / {succeeded} Succeeded / "
+            f"{failed} Failed\n",
+        )
+    if spec.get("completionMode") == "Indexed":
+        w.write(0, f"Completed Indexes:\t{_indexes(status.get('completedIndexes') or '')}\n")
+    write_pod_template(w, spec.get("template"))
+    write_events(w, events, now)
+    return w.text()
+
+
 async def describe_replica_set(
     api: Api, replica_set: Obj, events: list[Obj] | None, now: datetime.datetime
 ) -> str:

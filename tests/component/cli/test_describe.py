@@ -4,7 +4,7 @@ A pod with most of what the Pod layout shows (init and app containers, ports, co
 resources, probes, every kind of environment variable, mounts of several volume kinds, tolerations,
 a node selector) must describe exactly as kubectl describes it, and so must the node, a kind kubectl
 describes generically (Lease), a Deployment mid-rollout with its ReplicaSets and Service, a DaemonSet,
-a StatefulSet, ConfigMaps, a Secret, a Namespace, several pods at once, name-prefix matches, a name
+a StatefulSet, a Job, ConfigMaps, a Secret, a Namespace, several pods at once, name-prefix matches, a name
 that does not exist and an empty namespace. Ages may differ by a few seconds where they print with the same width
 (conftest.same_but_ages); everything else is compared exactly."""
 
@@ -211,16 +211,32 @@ spec:
   volumeClaimTemplates:
   - metadata: {name: data, labels: {tier: db}}
     spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: indexed}
+spec:
+  completions: 3
+  parallelism: 2
+  completionMode: Indexed
+  backoffLimit: 2
+  activeDeadlineSeconds: 600
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: w, image: busybox, command: [sh, -c, "exit 0"]}]
 """
 
 
-async def test_daemon_set_and_stateful_set_match_kubectl(cluster: KboxCluster) -> None:
+async def test_daemon_set_stateful_set_and_job_match_kubectl(cluster: KboxCluster) -> None:
     ns = cluster.namespace("sets")
     cluster.kubectl_ok("apply", "-n", ns, "-f", "-", input=DAEMON_AND_STATEFUL_SETS)
     daemon_set = (await assert_same_as_kubectl(cluster, "describe", "daemonset", "agent", "-n", ns)).stdout
     assert "Desired Number of Nodes Scheduled:" in daemon_set
     stateful_set = (await assert_same_as_kubectl(cluster, "describe", "statefulset", "db", "-n", ns)).stdout
     assert "Volume Claims:" in stateful_set and "Access Modes:  [ReadWriteOnce]" in stateful_set
+    job = (await assert_same_as_kubectl(cluster, "describe", "job", "indexed", "-n", ns)).stdout
+    assert "Completion Mode:" in job and "Pods Statuses:" in job
 
 
 async def test_config_secret_and_namespace_match_kubectl(cluster: KboxCluster, namespace: str) -> None:
