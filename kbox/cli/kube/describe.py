@@ -3,7 +3,7 @@
 Every kind gets kubectl's generic describer: Name, Namespace, Labels, Annotations, then the rest of the
 object field by field (``creationTimestamp`` reads ``Creation Timestamp``), nested maps and lists
 indented two spaces per level, then the Events whose ``involvedObject`` is this object. Pods, Nodes,
-the apps/v1 workloads, Services, ConfigMaps, Secrets and Namespaces get kubectl's own layouts
+the apps/v1 workloads, Jobs, Services, ConfigMaps, Secrets and Namespaces get kubectl's own layouts
 (``describers``, ``workloads``, ``basics``). Columns are
 aligned the way kubectl's describe output is: Go's tabwriter with padding 2 over each run of lines
 holding a tab.
