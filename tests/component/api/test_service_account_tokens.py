@@ -71,6 +71,18 @@ async def test_create_token_and_use_it(kubectl: Kubectl) -> None:
     assert LOGGED_OUT in await kubectl.fails("--token", token, "get", "pods")
 
 
+async def test_token_subresource_is_discoverable(kubectl: Kubectl) -> None:
+    resources = json.loads(await kubectl.ok("get", "--raw", "/api/v1"))["resources"]
+    [token] = [r for r in resources if r["name"] == "serviceaccounts/token"]
+    assert (token["group"], token["version"], token["kind"], token["verbs"]) == (
+        "authentication.k8s.io",
+        "v1",
+        "TokenRequest",
+        ["create"],
+    )
+    assert "selfsubjectreviews" in await kubectl.ok("api-resources", "--api-group=authentication.k8s.io")
+
+
 async def test_create_token_options_and_refusals(kubectl: Kubectl) -> None:
     await kubectl.ok("create", "serviceaccount", "robot")
     token = (
@@ -130,12 +142,21 @@ async def test_pod_gets_a_token_the_official_client_uses(
             review = k8s.AuthenticationV1Api(api).create_self_subject_review(
                 k8s.V1SelfSubjectReview(metadata=k8s.V1ObjectMeta())
             )
-            return names, review.status.user_info.to_dict()
+            access = k8s.AuthorizationV1Api(api).create_self_subject_access_review(
+                k8s.V1SelfSubjectAccessReview(
+                    spec=k8s.V1SelfSubjectAccessReviewSpec(
+                        resource_attributes=k8s.V1ResourceAttributes(verb="delete", resource="nodes")
+                    )
+                )
+            )
+            return names, review.status.user_info.to_dict(), access.status.to_dict()
 
-    names, user = await asyncio.to_thread(in_pod)
+    names, user, access = await asyncio.to_thread(in_pod)
     assert "app" in names
     assert user["username"] == "system:serviceaccount:default:default"
     assert user["extra"]["authentication.kubernetes.io/pod-name"] == ["app"]
+    assert access["allowed"] is True  # no RBAC
+    assert access["reason"] == "kbox has no RBAC: system:serviceaccount:default:default may do everything"
 
     # The token dies with its pod.
     await kubectl.ok("delete", "pod", "app", "--wait=true")
