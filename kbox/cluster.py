@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kbox import componentlogs, components, mirrorpods, supervisor, testhooks
+from kbox import componentlogs, components, mirrorpods, profile, supervisor, testhooks
 from kbox.addons import manager as addon_manager
 from kbox.api.app import ApiSettings
 from kbox.api.certs import TlsFiles, ensure_certificates
@@ -40,6 +39,7 @@ from kbox.controllers.serviceaccount import ServiceAccountsController
 from kbox.kubelet import node as kubelet_node
 from kbox.kubelet.kubelet import Kubelet, KubeletSettings
 from kbox.kubelet.runtime.interface import Runtime
+from kbox.profile import load_token
 
 _log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class ClusterSettings:
 
 def node_names(settings: ClusterSettings) -> list[str]:
     """minikube's scheme: the first node is named after the cluster, the others ``<name>-m02``..."""
-    return [settings.name] + [f"{settings.name}-m{i:02d}" for i in range(2, settings.nodes + 1)]
+    return profile.node_names(settings.name, settings.nodes)
 
 
 def make_runtime(settings: ClusterSettings) -> Runtime:
@@ -291,14 +291,3 @@ def available_addons(cluster: Cluster) -> dict[str, addon_manager.Addon]:
     from kbox.addons import catalog  # the addons import the cluster's parts, not the reverse
 
     return catalog.addons_for(cluster)
-
-
-def load_token(directory: Path) -> str:
-    """The cluster's bearer token, created (mode 0600) on first use and never logged."""
-    path = directory / "token"
-    if path.exists():
-        return path.read_text().strip()
-    token = secrets.token_urlsafe(32)
-    path.write_text(token + "\n")
-    path.chmod(0o600)
-    return token

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -275,3 +276,19 @@ def unmerge_kubeconfig(name: str, *, path: Path | None = None) -> bool:
     if changed:
         _save_kubeconfig(path, data)
     return changed
+
+
+def node_names(name: str, nodes: int) -> list[str]:
+    """minikube's scheme: the first node is named after the cluster, the others ``<name>-m02``..."""
+    return [name] + [f"{name}-m{i:02d}" for i in range(2, nodes + 1)]
+
+
+def load_token(directory: Path) -> str:
+    """The cluster's bearer token, created (mode 0600) on first use and never logged."""
+    path = directory / "token"
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token

@@ -38,7 +38,6 @@ from kbox import profile as profiles
 from kbox.api.certs import ensure_certificates
 from kbox.api.nodeconnection import MIRROR_ANNOTATION
 from kbox.cli import serve as serve_commands
-from kbox.cluster import ClusterSettings, load_token, node_names
 from kbox.kubelet import memoryfs
 from kbox.kubelet.runtime.interface import ContainerRuntimeError
 from kbox.profile import Profile, ProfileError, ProfileSettings
@@ -165,7 +164,7 @@ def _components(prof: Profile, port: int, since: float = 0.0) -> dict[str, tuple
 
 
 def _node_names(prof: Profile, nodes: int) -> list[str]:
-    return node_names(ClusterSettings(name=prof.name, state_dir=prof.dir, nodes=nodes))
+    return profiles.node_names(prof.name, nodes)
 
 
 # -- processes ----------------------------------------------------------------------------------------
@@ -329,7 +328,7 @@ def start(
     with _user_errors():
         prof.save_settings(settings)
         tls = ensure_certificates(prof.dir / "pki")
-        token = load_token(prof.dir)
+        token = profiles.load_token(prof.dir)
         ca = tls.ca_pem()
         # The same file ``kbox serve`` writes once it listens; written now so it is there from the start.
         kubeconfig_file.write(

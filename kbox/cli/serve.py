@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,9 +19,11 @@ from kbox import componentlogs
 from kbox import kubeconfig as kubeconfig_file
 from kbox.addons.catalog import addon_names
 from kbox.cli.store import kbox_home
-from kbox.cluster import Cluster, ClusterSettings
 from kbox.kubelet.runtime.interface import ContainerRuntimeError
 from kbox.util import aiotasks, gctune
+
+if TYPE_CHECKING:
+    from kbox.cluster import ClusterSettings
 
 
 @click.command()
@@ -59,6 +62,8 @@ def serve(
     profile: str, port: int, host: str, runtime: str, nodes: int, addons: str | None, log_level: str
 ) -> None:
     """Run a cluster in the foreground until Ctrl-C."""
+    from kbox.cluster import ClusterSettings  # the whole cluster: imported only by the command that runs it
+
     settings = ClusterSettings(
         name=profile,
         state_dir=kbox_home() / profile,
@@ -90,6 +95,8 @@ def addon_choice(value: str | None) -> dict[str, bool] | None:
 
 
 async def _serve(settings: ClusterSettings, buffers: componentlogs.LogBuffers | None = None) -> None:
+    from kbox.cluster import Cluster
+
     gctune.tune()
     cluster = Cluster(settings, logs=buffers)
     try:
