@@ -134,6 +134,8 @@ def make_app(catalog: Catalog, settings: ApiSettings) -> web.Application:
         app.router.add_get(path + "/", view)
     app.router.add_get("/openapi/v3/{path:.+}", _openapi_v3_document)
     app.router.add_get("/metrics", api_metrics.serve)
+    app.router.add_get("/.well-known/openid-configuration", _openid_configuration)
+    app.router.add_get("/openid/v1/jwks", _jwks)
     app.router.add_get("/healthz/{check}", _health)
     app.router.add_get("/livez/{check}", _health)
     app.router.add_get("/readyz/{check}", _health)
@@ -144,6 +146,16 @@ def make_app(catalog: Catalog, settings: ApiSettings) -> web.Application:
 
 async def _version(request: web.Request) -> web.StreamResponse:
     return json_response(version.info())
+
+
+async def _openid_configuration(request: web.Request) -> web.StreamResponse:
+    return json_response(serviceaccounts.openid_configuration())
+
+
+async def _jwks(request: web.Request) -> web.StreamResponse:
+    response = json_response(await request.app[CATALOG].tokens.jwks())
+    response.content_type = "application/jwk-set+json"
+    return response
 
 
 async def _health(request: web.Request) -> web.StreamResponse:

@@ -190,6 +190,24 @@ class TokenIssuer:
             raise jwt.InvalidTokenError("not a service account token")
         return decoded
 
+    async def jwks(self) -> Obj:
+        """The public key as a JSON Web Key Set (``/openid/v1/jwks``), for verifiers outside kbox."""
+        key = await self._private_key()
+        jwk: Obj = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+        return {"keys": [{"use": "sig", **jwk, "kid": self._kid, "alg": "RS256"}]}
+
+
+def openid_configuration() -> Obj:
+    """``/.well-known/openid-configuration``: the issuer's discovery document, as kube-apiserver
+    serves it when the jwks URI is derived from the issuer."""
+    return {
+        "issuer": ISSUER,
+        "jwks_uri": f"{ISSUER}/openid/v1/jwks",
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }
+
 
 def key_id(public: rsa.RSAPublicKey) -> str:
     """Kubernetes' key id: the unpadded base64url SHA-256 of the DER public key."""

@@ -217,11 +217,9 @@ async def token(catalog: Catalog, generic: GenericStore, info: RequestInfo, body
         node=bound.get("node"),
     )
     signed = await catalog.tokens.sign(claims)
-    result_spec: Obj = {
-        "audiences": audiences,
-        "expirationSeconds": expiration,
-        "boundObjectRef": ref or None,
-    }
+    result_spec: Obj = {"audiences": audiences, "expirationSeconds": expiration}
+    if ref:
+        result_spec["boundObjectRef"] = ref
     return {
         "kind": "TokenRequest",
         "apiVersion": "authentication.k8s.io/v1",

@@ -2,8 +2,9 @@
 kubectl's ``create token`` and ``--token``, ``auth whoami``, refusals worded as kube-apiserver words
 them; a pod's kube-api-access volume as the kubelet writes it (token, ca.crt, namespace) used by the
 official Python client's in-cluster configuration; the token dying with its pod; the kubelet renewing
-a stale token; and the kube-root-ca.crt publisher restoring a deleted or edited copy. On Docker, from
-inside a container: tests/e2e/test_incluster_docker.py."""
+a stale token; the kube-root-ca.crt publisher restoring a deleted or edited copy; and the issuer's
+published keys verifying a token outside kbox. On Docker, from inside a container:
+tests/e2e/test_incluster_docker.py."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
@@ -239,3 +241,17 @@ spec:
     assert again["spec"]["volumes"] == pod["spec"]["volumes"]
     owned = json.dumps([m for m in again["metadata"]["managedFields"] if m["manager"] == "kubectl"])
     assert "kube-api-access" not in owned
+
+
+async def test_tokens_verify_with_the_published_keys(kubectl: Kubectl) -> None:
+    """What a verifier outside the cluster does: the issuer's discovery document, then its keys."""
+    discovery = json.loads(await kubectl.ok("get", "--raw", "/.well-known/openid-configuration"))
+    assert discovery["issuer"] == "https://kubernetes.default.svc.cluster.local"
+    assert discovery["jwks_uri"] == "https://kubernetes.default.svc.cluster.local/openid/v1/jwks"
+    keys = json.loads(await kubectl.ok("get", "--raw", "/openid/v1/jwks"))["keys"]
+    token = (await kubectl.ok("create", "token", "default", "--audience", "vault")).strip()
+    [key] = keys
+    assert key["kid"] == jwt.get_unverified_header(token)["kid"]
+    public = jwt.PyJWK.from_dict(key).key
+    claims = jwt.decode(token, public, algorithms=["RS256"], audience="vault", issuer=discovery["issuer"])
+    assert claims["sub"] == "system:serviceaccount:default:default"
