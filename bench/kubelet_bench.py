@@ -291,7 +291,7 @@ async def docker_half() -> dict[str, Any]:
         await raw_api(docker, "kbox-bench-warm-api")
         await raw_cli("kbox-bench-warm-cli")
         await remove_raw(docker)
-        figures: dict[str, Any] = {"docker": version}
+        figures: dict[str, Any] = {"docker": version, "load": [os.getloadavg()[0]]}
         async with Cluster(runtime="docker", nodes=1, relist_interval=1.0, ready_timeout=120) as cluster:
             watch = ReadyWatch(cluster, "default", "bench=kubelet")
             await watch.start()
@@ -333,6 +333,7 @@ async def docker_half() -> dict[str, Any]:
             finally:
                 await watch.stop()
                 await remove_raw(docker)
+        figures["load"].append(os.getloadavg()[0])
         figures["serial"] = serial
         figures["batched"] = batched
         left = await docker.containers.list(all=True, filters={"label": [f"{RAW_LABEL}=1"]})
@@ -347,6 +348,7 @@ async def docker_half() -> dict[str, Any]:
 
 async def fake_half(profile: Path | None = None) -> dict[str, Any]:
     before = memory()
+    load = [os.getloadavg()[0]]
     async with Cluster(
         runtime="fake",
         nodes=FAKE_NODES,
@@ -404,6 +406,7 @@ async def fake_half(profile: Path | None = None) -> dict[str, Any]:
             "rss_after": after["VmRSS"],
             "rss_peak": after["VmHWM"],
             "events": watch.events,
+            "load": [*load, os.getloadavg()[0]],
         }
 
 
@@ -487,6 +490,15 @@ def section(docker: dict[str, Any] | None, fake: dict[str, Any] | None) -> str:
         rows += docker_rows(docker)
     if fake is not None:
         rows += fake_rows(fake)
+    loads = [
+        f"{name} half {f['load'][0]:.1f} → {f['load'][1]:.1f}"
+        for name, f in (("Docker", docker), ("fake", fake))
+        if f
+    ]
+    rows.append(
+        "| machine load average (1 min) at the start → end of each half (other work shares these 2 cores) |"
+        f" {'; '.join(loads)} | | |"
+    )
     return "".join(parts) + "\n".join(rows) + "\n"
 
 

@@ -172,6 +172,7 @@ def docker_version() -> str:
 
 def measure(runs_wanted: int = RUNS) -> dict[str, Any]:
     ensure_etcd()
+    load = [os.getloadavg()[0]]
     runs: dict[str, list[dict[str, float]]] = {"fake": [], "docker": [], "etcd": []}
     cli: list[float] = []
     with tempfile.TemporaryDirectory(
@@ -192,7 +193,8 @@ def measure(runs_wanted: int = RUNS) -> dict[str, Any]:
                 file=sys.stderr,
                 flush=True,
             )
-    return {"runs": runs, "cli": cli, "etcd": etcd_version(), "docker": docker_version()}
+    load.append(os.getloadavg()[0])
+    return {"runs": runs, "cli": cli, "load": load, "etcd": etcd_version(), "docker": docker_version()}
 
 
 def section(figures: dict[str, Any]) -> str:
@@ -241,7 +243,9 @@ def section(figures: dict[str, Any]) -> str:
         f" Ready); then {IDLE_S:.0f} s idle, VmRSS and Pss (smaps_rollup) of the cluster process named by"
         " its pid file; then `kbox delete`. etcd: Debian's etcd-server, one member on free loopback ports"
         " with a fresh data dir, exec to `/health` true (polled every 2 ms), the same idle memory reading,"
-        " killed by pid. Runs interleave; one warm-up of each not counted.\n\n"
+        " killed by pid. Runs interleave; one warm-up of each not counted. Machine load average (1 min;"
+        f" other work shares these cores): {figures['load'][0]:.1f} at the start, {figures['load'][1]:.1f} at"
+        " the end.\n\n"
     )
     return header + "\n".join(rows) + "\n"
 
