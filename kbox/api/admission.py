@@ -29,16 +29,12 @@ from kbox.api.registry import GenericStore
 async def admit_create(
     catalog: Catalog, generic: GenericStore, namespace: str | None, obj: dict[str, Any] | None
 ) -> None:
-    """Refuse creates into a missing or terminating namespace; allocate a new Service's addresses."""
+    """Refuse creates into a missing or terminating namespace; allocate a new Service's addresses;
+    give a new pod its ServiceAccount and token volume (or refuse it)."""
     await _namespace_lifecycle(catalog, generic, namespace, obj)
     if obj is not None and generic.resource.group == "" and generic.resource.plural == "services":
         await catalog.service_allocator.allocate(generic, obj)
-    if (
-        obj is not None
-        and generic.resource.group == ""
-        and generic.resource.plural == "pods"
-        and SERVICE_ACCOUNT not in catalog.admission_disabled
-    ):
+    if obj is not None and mutates_created(catalog, generic):
         await _service_account(catalog, namespace or "", obj)
 
 
