@@ -19,8 +19,9 @@ class ControlPlane:
     def __init__(self, store_settings: StoreSettings, api_settings: ApiSettings) -> None:
         self.store: Store = open_store(store_settings)
         self.catalog = Catalog(self.store, registry.builtin())
-        if api_settings.tls is not None:  # the service-account key lives next to the CA
-            self.catalog.tokens = TokenIssuer(api_settings.tls.ca_cert.parent)
+        # The service-account key lives next to the CA.
+        key_dir = api_settings.tls.ca_cert.parent if api_settings.tls is not None else None
+        self.catalog.tokens = TokenIssuer(key_dir, admin_token=api_settings.token)
         self.api_settings = api_settings
         self.server: ApiServer | None = None
 

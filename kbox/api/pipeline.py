@@ -94,14 +94,19 @@ class Pipeline:
         obj = check_object(generic, body, namespace)
         _check_fields(generic, obj, field_validation, warnings)
         evaluate = generic.resource.extra.get("evaluate")
-        if not generic.resource.stored and callable(evaluate):
+        review = generic.resource.extra.get("review")  # async (catalog, object): reviews that read the API
+        if not generic.resource.stored and (callable(evaluate) or callable(review)):
             # Reviews are answered, not stored.
             problems = generic.strategy.validate(obj)
             if problems:
                 raise errors.invalid_object(generic.resource.group, generic.resource.kind, "", problems)
             obj.setdefault("metadata", {}).setdefault("creationTimestamp", None)
-            answered: Obj = evaluate(obj)
-            return answered
+            if callable(evaluate):
+                answered: Obj = evaluate(obj)
+                return answered
+            assert callable(review)
+            reviewed: Obj = await review(self.catalog, obj)
+            return reviewed
         await admission.admit_create(self.catalog, generic, namespace, obj)
         return await generic.create(namespace, obj, dry_run=dry_run)
 

@@ -23,6 +23,7 @@ import base64
 import datetime
 import hashlib
 import os
+import secrets
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kbox.api import errors
-from kbox.api.authn import UserInfo
+from kbox.api.authn import ADMIN, UserInfo
 
 if TYPE_CHECKING:
     from kbox.api.catalog import Catalog
@@ -131,8 +132,9 @@ class TokenIssuer:
     ``directory`` holds ``sa.key`` (made mode 0600 when missing) and ``sa.pub``; without one the key
     lives in memory for the life of the process (apiserver tests)."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, *, admin_token: str = "") -> None:
         self.directory = directory
+        self.admin_token = admin_token  # the cluster's own token, which TokenReview recognises too
         self._key: rsa.RSAPrivateKey | None = None
         self._kid = ""
         self._lock = asyncio.Lock()
@@ -218,8 +220,31 @@ def key_id(public: rsa.RSAPublicKey) -> str:
 async def authenticate(catalog: Catalog, token: str) -> UserInfo:
     """The service account behind ``token``; 401 when the token is not valid (bad signature, expired,
     wrong audience) or the objects it names are gone or were replaced."""
+    return user_info(await _verified(catalog, token, API_AUDIENCES))
+
+
+async def review(catalog: Catalog, token: str, audiences: list[str]) -> tuple[UserInfo, list[str]]:
+    """A TokenReview: the user behind ``token`` (the cluster token's administrator or a service
+    account) and which of ``audiences`` it is valid for; 401 when it is not valid for any."""
+    if catalog.tokens.admin_token and secrets.compare_digest(
+        token.encode(), catalog.tokens.admin_token.encode()
+    ):
+        # Not audience-bound: valid for the apiserver's own audiences, as Kubernetes' static tokens.
+        accepted = [a for a in audiences if a in API_AUDIENCES]
+        if not accepted:
+            raise errors.unauthorized()
+        return ADMIN, accepted
+    if not looks_like_jwt(token):
+        raise errors.unauthorized()
+    token_claims = await _verified(catalog, token, tuple(audiences))
+    granted = token_claims.get("aud")
+    granted = [granted] if isinstance(granted, str) else list(granted or [])
+    return user_info(token_claims), [a for a in audiences if a in granted]
+
+
+async def _verified(catalog: Catalog, token: str, audiences: tuple[str, ...]) -> Obj:
     try:
-        token_claims = await catalog.tokens.verify(token)
+        token_claims = await catalog.tokens.verify(token, audiences=audiences)
     except jwt.InvalidTokenError:
         raise errors.unauthorized() from None
     private = token_claims.get(_PRIVATE)
@@ -233,7 +258,7 @@ async def authenticate(catalog: Catalog, token: str) -> UserInfo:
         ref = private.get(kind)
         if ref is not None and not await _still_there(catalog, plural, namespace, ref):
             raise errors.unauthorized()
-    return user_info(token_claims)
+    return token_claims
 
 
 async def _still_there(catalog: Catalog, plural: str, namespace: str, ref: Any) -> bool:

@@ -255,3 +255,37 @@ async def test_tokens_verify_with_the_published_keys(kubectl: Kubectl) -> None:
     public = jwt.PyJWK.from_dict(key).key
     claims = jwt.decode(token, public, algorithms=["RS256"], audience="vault", issuer=discovery["issuer"])
     assert claims["sub"] == "system:serviceaccount:default:default"
+
+
+async def test_token_review(cluster: AsyncCluster, kubectl: Kubectl) -> None:
+    """What a service in the cluster does to check a caller's token (Vault's Kubernetes auth, say)."""
+    plain = (await kubectl.ok("create", "token", "default")).strip()
+    for_vault = (await kubectl.ok("create", "token", "default", "--audience", "vault")).strip()
+    configuration = k8s.Configuration(host=cluster.url, api_key={"authorization": f"Bearer {cluster.token}"})
+    configuration.ssl_ca_cert = str(cluster.ca_path)
+
+    def reviews() -> list[Obj]:
+        cases = [(plain, None), (for_vault, ["vault", "other"]), (for_vault, None), ("x.y.z", None)]
+        cases.append((cluster.token, None))
+        with k8s.ApiClient(configuration) as api:
+            authentication = k8s.AuthenticationV1Api(api)
+            return [
+                authentication.create_token_review(
+                    k8s.V1TokenReview(spec=k8s.V1TokenReviewSpec(token=token, audiences=audiences))
+                ).status.to_dict()
+                for token, audiences in cases
+            ]
+
+    plain_review, vault_review, wrong_audience, garbage, admin = await asyncio.to_thread(reviews)
+    assert plain_review["authenticated"] is True
+    assert plain_review["user"]["username"] == "system:serviceaccount:default:default"
+    assert plain_review["audiences"] == ["https://kubernetes.default.svc.cluster.local"]
+    assert vault_review["authenticated"] is True and vault_review["audiences"] == ["vault"]
+    for refused in (wrong_audience, garbage):
+        assert not refused["authenticated"]
+        assert "invalid bearer token" in refused["error"]
+    assert admin["authenticated"] is True and admin["user"]["username"] == "kubernetes-admin"
+    err = await kubectl.fails(
+        "create", "-f", "-", stdin='{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{}}'
+    )
+    assert "token is required for TokenReview in authentication" in err
