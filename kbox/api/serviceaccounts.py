@@ -12,6 +12,9 @@ and not-before, an audience the apiserver accepts, and then the objects behind t
 ServiceAccount must still exist with the same uid, and so must a bound pod or secret. So deleting a
 ServiceAccount or the pod a token was issued for ends that token at once.
 
+:func:`review` answers TokenReviews the same way (and knows the cluster's own token), and the issuer's
+discovery document and key set (``/openid/v1/jwks``) let services outside kbox verify tokens alone.
+
 The key is made or read off the event loop (RSA key generation takes a moment) and only when a token
 is first issued or checked, so a cluster that never uses service account tokens pays nothing.
 """
