@@ -273,3 +273,19 @@ def test_the_default_user_is_the_administrator() -> None:
     with authn.acting_as(robot):
         assert authn.user() is robot
     assert authn.user() == authn.ADMIN
+
+
+async def test_review_of_the_cluster_token(catalog: Catalog) -> None:
+    catalog.tokens.admin_token = "cluster-secret"
+    who, audiences = await serviceaccounts.review(
+        catalog, "cluster-secret", ["https://kubernetes.default.svc.cluster.local", "x"]
+    )
+    assert who == authn.ADMIN
+    assert audiences == ["https://kubernetes.default.svc.cluster.local"]
+    for token, wanted in (
+        ("cluster-secret", ["vault"]),
+        ("cluster-secreT", list(serviceaccounts.API_AUDIENCES)),
+    ):
+        with pytest.raises(StatusError) as refused:
+            await serviceaccounts.review(catalog, token, wanted)
+        assert refused.value.code == 401
