@@ -26,6 +26,7 @@ from kbox.store.interface import Event, EventType, KeyValue, Store
 Obj = dict[str, Any]
 Transform = Callable[[Obj | None], Obj]
 UPDATE_RETRIES = 16
+SELECTABLE_CACHE = 4096  # events whose labels and fields watchers with selectors share (a watch buffer's 4x)
 # ``GenericStore.list`` shadows the builtin inside the class body.
 _FieldErrors = list[FieldError]
 _Objs = list[Obj]
@@ -109,6 +110,7 @@ class GenericStore:
         self.resource = resource
         self.store = store
         self.strategy: Strategy = resource.strategy
+        self._selectables: dict[tuple[int, str, bool], Selectable] = {}  # by (revision, key, previous)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -529,14 +531,16 @@ class GenericStore:
     def _selectable(self, event: Event, *, previous: bool = False) -> Selectable:
         """The labels and selectable fields of an event's object (or of the version it replaced), shared
         by every watcher with a selector. Decoding per watcher made the 100 kubelets of a 100-node
-        cluster (each watching ``spec.nodeName=<node>``) decode every pod event 200 times."""
-        resource = self.resource
-        form = f"selectable{'-previous' if previous else ''}:{resource.group}/{resource.kind}"
-
-        def work_out(e: Event) -> Selectable:
-            return selectable(resource, objects.decode((e.prev_value or b"{}") if previous else e.value))
-
-        return event.encoded(form, work_out)
+        cluster (each watching ``spec.nodeName=<node>``) decode every pod event 200 times. Kept in a
+        bounded cache of the latest events rather than on the event, which the store's history retains."""
+        key = (event.revision, event.key, previous)
+        found = self._selectables.get(key)
+        if found is None:
+            value = (event.prev_value or b"{}") if previous else event.value
+            found = self._selectables[key] = selectable(self.resource, objects.decode(value))
+            if len(self._selectables) > SELECTABLE_CACHE:
+                del self._selectables[next(iter(self._selectables))]  # the oldest
+        return found
 
 
 class WatchStream:
