@@ -6,66 +6,66 @@ stderr and exit code 1, never a traceback.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from kbox import __version__
-from kbox.cli import addons as addons_commands
-from kbox.cli import lifecycle as lifecycle_commands
-from kbox.cli import serve as serve_commands
-from kbox.cli import service as service_command
-from kbox.cli import store as store_commands
-from kbox.cli.kube import apply as apply_command
-from kbox.cli.kube import attach as attach_command
-from kbox.cli.kube import create as create_command
-from kbox.cli.kube import delete as delete_command
-from kbox.cli.kube import describe as describe_command
-from kbox.cli.kube import exec as exec_command
-from kbox.cli.kube import get as get_command
-from kbox.cli.kube import logs as logs_command
-from kbox.cli.kube import passthrough as passthrough_command
-from kbox.cli.kube import portforward as portforward_command
-from kbox.cli.kube import rollout as rollout_command
-from kbox.cli.kube import scale as scale_command
-from kbox.cli.kube import wait as wait_command
 from kbox.store import errors
 
+# Command name → "module:attribute". A command's module (and what it imports: aiohttp, the cluster,
+# the API machinery) loads only when that command runs, so ``kbox get`` does not pay for ``kbox serve``.
+COMMANDS: dict[str, str] = {
+    "start": "kbox.cli.lifecycle:start",
+    "stop": "kbox.cli.lifecycle:stop",
+    "status": "kbox.cli.lifecycle:status",
+    "kubeconfig": "kbox.cli.lifecycle:kubeconfig",
+    "profile": "kbox.cli.lifecycle:profile_group",
+    "version": "kbox.cli.lifecycle:version",
+    "serve": "kbox.cli.serve:serve",
+    "service": "kbox.cli.service:service",
+    "addons": "kbox.cli.addons:addons",
+    "completion": "kbox.cli.addons:completion",
+    "store": "kbox.cli.store:store",
+    "demo": "kbox.cli.store:demo",
+    "get": "kbox.cli.kube.get:get",
+    "describe": "kbox.cli.kube.describe:describe",
+    "kubectl": "kbox.cli.kube.passthrough:kubectl",
+    "logs": "kbox.cli.kube.logs:logs",
+    "exec": "kbox.cli.kube.exec:exec_command",
+    "attach": "kbox.cli.kube.attach:attach",
+    "port-forward": "kbox.cli.kube.portforward:port_forward",
+    "apply": "kbox.cli.kube.apply:apply",
+    "create": "kbox.cli.kube.create:create",
+    # With no objects named it deletes the profile (the lifecycle delete).
+    "delete": "kbox.cli.kube.delete:delete",
+    "scale": "kbox.cli.kube.scale:scale",
+    "rollout": "kbox.cli.kube.rollout:rollout",
+    "wait": "kbox.cli.kube.wait:wait",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use (click's documented lazy-loading shape)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module_name, attribute = COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module_name), attribute)
+            if not isinstance(command, click.Command) or command.name != cmd_name:
+                raise RuntimeError(f"{COMMANDS[cmd_name]} is not the command {cmd_name!r}")
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kbox")
 def cli() -> None:
     """kbox: Kubernetes in one asyncio Python process."""
-
-
-cli.add_command(store_commands.store)
-cli.add_command(store_commands.demo)
-cli.add_command(serve_commands.serve)
-cli.add_command(service_command.service)
-cli.add_command(addons_commands.addons)
-cli.add_command(addons_commands.completion)
-for _command in lifecycle_commands.COMMANDS:
-    cli.add_command(_command)
-cli.add_command(get_command.get)
-cli.add_command(describe_command.describe)
-cli.add_command(passthrough_command.kubectl)
-for _command in (
-    logs_command.logs,
-    exec_command.exec_command,
-    attach_command.attach,
-    portforward_command.port_forward,
-):
-    cli.add_command(_command)
-# kbox.cli.kube.delete replaces the lifecycle ``delete``: with no objects named it deletes the profile.
-for _command in (
-    apply_command.apply,
-    create_command.create,
-    delete_command.delete,
-    scale_command.scale,
-    rollout_command.rollout,
-    wait_command.wait,
-):
-    cli.add_command(_command)
 
 
 def main() -> None:
