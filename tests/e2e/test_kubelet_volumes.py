@@ -88,6 +88,9 @@ async def test_configmap_secret_downward_and_projected_volumes_with_live_update(
         "data": {"user": base64.b64encode(b"admin").decode()},
     }
     await client.create(SECRETS, secret, namespace="default")
+    # The projected serviceAccountToken is requested for the pod's ServiceAccount (no controllers here).
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
+    await client.create(interface.Resource("", "v1", "serviceaccounts"), account, namespace="default")
     volumes = [
         {
             "name": "cfg",
@@ -133,7 +136,8 @@ async def test_configmap_secret_downward_and_projected_volumes_with_live_update(
         "vols",
         "cat /cfg/dir/a.txt; echo; cat /cfg/b; echo; cat /sec/user; echo; cat /info/labels; echo; "
         "cat /all/a /all/user /all/name; echo; cat /pinned; echo; "
-        "busybox stat -L -c %a /cfg/dir/a.txt /cfg/b /sec/user /all/a; ls /all; busybox readlink /cfg/b",
+        "busybox stat -L -c %a /cfg/dir/a.txt /cfg/b /sec/user /all/a; ls /all; busybox readlink /cfg/b; "
+        "grep -c -E '^[A-Za-z0-9_-]+[.][A-Za-z0-9_-]+[.][A-Za-z0-9_-]+$' /all/token",
     )
     assert out.split("\n") == [
         "alpha",
@@ -149,8 +153,10 @@ async def test_configmap_secret_downward_and_projected_volumes_with_live_update(
         "644",
         "a",
         "name",
+        "token",
         "user",
         "..data/b",
+        "1",  # the token: one JWT
         "",
     ]
 
