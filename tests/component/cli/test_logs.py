@@ -160,13 +160,22 @@ async def test_follow_the_log_file(cluster: KboxCluster) -> None:
         log_file = cluster.kbox_home / cluster.profile / "kbox.log"
         marker = "2026-01-01 00:00:00,000 INFO [test] appended by test_follow_the_log_file\n"
 
+        async def append_until_seen() -> None:
+            # kbox may open the file (at its end: --tail 0) after a first append: keep appending.
+            while True:
+                with log_file.open("a") as f:
+                    f.write(marker)
+                await asyncio.sleep(0.5)
+
         async def appended() -> bytes:
-            with log_file.open("a") as f:
-                f.write(marker)
-            while True:  # lines the cluster itself writes meanwhile come first
-                line = await process.stdout.readline()  # type: ignore[union-attr]
-                if not line or b"test_follow_the_log_file" in line:
-                    return line
+            writer = asyncio.ensure_future(append_until_seen())
+            try:
+                while True:  # lines the cluster itself writes meanwhile come first
+                    line = await process.stdout.readline()  # type: ignore[union-attr]
+                    if not line or b"test_follow_the_log_file" in line:
+                        return line
+            finally:
+                writer.cancel()
 
         assert await asyncio.wait_for(appended(), 20) == marker.encode()
     finally:
