@@ -11,28 +11,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.component.test_lifecycle import Env, require_kubectl
+from tests.support.wait import until
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
-
-
-def poll(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """The synchronous sibling of tests.support.wait.eventually, for subprocess-driven checks."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {value!r} after {timeout}s")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +72,7 @@ def test_a_crash_is_a_restart_with_its_reason_and_previous_logs(cluster: Env) ->
         status = pods(cluster)["kube-scheduler-kbox"]["status"]["containerStatuses"][0]
         return status if status["restartCount"] == 1 and status["ready"] else None
 
-    status = poll(restarted)
+    status = until(restarted)
     terminated = status["lastState"]["terminated"]
     assert terminated["exitCode"] == 1 and terminated["reason"] == "Error"
     assert "InjectedCrash" in terminated["message"]
@@ -96,7 +84,7 @@ def test_a_crash_is_a_restart_with_its_reason_and_previous_logs(cluster: Env) ->
     assert "InjectedCrash" not in current and "scheduler default-scheduler started" in current
     # The cluster still schedules after the restart.
     cluster.kubectl("run", "after-crash", "--image=busybox", "--restart=Never")
-    poll(lambda: "Running" in cluster.kubectl("get", "pod", "after-crash", "--no-headers"))
+    until(lambda: "Running" in cluster.kubectl("get", "pod", "after-crash", "--no-headers"))
 
 
 def test_a_deleted_mirror_pod_comes_back(cluster: Env) -> None:
@@ -107,7 +95,7 @@ def test_a_deleted_mirror_pod_comes_back(cluster: Env) -> None:
         pod = pods(cluster).get("etcd-kbox")
         return bool(pod and pod["metadata"]["uid"] != before and pod["status"].get("phase") == "Running")
 
-    poll(recreated)
+    until(recreated)
 
 
 def test_exec_into_a_component_is_refused_clearly(cluster: Env) -> None:

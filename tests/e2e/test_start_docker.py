@@ -7,11 +7,9 @@ pod back."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiodocker
 import pytest
@@ -19,19 +17,9 @@ import pytest
 from kbox.kubelet.runtime.interface import LABEL_CLUSTER
 from tests.component.test_lifecycle import Env
 from tests.e2e.conftest import BuiltImages
+from tests.support.wait import until
 
 pytestmark = pytest.mark.docker
-
-
-def poll(check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {value!r} after {timeout}s")
-        time.sleep(0.3)
 
 
 async def _running(cluster: str) -> int:
@@ -115,7 +103,7 @@ spec:
         )
         return result.stdout if result.returncode == 0 and cluster_ip in result.stdout else ""
 
-    poll(lookup)
+    until(lookup, 60)
 
     assert "disabled" in env.ok("addons", "disable", "dns", "-p", profile)
     assert not any(
@@ -125,7 +113,7 @@ spec:
     assert "enabled" in env.ok("addons", "enable", "dns", "-p", profile)
     pods = rows(env, "get", "pod", "-n", "kube-system", "-p", profile)
     assert any(n.startswith("coredns-") and row[2] == "Running" for n, row in pods.items()), pods
-    poll(lookup)
+    until(lookup, 60)
 
 
 def test_stop_stops_the_pods_and_start_brings_them_back(started: tuple[Env, str]) -> None:
@@ -137,4 +125,4 @@ def test_stop_stops_the_pods_and_start_brings_them_back(started: tuple[Env, str]
     env.ok("rollout", "status", "deployment/web", "-p", profile, "--timeout=90s")
     pods = rows(env, "get", "pod", "-l", "app=web", "-p", profile)
     assert len(pods) == 2 and all(row[2] == "Running" for row in pods.values()), pods
-    assert poll(lambda: asyncio.run(_running(profile)) >= 4)  # two pods: sandbox + app each
+    assert until(lambda: asyncio.run(_running(profile)) >= 4, 60)  # two pods: sandbox + app each

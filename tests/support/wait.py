@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,3 +24,16 @@ async def eventually(
         if loop.time() > deadline:
             raise AssertionError(f"condition not met in {timeout}s: {message or check}; last={last!r}")
         await asyncio.sleep(interval)
+
+
+def until(check: Callable[[], Any], timeout: float = 30.0, *, interval: float = 0.2) -> Any:
+    """The synchronous sibling of :func:`eventually`, for tests that drive subprocesses: poll ``check``
+    until it returns a truthy value and return it; fail with the last value after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met in {timeout}s: {check}; last={last!r}")
+        time.sleep(interval)
