@@ -43,9 +43,13 @@ async def sync_pod(kubelet: Kubelet, pod: Obj, state: PodState) -> float | None:
     """Make the runtime match ``pod``; returns when to sync again (back-off expiry), if needed."""
     spec = pod.get("spec") or {}
     runtime = kubelet.runtime
+    # Containers of a sandbox that died (or was stopped by ``kbox stop``): their successors in the new
+    # sandbox are restarts, counted as such, and a policy that would not restart them is respected.
+    lost: dict[str, rt.ContainerStatus] = {}
     if state.sandbox is None or not state.sandbox.ready:
         if state.sandbox is not None:
             await runtime.remove_sandbox(state.sandbox.id)
+            lost = dict(state.current)
             state.current.clear()
         state.sandbox = await runtime.run_sandbox(_sandbox_config(kubelet, pod))
     await _refresh_volumes(kubelet, pod)
@@ -65,7 +69,8 @@ async def sync_pod(kubelet: Kubelet, pod: Obj, state: PodState) -> float | None:
         if current is None or current.state == "exited":
             failed = current is not None and current.exit_code != 0
             if not failed or policy != "Never":
-                delay = await _start_or_back_off(kubelet, pod, state, container, restart=current is not None)
+                again = current is not None or container["name"] in lost
+                delay = await _start_or_back_off(kubelet, pod, state, container, restart=again)
                 if delay:
                     wake.append(delay)
         break
@@ -78,13 +83,19 @@ async def sync_pod(kubelet: Kubelet, pod: Obj, state: PodState) -> float | None:
             if current is not None and current.state in ("created", "running"):
                 state.waiting.pop(container["name"], None)
                 continue
+            gone = lost.get(container["name"]) if current is None else None
             if current is not None and current.state == "exited":
                 killed = kubelet.probes.killed(state.uid, current.id)
                 failed = current.exit_code != 0 or killed
                 restart = policy == "Always" or (policy == "OnFailure" and failed)
                 if not restart:
                     continue
-            delay = await _start_or_back_off(kubelet, pod, state, container, restart=current is not None)
+            elif gone is not None:  # ended with its sandbox: exited as it was, or killed
+                failed = gone.state != "exited" or gone.exit_code != 0
+                if not (policy == "Always" or (policy == "OnFailure" and failed)):
+                    continue
+            again = current is not None or gone is not None
+            delay = await _start_or_back_off(kubelet, pod, state, container, restart=again)
             if delay:
                 wake.append(delay)
 

@@ -155,6 +155,12 @@ async def test_relist_notices_an_exit_and_a_dead_sandbox(
     await eventually(new_sandbox)
     await eventually(lambda: _running(client, "steady"))
 
+    async def restarted() -> bool:  # a container started again in a new sandbox is a restart
+        statuses = (await get_pod(client, "steady")).get("status", {}).get("containerStatuses") or [{}]
+        return statuses[0].get("restartCount") == 1
+
+    await eventually(restarted)
+
 
 async def test_runtime_outage_pauses_pods_and_recovers(
     server: Served, runtime: CountingRuntime, kubelet: Kubelet
