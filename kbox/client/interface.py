@@ -130,10 +130,11 @@ class Client(abc.ABC):
     async def bind(self, pod: str, node: str, *, namespace: str) -> None:
         """``pods/<pod>/binding``: assign a pod to a node once (the scheduler's write)."""
 
-    @abc.abstractmethod
     async def request_token(self, service_account: str, spec: Obj, *, namespace: str) -> Obj:
         """``serviceaccounts/<name>/token``: a TokenRequest with ``spec``; the answer's
-        ``status.token`` is the signed token (the kubelet's projected serviceAccountToken)."""
+        ``status.token`` is the signed token (the kubelet's projected serviceAccountToken). Clients
+        that cannot (test doubles) refuse, as a server without the subresource would."""
+        raise StatusError("the server could not find the requested resource", 404, "NotFound")
 
     async def close(self) -> None:  # noqa: B027 - a no-op by default on purpose
         """Release connections (nothing to do in process)."""
