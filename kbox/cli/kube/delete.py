@@ -21,8 +21,9 @@ import click
 
 from kbox.api.errors import StatusError
 from kbox.cli import lifecycle
-from kbox.cli.kube import manifests, session, wait
+from kbox.cli.kube import manifests, session, targets, wait
 from kbox.cli.kube.manifests import CommandError
+from kbox.cli.kube.wait import parse_duration
 
 EXAMPLES = """
 \b
@@ -62,14 +63,8 @@ _POLICIES = {
     "--all", "all_objects", is_flag=True, help="Every object of the TYPE (without a TYPE: every profile)."
 )
 @click.option("--ignore-not-found", is_flag=True, help="An object that does not exist is not an error.")
-@click.option(
-    "--wait",
-    type=click.BOOL,
-    default=True,
-    is_flag=False,
-    flag_value=True,
-    show_default=True,
-    help="Wait until the objects are gone (--wait=false: return at once).",
+@session.bool_option(
+    "--wait", default=True, help="Wait until the objects are gone (--wait=false: return at once)."
 )
 @click.option("--timeout", default="0s", show_default=True, help="How long to wait; 0 means a week.")
 @click.option(
@@ -135,22 +130,19 @@ def delete(
             "terminated. The resource may continue to run on the cluster indefinitely.",
             err=True,
         )
-    seconds = wait_seconds(timeout)
+    seconds = parse_duration(timeout) or 7 * 24 * 3600.0  # kubectl: 0 means a week
+    named = targets.Named(args, namespace, all_namespaces, selector, all_objects, filenames, recursive)
+    options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+    if grace_period >= 0:
+        options["gracePeriodSeconds"] = grace_period
+    options["propagationPolicy"] = _POLICIES[cascade]
     failed = manifests.run(
         _delete_all(
-            args,
-            filenames=filenames,
-            recursive=recursive,
-            selector=selector,
-            all_objects=all_objects,
+            named,
+            options,
             ignore_not_found=ignore_not_found,
-            wait_for_deletion=wait,
-            seconds=seconds,
-            grace_period=grace_period,
-            policy=_POLICIES[cascade],
+            wait_seconds=seconds if wait else None,
             output=output,
-            namespace=namespace,
-            all_namespaces=all_namespaces,
             profile=profile,
         )
     )
@@ -158,72 +150,47 @@ def delete(
         raise click.exceptions.Exit(1)
 
 
-def wait_seconds(timeout: str) -> float:
-    seconds = wait.parse_duration(timeout)
-    return 7 * 24 * 3600.0 if seconds == 0 else seconds
-
-
 async def _delete_all(
-    args: tuple[str, ...],
+    named: targets.Named,
+    options: dict[str, Any],
     *,
-    filenames: tuple[str, ...],
-    recursive: bool,
-    selector: str | None,
-    all_objects: bool,
     ignore_not_found: bool,
-    wait_for_deletion: bool,
-    seconds: float,
-    grace_period: int,
-    policy: str,
+    wait_seconds: float | None,
     output: str | None,
-    namespace: str | None,
-    all_namespaces: bool,
     profile: str | None,
 ) -> bool:
+    """DELETE each object with ``options``, then (unless ``wait_seconds`` is None) wait until all are gone."""
     failed = False
+    forced = options.get("gracePeriodSeconds") == 0
     async with session.connect(profile) as api:
-        found = await wait.targets(
-            api,
-            args,
-            namespace=namespace,
-            all_namespaces=all_namespaces,
-            selector=selector,
-            all_objects=all_objects,
-            filenames=filenames,
-            recursive=recursive,
-        )
-        deleted: list[tuple[session.ResourceInfo, str | None, str, str | None]] = []
-        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
-        if grace_period >= 0:
-            options["gracePeriodSeconds"] = grace_period
-        options["propagationPolicy"] = policy
-        for info, ns, name in found:
+        found = await named.find(api)
+        deleted: list[tuple[targets.Target, str | None]] = []
+        for target in found:
             try:
-                answer = await api.request("DELETE", info.path(ns, name), body=options)
+                answer = await api.request("DELETE", target.path(), body=options)
             except StatusError as exc:
                 if exc.code == 404 and ignore_not_found:
                     continue
                 click.echo(manifests.server_error(exc), err=True)
                 failed = True
                 continue
-            kind = info.kind_name
             if output == "name":
-                click.echo(f"{kind}/{name}")
+                click.echo(target.ref)
             else:
-                click.echo(f'{kind} "{name}" {"force deleted" if grace_period == 0 else "deleted"}')
-            deleted.append((info, ns, name, _uid(answer)))
+                click.echo(
+                    f'{target.info.kind_name} "{target.name}" {"force deleted" if forced else "deleted"}'
+                )
+            deleted.append((target, _uid(answer)))
         if not found and not failed:
             click.echo("No resources found")
-        if wait_for_deletion and deleted:
-            deadline = asyncio.get_running_loop().time() + seconds
-            for info, ns, name, uid in deleted:
+        if wait_seconds is not None and deleted:
+            deadline = asyncio.get_running_loop().time() + wait_seconds
+            for target, uid in deleted:
                 try:
                     async with asyncio.timeout_at(deadline):
-                        await wait.wait_deleted(api, info, ns, name, uid)
+                        await wait.wait_deleted(api, *target, uid)
                 except TimeoutError:
-                    click.echo(
-                        f"error: timed out waiting for the condition on {info.plural}/{name}", err=True
-                    )
+                    click.echo(wait.timed_out(target), err=True)
                     failed = True
                     break
     return failed

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
 import yaml
 
-from kbox.api.errors import StatusError
-from kbox.cli.kube import manifests, session, wait
+from kbox.cli.kube import manifests, session, targets, wait
 from kbox.cli.kube.manifests import CommandError
 from kbox.client.interface import JSON_PATCH, MERGE_PATCH, REPLICASETS, STRATEGIC_PATCH
 
@@ -57,39 +58,55 @@ def rollout() -> None:
 
 
 def _object_options(f: Any) -> Any:
-    f = click.argument("args", nargs=-1)(f)
-    f = click.option("-l", "--selector", default=None, help="Deployments matching this label selector.")(f)
-    f = click.option(
+    """The deployments a rollout command acts on (TYPE/NAME, TYPE NAME, -l, -f), handed to the
+    command as one ``named`` argument."""
+
+    @functools.wraps(f)
+    def command(
+        *,
+        args: tuple[str, ...],
+        selector: str | None,
+        filenames: tuple[str, ...],
+        namespace: str | None,
+        all_namespaces: bool,
+        **rest: Any,
+    ) -> Any:
+        named = targets.Named(args, namespace, all_namespaces, selector, filenames=filenames)
+        return f(named, **rest)
+
+    decorated = click.argument("args", nargs=-1)(command)
+    decorated = click.option(
+        "-l", "--selector", default=None, help="Deployments matching this label selector."
+    )(decorated)
+    decorated = click.option(
         "-f", "--filename", "filenames", multiple=True, metavar="FILE", help="Objects in manifests."
-    )(f)
-    f = session.namespace_options(f)
-    return session.profile_option(f)
+    )(decorated)
+    decorated = session.namespace_options(decorated)
+    return session.profile_option(decorated)
 
 
-async def _deployments(
-    api: session.Api,
-    args: tuple[str, ...],
-    *,
-    selector: str | None,
-    filenames: tuple[str, ...],
-    namespace: str | None,
-    all_namespaces: bool,
-) -> list[tuple[session.ResourceInfo, str | None, str]]:
-    found = await wait.targets(
-        api,
-        args,
-        namespace=namespace,
-        all_namespaces=all_namespaces,
-        selector=selector,
-        all_objects=False,
-        filenames=filenames,
-    )
-    if not found:
-        raise CommandError("no deployments found")
-    for info, _, _ in found:
-        if (info.group, info.kind) != ("apps", "Deployment"):
-            raise CommandError(f"kbox rollout handles deployments only, not {info.qualified}")
-    return found
+Action = Callable[[session.Api, targets.Target, dict[str, Any]], Awaitable[bool | None]]
+
+
+def _each_deployment(named: targets.Named, profile: str | None, act: Action) -> None:
+    """Read each named deployment and ``act`` on it; exit 1 if any act returned True (it failed)."""
+
+    async def main() -> bool:
+        failed = False
+        async with session.connect(profile) as api:
+            found = await named.find(api)
+            if not found:
+                raise CommandError("no deployments found")
+            for target in found:
+                if (target.info.group, target.info.kind) != ("apps", "Deployment"):
+                    raise CommandError(f"kbox rollout handles deployments only, not {target.info.qualified}")
+            for target in found:
+                deployment: dict[str, Any] = await api.request("GET", target.path())
+                failed = bool(await act(api, target, deployment)) or failed
+        return failed
+
+    if manifests.run(main()):
+        raise click.exceptions.Exit(1)
 
 
 # --- status --------------------------------------------------------------------------------------------
@@ -135,91 +152,50 @@ def status_line(deployment: dict[str, Any], revision: int = 0) -> tuple[str, boo
     ),
 )
 @_object_options
-@click.option(
+@session.bool_option(
     "-w",
     "--watch",
-    type=click.BOOL,
     default=True,
-    is_flag=False,
-    flag_value=True,
-    show_default=True,
     help="Watch until the rollout is done (--watch=false: print the status once).",
 )
 @click.option("--timeout", default="0s", show_default=True, help="How long to wait (0: no limit).")
 @click.option("--revision", type=int, default=0, help="Fail unless the rollout is at this revision.")
-def status(
-    args: tuple[str, ...],
-    selector: str | None,
-    filenames: tuple[str, ...],
-    namespace: str | None,
-    all_namespaces: bool,
-    profile: str | None,
-    watch: bool,
-    timeout: str,
-    revision: int,
-) -> None:
+def status(named: targets.Named, profile: str | None, watch: bool, timeout: str, revision: int) -> None:
     """Show a rollout's progress, waiting until it completes."""
     if revision < 0:
         raise CommandError(f"revision must be a positive integer: {revision}")
     seconds = wait.parse_duration(timeout)
 
-    async def main() -> None:
-        async with session.connect(profile) as api:
-            found = await _deployments(
-                api,
-                args,
-                selector=selector,
-                filenames=filenames,
-                namespace=namespace,
-                all_namespaces=all_namespaces,
-            )
-            for info, ns, name in found:
-                try:
-                    async with asyncio.timeout(seconds or None):
-                        await _follow(api, info, ns, name, watch=watch, revision=revision)
-                except TimeoutError:
-                    raise CommandError("timed out waiting for the condition") from None
+    async def follow(api: session.Api, target: targets.Target, deployment: dict[str, Any]) -> None:
+        try:
+            async with asyncio.timeout(seconds or None):
+                await _follow(api, target, deployment, watch=watch, revision=revision)
+        except TimeoutError:
+            raise CommandError("timed out waiting for the condition") from None
 
-    manifests.run(main())
+    _each_deployment(named, profile, follow)
 
 
 async def _follow(
-    api: session.Api, info: session.ResourceInfo, ns: str | None, name: str, *, watch: bool, revision: int
+    api: session.Api, target: targets.Target, deployment: dict[str, Any], *, watch: bool, revision: int
 ) -> None:
+    """Print the deployment's status line each time it changes, until the rollout is done."""
     last = ""
 
-    def show(obj: dict[str, Any]) -> bool:
+    def show(obj: dict[str, Any] | None) -> bool:
         nonlocal last
+        if obj is None:
+            raise CommandError("object has been deleted")
         line, done = status_line(obj, revision)
         if line != last:
             click.echo(line)
             last = line
         return done or not watch
 
-    deployment: dict[str, Any] = await api.request("GET", info.path(ns, name))
     if show(deployment):
         return
     uid = (deployment.get("metadata") or {}).get("uid")
-    version = (deployment.get("metadata") or {}).get("resourceVersion", "")
-    while True:
-        try:
-            async for event in api.client.watch(
-                info.resource, namespace=ns, field_selector=f"metadata.name={name}", resource_version=version
-            ):
-                version = (event.object.get("metadata") or {}).get("resourceVersion", version)
-                if event.type == "BOOKMARK":
-                    continue
-                if event.type == "DELETED" or (event.object.get("metadata") or {}).get("uid") != uid:
-                    raise CommandError("object has been deleted")
-                if show(event.object):
-                    return
-        except StatusError as exc:
-            if exc.code != 410:
-                raise
-            deployment = await api.request("GET", info.path(ns, name))
-            if show(deployment):
-                return
-            version = (deployment.get("metadata") or {}).get("resourceVersion", "")
+    await wait.watch_until(api, *target, show, uid=uid)
 
 
 # --- history and undo ----------------------------------------------------------------------------------
@@ -250,56 +226,34 @@ async def replica_sets(api: session.Api, deployment: dict[str, Any]) -> dict[int
 )
 @_object_options
 @click.option("--revision", type=int, default=0, help="Show the pod template of this revision.")
-def history(
-    args: tuple[str, ...],
-    selector: str | None,
-    filenames: tuple[str, ...],
-    namespace: str | None,
-    all_namespaces: bool,
-    profile: str | None,
-    revision: int,
-) -> None:
+def history(named: targets.Named, profile: str | None, revision: int) -> None:
     """List a deployment's revisions (or show one with --revision)."""
     if revision < 0:
         raise CommandError(f"revision must be a positive integer: {revision}")
 
-    async def main() -> None:
-        async with session.connect(profile) as api:
-            found = await _deployments(
-                api,
-                args,
-                selector=selector,
-                filenames=filenames,
-                namespace=namespace,
-                all_namespaces=all_namespaces,
-            )
-            for info, ns, name in found:
-                deployment = await api.request("GET", info.path(ns, name))
-                revisions = await replica_sets(api, deployment)
-                ref = f"{info.kind_name}/{name}"
-                if not revisions:
-                    click.echo(f"{ref} \nNo rollout history found.")
-                    continue
-                if revision:
-                    if revision not in revisions:
-                        raise CommandError("unable to find the specified revision")
-                    template = (revisions[revision].get("spec") or {}).get("template") or {}
-                    click.echo(f"{ref} with revision #{revision}\nPod Template:")
-                    click.echo(yaml.safe_dump(template, default_flow_style=False), nl=False)
-                    continue
-                rows = [("REVISION", "CHANGE-CAUSE")]
-                for number in sorted(revisions):
-                    cause = ((revisions[number].get("metadata") or {}).get("annotations") or {}).get(
-                        CHANGE_CAUSE
-                    )
-                    rows.append((str(number), cause or "<none>"))
-                width = max(len(r[0]) for r in rows) + 2
-                click.echo(f"{ref} ")
-                for first, second in rows:
-                    click.echo(f"{first.ljust(width)}{second}")
-                click.echo("")
+    async def show(api: session.Api, target: targets.Target, deployment: dict[str, Any]) -> None:
+        revisions = await replica_sets(api, deployment)
+        if not revisions:
+            click.echo(f"{target.ref} \nNo rollout history found.")
+            return
+        if revision:
+            if revision not in revisions:
+                raise CommandError("unable to find the specified revision")
+            template = (revisions[revision].get("spec") or {}).get("template") or {}
+            click.echo(f"{target.ref} with revision #{revision}\nPod Template:")
+            click.echo(yaml.safe_dump(template, default_flow_style=False), nl=False)
+            return
+        rows = [("REVISION", "CHANGE-CAUSE")]
+        for number in sorted(revisions):
+            cause = ((revisions[number].get("metadata") or {}).get("annotations") or {}).get(CHANGE_CAUSE)
+            rows.append((str(number), cause or "<none>"))
+        width = max(len(r[0]) for r in rows) + 2
+        click.echo(f"{target.ref} ")
+        for first, second in rows:
+            click.echo(f"{first.ljust(width)}{second}")
+        click.echo("")
 
-    manifests.run(main())
+    _each_deployment(named, profile, show)
 
 
 def _without_hash(template: dict[str, Any]) -> dict[str, Any]:
@@ -327,53 +281,31 @@ def _without_hash(template: dict[str, Any]) -> dict[str, Any]:
     flag_value="client",
     help="client: print the template it would restore.",
 )
-def undo(
-    args: tuple[str, ...],
-    selector: str | None,
-    filenames: tuple[str, ...],
-    namespace: str | None,
-    all_namespaces: bool,
-    profile: str | None,
-    to_revision: int,
-    dry_run: str,
-) -> None:
+def undo(named: targets.Named, profile: str | None, to_revision: int, dry_run: str) -> None:
     """Roll a deployment back to its previous (or a given) revision."""
     if to_revision < 0:
         raise CommandError(f"unable to find specified revision {to_revision} in history")
 
-    async def main() -> None:
-        async with session.connect(profile) as api:
-            found = await _deployments(
-                api,
-                args,
-                selector=selector,
-                filenames=filenames,
-                namespace=namespace,
-                all_namespaces=all_namespaces,
-            )
-            for info, ns, name in found:
-                click.echo(
-                    f"{info.kind_name}/{name} {await _undo_one(api, info, ns, name, to_revision, dry_run)}"
-                )
+    async def undo_one(api: session.Api, target: targets.Target, deployment: dict[str, Any]) -> None:
+        click.echo(f"{target.ref} {await _undo_one(api, target, deployment, to_revision, dry_run)}")
 
-    manifests.run(main())
+    _each_deployment(named, profile, undo_one)
 
 
 async def _undo_one(
-    api: session.Api, info: session.ResourceInfo, ns: str | None, name: str, to_revision: int, dry_run: str
+    api: session.Api, target: targets.Target, deployment: dict[str, Any], to_revision: int, dry_run: str
 ) -> str:
-    deployment: dict[str, Any] = await api.request("GET", info.path(ns, name))
     revisions = await replica_sets(api, deployment)
     if to_revision:
         if to_revision not in revisions:
             raise CommandError(f"unable to find specified revision {to_revision} in history")
-        target = to_revision
+        chosen = to_revision
     else:
         ordered = sorted(revisions)
         if len(ordered) < 2:
-            raise CommandError(f'no rollout history found for deployment "{name}"')
-        target = ordered[-2]
-    rs = revisions[target]
+            raise CommandError(f'no rollout history found for deployment "{target.name}"')
+        chosen = ordered[-2]
+    rs = revisions[chosen]
     template = _without_hash((rs.get("spec") or {}).get("template") or {})
     if dry_run == "client":
         return "\n" + yaml.safe_dump(template, default_flow_style=False).rstrip()
@@ -383,7 +315,7 @@ async def _undo_one(
             "resume it first with 'kbox rollout resume' and try again"
         )
     if _without_hash((deployment.get("spec") or {}).get("template") or {}) == template:
-        return f"skipped rollback (current template already matches revision {target})"
+        return f"skipped rollback (current template already matches revision {chosen})"
     current_annotations = (deployment.get("metadata") or {}).get("annotations") or {}
     annotations = {k: v for k, v in current_annotations.items() if k in KEPT_ON_ROLLBACK}
     for key, value in ((rs.get("metadata") or {}).get("annotations") or {}).items():
@@ -394,7 +326,7 @@ async def _undo_one(
         {"op": "replace", "path": "/metadata/annotations", "value": annotations},
     ]
     params = {"dryRun": "All"} if dry_run == "server" else None
-    await api.request("PATCH", info.path(ns, name), params=params, body=patch, content_type=JSON_PATCH)
+    await api.request("PATCH", target.path(), params=params, body=patch, content_type=JSON_PATCH)
     return "rolled back"
 
 
@@ -408,79 +340,40 @@ async def _undo_one(
     ),
 )
 @_object_options
-def restart(
-    args: tuple[str, ...],
-    selector: str | None,
-    filenames: tuple[str, ...],
-    namespace: str | None,
-    all_namespaces: bool,
-    profile: str | None,
-) -> None:
+def restart(named: targets.Named, profile: str | None) -> None:
     """Restart every pod of a deployment by rolling it (a restartedAt annotation)."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    async def main() -> bool:
-        failed = False
-        async with session.connect(profile) as api:
-            found = await _deployments(
-                api,
-                args,
-                selector=selector,
-                filenames=filenames,
-                namespace=namespace,
-                all_namespaces=all_namespaces,
+    async def restart_one(api: session.Api, target: targets.Target, deployment: dict[str, Any]) -> bool:
+        if (deployment.get("spec") or {}).get("paused"):
+            click.echo(
+                f'error: {target.info.qualified} "{target.name}" '
+                "can't restart paused deployment (run rollout resume first)",
+                err=True,
             )
-            stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            for info, ns, name in found:
-                deployment: dict[str, Any] = await api.request("GET", info.path(ns, name))
-                if (deployment.get("spec") or {}).get("paused"):
-                    click.echo(
-                        f'error: {info.qualified} "{name}" '
-                        "can't restart paused deployment (run rollout resume first)",
-                        err=True,
-                    )
-                    failed = True
-                    continue
-                patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
-                await api.request("PATCH", info.path(ns, name), body=patch, content_type=STRATEGIC_PATCH)
-                click.echo(f"{info.kind_name}/{name} restarted")
-        return failed
+            return True
+        patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+        await api.request("PATCH", target.path(), body=patch, content_type=STRATEGIC_PATCH)
+        click.echo(f"{target.ref} restarted")
+        return False
 
-    if manifests.run(main()):
-        raise click.exceptions.Exit(1)
+    _each_deployment(named, profile, restart_one)
 
 
 def _pauser(paused: bool) -> Any:
     verb = "paused" if paused else "resumed"
 
     @_object_options
-    def command(
-        args: tuple[str, ...],
-        selector: str | None,
-        filenames: tuple[str, ...],
-        namespace: str | None,
-        all_namespaces: bool,
-        profile: str | None,
-    ) -> None:
-        async def main() -> None:
-            async with session.connect(profile) as api:
-                found = await _deployments(
-                    api,
-                    args,
-                    selector=selector,
-                    filenames=filenames,
-                    namespace=namespace,
-                    all_namespaces=all_namespaces,
-                )
-                for info, ns, name in found:
-                    deployment: dict[str, Any] = await api.request("GET", info.path(ns, name))
-                    if bool((deployment.get("spec") or {}).get("paused")) == paused:
-                        state = "already paused" if paused else "not paused"
-                        raise CommandError(f'{info.qualified} "{name}" is {state}')
-                    body = {"spec": {"paused": paused or None}}
-                    await api.request("PATCH", info.path(ns, name), body=body, content_type=MERGE_PATCH)
-                    click.echo(f"{info.kind_name}/{name} {verb}")
+    def command(named: targets.Named, profile: str | None) -> None:
+        async def set_paused(api: session.Api, target: targets.Target, deployment: dict[str, Any]) -> None:
+            if bool((deployment.get("spec") or {}).get("paused")) == paused:
+                state = "already paused" if paused else "not paused"
+                raise CommandError(f'{target.info.qualified} "{target.name}" is {state}')
+            body = {"spec": {"paused": paused or None}}
+            await api.request("PATCH", target.path(), body=body, content_type=MERGE_PATCH)
+            click.echo(f"{target.ref} {verb}")
 
-        manifests.run(main())
+        _each_deployment(named, profile, set_paused)
 
     command.__doc__ = (
         f"Mark a deployment {verb}: {'no rollouts until resumed' if paused else 'rollouts continue'}."

@@ -9,12 +9,13 @@ Any resource with a ``scale`` subresource works (custom resources too); one with
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from kbox.api.errors import StatusError
-from kbox.cli.kube import manifests, session, wait
+from kbox.cli.kube import manifests, session, targets
 from kbox.cli.kube.manifests import CommandError
 from kbox.client.interface import MERGE_PATCH
 
@@ -55,67 +56,41 @@ def scale(
     profile: str | None,
 ) -> None:
     """Set the number of replicas of deployments, replicasets or statefulsets."""
-    failed = manifests.run(
-        _scale_all(
-            args,
-            replicas=replicas,
-            current_replicas=current_replicas,
-            resource_version=resource_version,
-            filenames=filenames,
-            recursive=recursive,
-            selector=selector,
-            all_objects=all_objects,
-            output=output,
-            namespace=namespace,
-            all_namespaces=all_namespaces,
-            profile=profile,
-        )
-    )
-    if failed:
+    named = targets.Named(args, namespace, all_namespaces, selector, all_objects, filenames, recursive)
+    preconditions = Preconditions(current_replicas, resource_version)
+    if manifests.run(_scale_all(named, replicas, preconditions, output, profile)):
         raise click.exceptions.Exit(1)
 
 
+@dataclass(frozen=True)
+class Preconditions:
+    """What the object's Scale must show before it is written (-1 / empty: no check)."""
+
+    current_replicas: int = -1
+    resource_version: str = ""
+
+    def __bool__(self) -> bool:
+        return self.current_replicas >= 0 or bool(self.resource_version)
+
+
 async def _scale_all(
-    args: tuple[str, ...],
-    *,
-    replicas: int,
-    current_replicas: int,
-    resource_version: str,
-    filenames: tuple[str, ...],
-    recursive: bool,
-    selector: str | None,
-    all_objects: bool,
-    output: str | None,
-    namespace: str | None,
-    all_namespaces: bool,
-    profile: str | None,
+    named: targets.Named, replicas: int, preconditions: Preconditions, output: str | None, profile: str | None
 ) -> bool:
     failed = False
     async with session.connect(profile) as api:
-        found = await wait.targets(
-            api,
-            args,
-            namespace=namespace,
-            all_namespaces=all_namespaces,
-            selector=selector,
-            all_objects=all_objects,
-            filenames=filenames,
-            recursive=recursive,
-        )
+        found = await named.find(api)
         if not found:
             raise CommandError("no objects passed to scale")
-        if len(found) > 1 and (current_replicas >= 0 or resource_version):
+        if len(found) > 1 and preconditions:
             raise CommandError("--current-replicas and --resource-version need exactly one object")
-        for info, ns, name in found:
+        for target in found:
             try:
                 await scale_one(
                     api,
-                    info,
-                    ns,
-                    name,
+                    *target,
                     replicas,
-                    current_replicas=current_replicas,
-                    resource_version=resource_version,
+                    current_replicas=preconditions.current_replicas,
+                    resource_version=preconditions.resource_version,
                 )
             except StatusError as exc:
                 click.echo(manifests.server_error(exc), err=True)
@@ -125,8 +100,7 @@ async def _scale_all(
                 click.echo(f"error: {exc.format_message()}", err=True)
                 failed = True
                 continue
-            ref = f"{info.kind_name}/{name}"
-            click.echo(ref if output == "name" else f"{ref} scaled")
+            click.echo(target.ref if output == "name" else f"{target.ref} scaled")
     return failed
 
 

@@ -411,6 +411,13 @@ def namespace_options(f: F) -> F:
     )(f)
 
 
+def bool_option(*decls: str, default: bool, help: str) -> Callable[[F], F]:
+    """A kubectl-style boolean flag: ``--wait`` alone is true, ``--wait=false`` sets it."""
+    return click.option(
+        *decls, type=click.BOOL, default=default, is_flag=False, flag_value=True, show_default=True, help=help
+    )
+
+
 def wrap_errors(f: F) -> F:
     """For synchronous command bodies: profile errors as one line."""
 

@@ -11,7 +11,8 @@ case, the value defaulting to ``true``) and ``jsonpath={.path}[=VALUE]`` (kubect
 ``kbox.cli.kube.jsonpath``; without a value: until the field exists; with one, the path must select a
 single plain value, compared as text).
 
-``wait_deleted`` is shared with ``kbox delete --wait``.
+``wait_deleted`` is shared with ``kbox delete --wait``, and ``watch_until`` (read, then watch one object
+until a check holds) with ``kbox rollout status``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import click
 
 from kbox.api.errors import StatusError
-from kbox.cli.kube import jsonpath, manifests, session
+from kbox.cli.kube import jsonpath, manifests, session, targets
 from kbox.cli.kube.manifests import CommandError
 
 EXAMPLES = """
@@ -173,6 +174,29 @@ async def wait_for(
 ) -> dict[str, Any] | None:
     """Block until the object meets ``condition``; returns it (None once deleted). With ``uid``, an
     object of the same name but another uid counts as the old one deleted."""
+
+    def gone() -> None:
+        if condition.kind not in ("delete", "create"):
+            raise StatusError(f'{info.qualified} "{name}" not found', 404, "NotFound")
+
+    return await watch_until(api, info, namespace, name, condition.met, uid=uid, on_gone=gone)
+
+
+async def watch_until(
+    api: session.Api,
+    info: session.ResourceInfo,
+    namespace: str | None,
+    name: str,
+    check: Callable[[dict[str, Any] | None], bool],
+    *,
+    uid: str | None = None,
+    on_gone: Callable[[], None] | None = None,
+) -> dict[str, Any] | None:
+    """Read the object, then watch it by name from that version, until ``check`` (given the object,
+    or None while it does not exist) holds; returns what it held for. A watch the server ends is
+    resumed from the last version seen; an expired version (410) reads again. With ``uid``, an object
+    of the same name but another uid counts as gone. ``on_gone`` is called (and may raise) when a
+    watch event says the object went away, before ``check`` sees None."""
     selector = f"metadata.name={name}"
     while True:
         try:
@@ -183,12 +207,16 @@ async def wait_for(
             obj = None
         if obj is not None and uid and (obj.get("metadata") or {}).get("uid") != uid:
             obj = None
-        if condition.met(obj):
+        if check(obj):
             return obj
         version = (obj or {}).get("metadata", {}).get("resourceVersion", "") if obj else ""
         if not version:
             listing = await api.client.list(info.resource, namespace=namespace, field_selector=selector)
             version = (listing.get("metadata") or {}).get("resourceVersion", "")
+            # Made between the GET and the list: the watch from the list's version will not show it.
+            for item in listing.get("items") or ():
+                if (not uid or (item.get("metadata") or {}).get("uid") == uid) and check(item):
+                    return dict(item)
         try:
             while True:  # one watch, resumed from the last version until a 410 sends us back to GET
                 async for event in api.client.watch(
@@ -200,9 +228,9 @@ async def wait_for(
                     current: dict[str, Any] | None = None if event.type == "DELETED" else event.object
                     if current is not None and uid and (current.get("metadata") or {}).get("uid") != uid:
                         current = None
-                    if current is None and condition.kind not in ("delete", "create"):
-                        raise StatusError(f'{info.qualified} "{name}" not found', 404, "NotFound")
-                    if condition.met(current):
+                    if current is None and on_gone is not None:
+                        on_gone()
+                    if check(current):
                         return current
         except StatusError as exc:
             if exc.code != 410:
@@ -214,71 +242,6 @@ async def wait_deleted(
 ) -> None:
     """Until the object (that uid, when given) is gone."""
     await wait_for(api, info, namespace, name, Condition("delete", "delete"), uid=uid)
-
-
-async def targets(
-    api: session.Api,
-    args: tuple[str, ...],
-    *,
-    namespace: str | None,
-    all_namespaces: bool,
-    selector: str | None,
-    all_objects: bool,
-    filenames: tuple[str, ...] = (),
-    recursive: bool = False,
-) -> list[tuple[session.ResourceInfo, str | None, str]]:
-    """The objects a kubectl-style argument list names: ``-f``, ``TYPE/NAME...``, ``TYPE NAME...``,
-    ``TYPE -l SEL`` or ``TYPE --all`` → (resource, namespace, name) in order."""
-    ns = None if all_namespaces else (namespace or api.namespace)
-    found: list[tuple[session.ResourceInfo, str | None, str]] = []
-    if filenames:
-        if args:
-            raise CommandError("when paths are provided, no resources may be specified")
-        for manifest in manifests.load(filenames, recursive=recursive):
-            info = await api.resolve_kind(manifest.api_version, manifest.kind)
-            target_ns = (manifest.namespace or namespace or api.namespace) if info.namespaced else None
-            found.append((info, target_ns, manifest.name))
-        return found
-    if not args:
-        raise CommandError("you must provide one or more resources by argument or filename")
-    if any("/" in arg for arg in args):
-        if not all("/" in arg for arg in args):
-            raise CommandError(
-                "there is no need to specify a resource type as a separate argument when passing "
-                "arguments in resource/name form"
-            )
-        if selector or all_objects:
-            raise CommandError("name cannot be provided when a selector or --all is specified")
-        for arg in args:
-            kind, _, name = arg.partition("/")
-            if not name:
-                raise CommandError(
-                    f'arguments in resource/name form must have a single resource and name: "{arg}"'
-                )
-            info = await api.resolve(kind)
-            found.append((info, ns if info.namespaced else None, name))
-        return found
-    infos = [await api.resolve(kind) for kind in args[0].split(",") if kind]
-    names = args[1:]
-    if names:
-        if selector or all_objects:
-            raise CommandError("name cannot be provided when a selector or --all is specified")
-        if len(infos) != 1:
-            raise CommandError("names cannot be given with more than one resource type")
-        return [(infos[0], ns if infos[0].namespaced else None, name) for name in names]
-    if not (selector or all_objects):
-        raise CommandError(
-            f'resource(s) were provided, but no name was specified: use "{args[0]} NAME", '
-            "-l SELECTOR or --all"
-        )
-    for info in infos:
-        listing = await api.client.list(
-            info.resource, namespace=ns if info.namespaced else None, label_selector=selector
-        )
-        for item in listing.get("items") or ():
-            meta = item.get("metadata") or {}
-            found.append((info, meta.get("namespace") if info.namespaced else None, meta.get("name", "")))
-    return found
 
 
 @click.command("wait", epilog=EXAMPLES)
@@ -319,55 +282,25 @@ def wait(
     """Wait until objects meet a condition: TYPE/NAME, TYPE NAME, TYPE -l SEL or TYPE --all."""
     condition = parse_for(for_)
     seconds = parse_duration(timeout)
-    failed = manifests.run(
-        _wait_all(
-            args,
-            condition,
-            seconds,
-            selector=selector,
-            all_objects=all_objects,
-            filenames=filenames,
-            recursive=recursive,
-            namespace=namespace,
-            all_namespaces=all_namespaces,
-            profile=profile,
-        )
-    )
-    if failed:
+    named = targets.Named(args, namespace, all_namespaces, selector, all_objects, filenames, recursive)
+    if manifests.run(_wait_all(named, condition, seconds, profile)):
         raise click.exceptions.Exit(1)
 
 
-async def _wait_all(
-    args: tuple[str, ...],
-    condition: Condition,
-    seconds: float,
-    *,
-    selector: str | None,
-    all_objects: bool,
-    filenames: tuple[str, ...],
-    recursive: bool,
-    namespace: str | None,
-    all_namespaces: bool,
-    profile: str | None,
-) -> bool:
+def timed_out(target: targets.Target) -> str:
+    """kubectl's line for a wait that ran out of time."""
+    return f"error: timed out waiting for the condition on {target.info.plural}/{target.name}"
+
+
+async def _wait_all(named: targets.Named, condition: Condition, seconds: float, profile: str | None) -> bool:
     async with session.connect(profile) as api:
-        found = await targets(
-            api,
-            args,
-            namespace=namespace,
-            all_namespaces=all_namespaces,
-            selector=selector,
-            all_objects=all_objects,
-            filenames=filenames,
-            recursive=recursive,
-        )
+        found = await named.find(api)
         if not found and condition.kind != "delete":
             raise CommandError("no matching resources found")
         deadline = asyncio.get_running_loop().time() + seconds
-        for info, ns, name in found:
-            ref = f"{info.kind_name}/{name}"
+        for target in found:
             try:
-                obj: dict[str, Any] | None = await api.request("GET", info.path(ns, name))
+                obj: dict[str, Any] | None = await api.request("GET", target.path())
             except StatusError as exc:
                 if exc.code != 404:
                     raise
@@ -379,19 +312,17 @@ async def _wait_all(
                 obj = None
             if seconds == 0:  # kubectl: check once, do not wait
                 if not condition.met(obj):
-                    click.echo(f"error: condition not met for {ref}", err=True)
+                    click.echo(f"error: condition not met for {target.ref}", err=True)
                     return True
             else:
                 try:
                     async with asyncio.timeout_at(deadline):
-                        await wait_for(api, info, ns, name, condition)
+                        await wait_for(api, *target, condition)
                 except TimeoutError:
-                    click.echo(
-                        f"error: timed out waiting for the condition on {info.plural}/{name}", err=True
-                    )
+                    click.echo(timed_out(target), err=True)
                     return True
                 except StatusError as exc:
                     click.echo(manifests.server_error(exc), err=True)
                     return True
-            click.echo(f"{ref} condition met")
+            click.echo(f"{target.ref} condition met")
     return False
