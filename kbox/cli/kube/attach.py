@@ -37,14 +37,9 @@ async def _attach(
 ) -> int:
     async with session.connect(profile) as api:
         ns = namespace or api.namespace
-        pod = await streams.target_pod(api, target, ns, for_logs=False, wait_seconds=wait_seconds)
-        name = pod["metadata"]["name"]
-        chosen = streams.choose_container(pod, container, quiet=quiet)
-        phase = (pod.get("status") or {}).get("phase")
-        if phase in ("Succeeded", "Failed"):
-            raise click.ClickException(
-                f"cannot attach a container in a completed pod; current phase is {phase}"
-            )
+        pod, chosen = await streams.live_container(
+            api, target, ns, container, quiet=quiet, wait_seconds=wait_seconds, verb="attach"
+        )
         spec: dict[str, Any] = next(
             (c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == chosen), {}
         )
@@ -55,7 +50,7 @@ async def _attach(
         terminal = exec_command.Terminal.setup(stdin=stdin, tty=tty, quiet=quiet)
         if terminal.tty and not quiet:
             click.echo("If you don't see a command prompt, try pressing enter.", err=True)
-        url = api.url + (await api.resolve("pods")).path(ns, name, "attach")
+        url = await streams.pod_url(api, ns, pod, "attach")
         return await terminal.relay(api, url, [("container", chosen), *terminal.params()])
 
 
@@ -65,14 +60,7 @@ async def _attach(
 @click.option("--stdin", "-i", "stdin", is_flag=True, help="Pass stdin to the container's process.")
 @click.option("--tty", "-t", "tty_", is_flag=True, help="Stdin is a terminal (with -i): raw mode, resizes.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only what the container prints.")
-@click.option("--namespace", "-n", default=None, metavar="NS", help="The namespace (default: the context's).")
-@click.option(
-    "--pod-running-timeout",
-    default=60.0,
-    type=float,
-    metavar="SECONDS",
-    help="How long to wait for a pod of TYPE/NAME to appear.",
-)
+@streams.pod_options(pod_running_timeout=60.0)
 @session.profile_option
 def attach(
     target: str,

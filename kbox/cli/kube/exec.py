@@ -193,16 +193,10 @@ async def _exec(
 ) -> int:
     async with session.connect(profile) as api:
         ns = namespace or api.namespace
-        pod = await streams.target_pod(api, target, ns, for_logs=False, wait_seconds=wait_seconds)
-        name = pod["metadata"]["name"]
-        chosen = streams.choose_container(pod, container, quiet=quiet)
-        phase = (pod.get("status") or {}).get("phase")
-        if phase in ("Succeeded", "Failed"):
-            raise click.ClickException(
-                f"cannot exec into a container in a completed pod; current phase is {phase}"
-            )
-        info = await api.resolve("pods")
-        url = api.url + info.path(ns, name, "exec")
+        pod, chosen = await streams.live_container(
+            api, target, ns, container, quiet=quiet, wait_seconds=wait_seconds, verb="exec into"
+        )
+        url = await streams.pod_url(api, ns, pod, "exec")
         params = [("command", part) for part in command] + [("container", chosen), *terminal.params()]
         return await terminal.relay(api, url, params)
 
@@ -214,14 +208,7 @@ async def _exec(
 @click.option("--stdin", "-i", "stdin", is_flag=True, help="Pass stdin to the command.")
 @click.option("--tty", "-t", "tty_", is_flag=True, help="Stdin is a terminal (with -i): raw mode, resizes.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only what the command prints.")
-@click.option("--namespace", "-n", default=None, metavar="NS", help="The namespace (default: the context's).")
-@click.option(
-    "--pod-running-timeout",
-    default=60.0,
-    type=float,
-    metavar="SECONDS",
-    help="How long to wait for a pod of TYPE/NAME to appear.",
-)
+@streams.pod_options(pod_running_timeout=60.0)
 @session.profile_option
 def exec_command(
     target: str,

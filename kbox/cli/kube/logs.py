@@ -353,14 +353,7 @@ async def _print_file(path: Path, options: Options, *, contains: str | None = No
 @click.option(
     "--selector", "-l", default=None, metavar="SELECTOR", help="The pods with these labels (--tail 10 then)."
 )
-@click.option("--namespace", "-n", default=None, metavar="NS", help="The namespace (default: the context's).")
-@click.option(
-    "--pod-running-timeout",
-    default=20.0,
-    type=float,
-    metavar="SECONDS",
-    help="How long to wait for a pod of TYPE/NAME to appear.",
-)
+@streams.pod_options(pod_running_timeout=20.0)
 @session.profile_option
 def logs(
     target: str | None,

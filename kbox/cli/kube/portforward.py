@@ -179,7 +179,7 @@ async def _port_forward(
             raise click.ClickException(
                 f"unable to forward port because pod is not running. Current status={phase}"
             )
-        url = api.url + (await api.resolve("pods")).path(ns, meta["name"], "portforward")
+        url = await streams.pod_url(api, ns, pod, "portforward")
         forwarder = Forwarder(api, url)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -217,14 +217,7 @@ async def _port_forward(
     metavar="ADDR",
     help="Addresses to listen on, comma-separated (default: localhost, i.e. 127.0.0.1 and ::1).",
 )
-@click.option("--namespace", "-n", default=None, metavar="NS", help="The namespace (default: the context's).")
-@click.option(
-    "--pod-running-timeout",
-    default=60.0,
-    type=float,
-    metavar="SECONDS",
-    help="How long to wait for a pod of TYPE/NAME to appear.",
-)
+@streams.pod_options(pod_running_timeout=60.0)
 @session.profile_option
 def port_forward(
     target: str,

@@ -90,6 +90,49 @@ async def target_pod(
     return pods[0]
 
 
+def pod_options(pod_running_timeout: float) -> Callable[[session.F], session.F]:
+    """``-n/--namespace`` and ``--pod-running-timeout``: where a ``POD|TYPE/NAME`` command finds its pod."""
+
+    def add(f: session.F) -> session.F:
+        f = click.option(
+            "--pod-running-timeout",
+            default=pod_running_timeout,
+            type=float,
+            metavar="SECONDS",
+            help="How long to wait for a pod of TYPE/NAME to appear.",
+        )(f)
+        return click.option(
+            "--namespace", "-n", default=None, metavar="NS", help="The namespace (default: the context's)."
+        )(f)
+
+    return add
+
+
+async def live_container(
+    api: session.Api,
+    target: str,
+    namespace: str,
+    container: str | None,
+    *,
+    quiet: bool,
+    wait_seconds: float,
+    verb: str,
+) -> tuple[dict[str, Any], str]:
+    """The pod ``target`` names and the container chosen in it, for exec and attach; a pod that has
+    finished cannot be ``verb``-ed (``cannot exec into a container in a completed pod``)."""
+    pod = await target_pod(api, target, namespace, for_logs=False, wait_seconds=wait_seconds)
+    chosen = choose_container(pod, container, quiet=quiet)
+    phase = (pod.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise click.ClickException(f"cannot {verb} a container in a completed pod; current phase is {phase}")
+    return pod, chosen
+
+
+async def pod_url(api: session.Api, namespace: str, pod: Mapping[str, Any], sub: str) -> str:
+    """The URL of one of the pod's streaming subresources (exec, attach, portforward)."""
+    return api.url + (await api.resolve("pods")).path(namespace, pod["metadata"]["name"], sub)
+
+
 def selector_of(obj: Mapping[str, Any]) -> str:
     """The label selector (as a query string) of a workload or a Service."""
     kind = str(obj.get("kind") or "")
@@ -372,9 +415,9 @@ async def relay_session(
 
     pumps = []
     if stdin is not None:
-        pumps.append(aiotasks.create_guarded_task(_quietly(pump_stdin(stdin)), name="kbox/exec/stdin"))
+        pumps.append(aiotasks.create_guarded_task(_quietly(pump_stdin, stdin), name="kbox/exec/stdin"))
     if sizes is not None:
-        pumps.append(aiotasks.create_guarded_task(_quietly(pump_sizes(sizes)), name="kbox/exec/resize"))
+        pumps.append(aiotasks.create_guarded_task(_quietly(pump_sizes, sizes), name="kbox/exec/resize"))
     status: dict[str, Any] | None = None
     try:
         async for message in ws:
@@ -399,10 +442,11 @@ async def relay_session(
     return status
 
 
-async def _quietly(coro: Awaitable[None]) -> None:
-    """A pump ends quietly when the connection goes (the receiving side reports that)."""
+async def _quietly(pump: Callable[..., Awaitable[None]], *args: Any) -> None:
+    """A pump ends quietly when the connection goes (the receiving side reports that). The pump's
+    coroutine is made here, so a task cancelled before it starts leaves no coroutine never awaited."""
     with contextlib.suppress(ConnectionError, aiohttp.ClientError):
-        await coro
+        await pump(*args)
 
 
 # -- port-forward --------------------------------------------------------------------------------------
@@ -427,7 +471,7 @@ async def tunnel(
         while chunk := await reader.read(CHUNK):
             await ws.send_bytes(frame(PORT_DATA, chunk))
 
-    sending = aiotasks.create_guarded_task(_quietly(upstream()), name=f"kbox/port-forward/{port}/upstream")
+    sending = aiotasks.create_guarded_task(_quietly(upstream), name=f"kbox/port-forward/{port}/upstream")
     opened: set[int] = set()
     try:
         async for message in ws:
