@@ -20,7 +20,8 @@ any failed, as kubectl does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +123,13 @@ def file_options(f: Any) -> Any:
     )(f)
 
 
+def write_options(f: Any) -> Any:
+    """``-f/-R``, ``-n``, ``--dry-run``, ``-o`` and ``--validate``: how apply and create take manifests."""
+    for option in (validate_option, output_option, dry_run_option, namespace_option, file_options):
+        f = option(f)
+    return f
+
+
 @dataclass(frozen=True)
 class Settings:
     """How objects are written: the flags of ``kbox apply`` that shape each request."""
@@ -145,11 +153,7 @@ class Settings:
 
 
 @click.command("apply", epilog=EXAMPLES)
-@file_options
-@namespace_option
-@dry_run_option
-@output_option
-@validate_option
+@write_options
 @click.option("--server-side", is_flag=True, help="Let the server merge (server-side apply, managed fields).")
 @click.option(
     "--force-conflicts", is_flag=True, help="With --server-side: take over fields other managers own."
@@ -230,12 +234,11 @@ async def _apply_all(
     profile: str | None,
     settings: Settings,
 ) -> bool:
-    failed = False
-    results: list[dict[str, Any]] = []
+    report = Report(output, settings.dry_run)
     async with session.connect(profile) as api:
         schemas = SchemaCache(api)
         for manifest in loaded:
-            try:
+            with report.each(manifest, action="retrieving"):
                 info, target_ns = await resolve(api, manifest, namespace)
                 if not manifest.name:
                     raise CommandError(
@@ -251,29 +254,50 @@ async def _apply_all(
                 else:
                     target = Target(manifest, info, target_ns, threeway.with_last_applied(modified))
                     verb, obj = await _apply_one(api, schemas, target, settings)
-            except WriteFailed as exc:
-                click.echo(
-                    manifests.server_error(exc.error, action=exc.action, source=manifest.source), err=True
-                )
-                failed = True
-                continue
-            except StatusError as exc:
-                click.echo(manifests.server_error(exc, action="retrieving", source=manifest.source), err=True)
-                failed = True
-                continue
-            except click.ClickException as exc:
-                click.echo(f"error: {exc.format_message()}", err=True)
-                failed = True
-                continue
-            if output == "name":
-                click.echo(target.ref)
-            elif output is not None:
-                results.append(obj)
-            else:
-                click.echo(f"{target.ref} {verb}{dry_run_suffix(settings.dry_run)}")
-    if output in ("yaml", "json"):
-        print_objects(results, output)
-    return failed
+                report.done(target.ref, verb, obj)
+    return report.finish()
+
+
+class Report:
+    """What apply and create print: for each object its name (``-o name``), a status line
+    (``deployment.apps/web created (dry run)``) or, at the end, the objects themselves (``-o yaml|json``);
+    for each failure one line, after which the next object is still written."""
+
+    def __init__(self, output: str | None, dry_run: str) -> None:
+        self.output = output
+        self.dry_run = dry_run
+        self.failed = False
+        self._objects: list[dict[str, Any]] = []
+
+    @contextlib.contextmanager
+    def each(self, manifest: Manifest, *, action: str) -> Iterator[None]:
+        """Around one object: a failure is reported (a server error as ``error when <action>``)."""
+        try:
+            yield
+        except WriteFailed as exc:
+            self._fail(manifests.server_error(exc.error, action=exc.action, source=manifest.source))
+        except StatusError as exc:
+            self._fail(manifests.server_error(exc, action=action, source=manifest.source))
+        except click.ClickException as exc:
+            self._fail(f"error: {exc.format_message()}")
+
+    def _fail(self, line: str) -> None:
+        click.echo(line, err=True)
+        self.failed = True
+
+    def done(self, ref: str, verb: str, obj: dict[str, Any]) -> None:
+        if self.output == "name":
+            click.echo(ref)
+        elif self.output is not None:
+            self._objects.append(obj)
+        else:
+            click.echo(f"{ref} {verb}{dry_run_suffix(self.dry_run)}")
+
+    def finish(self) -> bool:
+        """Print the collected objects (``-o yaml|json``); True if any object failed."""
+        if self.output in ("yaml", "json"):
+            print_objects(self._objects, self.output)
+        return self.failed
 
 
 async def _server_side_apply(

@@ -17,7 +17,6 @@ from typing import Any
 
 import click
 
-from kbox.api.errors import StatusError
 from kbox.cli.kube import apply as apply_command
 from kbox.cli.kube import manifests, session, threeway
 from kbox.cli.kube.manifests import CommandError, Manifest
@@ -38,11 +37,7 @@ Examples:
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-@apply_command.file_options
-@apply_command.namespace_option
-@apply_command.dry_run_option
-@apply_command.output_option
-@apply_command.validate_option
+@apply_command.write_options
 @click.option("--save-config", is_flag=True, help="Record the last-applied annotation for a later apply.")
 @session.profile_option
 @click.pass_context
@@ -92,11 +87,10 @@ async def create_all(
     validate: str = "strict",
 ) -> bool:
     """Create each object; report failures one line each and go on. True if any failed."""
-    failed = False
-    results: list[dict[str, Any]] = []
+    report = apply_command.Report(output, dry_run)
     async with session.connect(profile) as api:
         for manifest in loaded:
-            try:
+            with report.each(manifest, action="creating"):
                 info, target_ns = await apply_command.resolve(api, manifest, namespace)
                 body = dict(manifest.obj)
                 if save_config:
@@ -111,25 +105,9 @@ async def create_all(
                         "fieldManager": "kubectl-create",
                     }
                     created = await api.request("POST", info.path(target_ns), params=params, body=body)
-            except StatusError as exc:
-                click.echo(manifests.server_error(exc, action="creating", source=manifest.source), err=True)
-                failed = True
-                continue
-            except click.ClickException as exc:
-                click.echo(f"error: {exc.format_message()}", err=True)
-                failed = True
-                continue
-            name = (created.get("metadata") or {}).get("name") or manifest.name
-            ref = f"{info.kind_name}/{name}"
-            if output == "name":
-                click.echo(ref)
-            elif output is not None:
-                results.append(created)
-            else:
-                click.echo(f"{ref} created{apply_command.dry_run_suffix(dry_run)}")
-    if output in ("yaml", "json"):
-        apply_command.print_objects(results, output)
-    return failed
+                name = (created.get("metadata") or {}).get("name") or manifest.name
+                report.done(f"{info.kind_name}/{name}", "created", created)
+    return report.finish()
 
 
 def generator_options(f: Any) -> Any:
