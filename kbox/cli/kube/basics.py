@@ -12,7 +12,7 @@ import binascii
 import datetime
 from typing import Any
 
-from kbox.cli.kube.describe import Writer, rfc1123z, write_annotations, write_events, write_labels
+from kbox.cli.kube.describe import Writer, rfc1123z, write_events, write_metadata
 from kbox.cli.kube.session import Api
 
 Obj = dict[str, Any]
@@ -21,10 +21,7 @@ Obj = dict[str, Any]
 async def describe_config_map(api: Api, obj: Obj, events: list[Obj] | None, now: datetime.datetime) -> str:
     w = Writer()
     metadata = obj.get("metadata") or {}
-    w.write(0, f"Name:\t{metadata.get('name', '')}\n")
-    w.write(0, f"Namespace:\t{metadata.get('namespace', '')}\n")
-    write_labels(w, "Labels", metadata.get("labels"))
-    write_annotations(w, "Annotations", metadata.get("annotations"))
+    write_metadata(w, metadata)
     w.write(0, "\nData\n====\n")
     data = obj.get("data") or {}
     for key in sorted(data):
@@ -51,10 +48,7 @@ async def describe_secret(api: Api, obj: Obj, events: list[Obj] | None, now: dat
     w = Writer()
     metadata = obj.get("metadata") or {}
     kind = obj.get("type", "")
-    w.write(0, f"Name:\t{metadata.get('name', '')}\n")
-    w.write(0, f"Namespace:\t{metadata.get('namespace', '')}\n")
-    write_labels(w, "Labels", metadata.get("labels"))
-    write_annotations(w, "Annotations", metadata.get("annotations"))
+    write_metadata(w, metadata)
     w.write(0, f"\nType:\t{kind}\n")
     w.write(0, "\nData\n====\n")
     data = obj.get("data") or {}
@@ -71,9 +65,7 @@ async def describe_namespace(api: Api, obj: Obj, events: list[Obj] | None, now: 
     w = Writer()
     metadata = obj.get("metadata") or {}
     status = obj.get("status") or {}
-    w.write(0, f"Name:\t{metadata.get('name', '')}\n")
-    write_labels(w, "Labels", metadata.get("labels"))
-    write_annotations(w, "Annotations", metadata.get("annotations"))
+    write_metadata(w, metadata, namespace=False)
     w.write(0, f"Status:\t{status.get('phase', '')}\n")
     conditions = status.get("conditions") or []
     if conditions:

@@ -52,16 +52,38 @@ class Writer:
 # -- shared pieces (kubectl's helpers of the same purpose) ---------------------------------------------
 
 
-def write_labels(w: Writer, title: str, labels: dict[str, Any] | None, *, indent: str = "") -> None:
-    """``Labels:  a=b`` then one label per line under the first."""
+def write_lines(w: Writer, title: str, texts: list[str], *, indent: str = "") -> None:
+    """``Title:  first`` then each further text on a line of its own under the first; ``<none>`` for none.
+    kubectl lays out labels, taints and tolerations so."""
     w.write(0, f"{indent}{title}:\t")
-    if not labels:
+    if not texts:
         w.write(0, "<none>\n")
         return
-    for index, key in enumerate(sorted(labels)):
+    for index, text in enumerate(texts):
         if index:
             w.write(0, f"{indent}\t")
-        w.write(0, f"{key}={labels[key]}\n")
+        w.write(0, f"{text}\n")
+
+
+def write_labels(w: Writer, title: str, labels: dict[str, Any] | None, *, indent: str = "") -> None:
+    """``Labels:  a=b`` then one label per line under the first."""
+    write_lines(w, title, [f"{key}={(labels or {})[key]}" for key in sorted(labels or {})], indent=indent)
+
+
+def write_metadata(w: Writer, metadata: Obj, *, namespace: bool = True) -> None:
+    """``Name``, ``Namespace`` (unless left out), ``Labels`` and ``Annotations``: how most layouts open."""
+    w.write(0, f"Name:\t{metadata.get('name', '')}\n")
+    if namespace:
+        w.write(0, f"Namespace:\t{metadata.get('namespace', '')}\n")
+    write_labels(w, "Labels", metadata.get("labels"))
+    write_annotations(w, "Annotations", metadata.get("annotations"))
+
+
+def write_controlled_by(w: Writer, metadata: Obj) -> None:
+    """``Controlled By:  ReplicaSet/web-5d8`` when the object has a controller."""
+    owner = next((o for o in metadata.get("ownerReferences") or [] if o.get("controller")), None)
+    if owner:
+        w.write(0, f"Controlled By:\t{owner.get('kind')}/{owner.get('name')}\n")
 
 
 def write_annotations(w: Writer, title: str, annotations: dict[str, Any] | None) -> None:
@@ -210,11 +232,7 @@ def write_events(w: Writer, events: list[Obj] | None, now: datetime.datetime) ->
 def describe_generic(obj: Obj, events: list[Obj] | None, now: datetime.datetime) -> str:
     """kubectl's describer for kinds it has no special layout for."""
     w = Writer()
-    metadata = obj.get("metadata") or {}
-    w.write(0, f"Name:\t{metadata.get('name', '')}\n")
-    w.write(0, f"Namespace:\t{metadata.get('namespace', '')}\n")
-    write_labels(w, "Labels", metadata.get("labels"))
-    write_annotations(w, "Annotations", metadata.get("annotations"))
+    write_metadata(w, obj.get("metadata") or {})
     skip = frozenset(
         f".metadata.{k}" for k in ("managedFields", "name", "namespace", "labels", "annotations")
     )

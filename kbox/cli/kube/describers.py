@@ -21,8 +21,10 @@ from kbox.cli.kube.describe import (
     rfc1123z,
     since,
     write_annotations,
+    write_controlled_by,
     write_events,
     write_labels,
+    write_lines,
 )
 from kbox.cli.kube.session import Api
 
@@ -94,9 +96,7 @@ async def describe_pod(api: Api, pod: Obj, events: list[Obj] | None, now: dateti
             w.write(1, f"IP:\t{entry.get('ip', '')}\n")
     else:
         w.write(0, "IPs:\t<none>\n")
-    owner = next((o for o in metadata.get("ownerReferences") or [] if o.get("controller")), None)
-    if owner:
-        w.write(0, f"Controlled By:\t{owner.get('kind')}/{owner.get('name')}\n")
+    write_controlled_by(w, metadata)
     if status.get("nominatedNodeName"):
         w.write(0, f"NominatedNodeName:\t{status['nominatedNodeName']}\n")
     if spec.get("initContainers"):
@@ -388,23 +388,21 @@ def write_volumes(w: Writer, volumes: list[Obj], *, space: str = "") -> None:
 
 
 def write_tolerations(w: Writer, tolerations: list[Obj], *, title: str = "Tolerations") -> None:
-    w.write(0, f"{title}:\t")
-    if not tolerations:
-        w.write(0, "<none>\n")
-        return
-    for index, toleration in enumerate(sorted(tolerations, key=lambda t: t.get("key", ""))):
-        if index:
-            w.write(0, "\t")
-        text = toleration.get("key", "")
-        if toleration.get("value"):
-            text += f"={toleration['value']}"
-        if toleration.get("effect"):
-            text += f":{toleration['effect']}"
-        if toleration.get("operator") == "Exists" and not toleration.get("value"):
-            text += " op=Exists" if toleration.get("key") or toleration.get("effect") else "op=Exists"
-        if toleration.get("tolerationSeconds") is not None:
-            text += f" for {toleration['tolerationSeconds']}s"
-        w.write(0, text + "\n")
+    write_lines(w, title, [_toleration(t) for t in sorted(tolerations, key=lambda t: t.get("key", ""))])
+
+
+def _toleration(toleration: Obj) -> str:
+    """``key=value:Effect op=Exists for 300s``, as kubectl prints a toleration."""
+    text = str(toleration.get("key", ""))
+    if toleration.get("value"):
+        text += f"={toleration['value']}"
+    if toleration.get("effect"):
+        text += f":{toleration['effect']}"
+    if toleration.get("operator") == "Exists" and not toleration.get("value"):
+        text += " op=Exists" if toleration.get("key") or toleration.get("effect") else "op=Exists"
+    if toleration.get("tolerationSeconds") is not None:
+        text += f" for {toleration['tolerationSeconds']}s"
+    return text
 
 
 def qos_class(spec: Obj) -> str:

@@ -13,9 +13,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from kbox.api import quantity
+from kbox.cli.kube.describe import Writer, write_lines
 
 if TYPE_CHECKING:
-    from kbox.cli.kube.describe import Writer
     from kbox.cli.kube.session import Api
 
 Obj = dict[str, Any]
@@ -63,20 +63,18 @@ def format_quantity(value: Decimal, *, binary: bool = False) -> str:
 
 
 def write_taints(w: Writer, taints: list[Obj]) -> None:
-    w.write(0, "Taints:\t")
-    if not taints:
-        w.write(0, "<none>\n")
-        return
     ordered = sorted(taints, key=lambda t: f"{t.get('effect', '')},{t.get('key', '')}")
-    for index, taint in enumerate(ordered):
-        if index:
-            w.write(0, "\t")
-        text = taint.get("key", "")
-        if taint.get("value"):
-            text += f"={taint['value']}"
-        if taint.get("effect"):
-            text += f":{taint['effect']}"
-        w.write(0, text + "\n")
+    write_lines(w, "Taints", [_taint(taint) for taint in ordered])
+
+
+def _taint(taint: Obj) -> str:
+    """``key=value:Effect``."""
+    text = str(taint.get("key", ""))
+    if taint.get("value"):
+        text += f"={taint['value']}"
+    if taint.get("effect"):
+        text += f":{taint['effect']}"
+    return text
 
 
 async def pods_on(api: Api, node: str) -> list[Obj]:

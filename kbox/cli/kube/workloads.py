@@ -9,7 +9,15 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from kbox.cli.kube.describe import Writer, rfc1123z, write_annotations, write_events, write_labels
+from kbox.cli.kube.describe import (
+    Writer,
+    rfc1123z,
+    write_annotations,
+    write_controlled_by,
+    write_events,
+    write_labels,
+    write_metadata,
+)
 from kbox.cli.kube.describers import write_containers, write_tolerations, write_volumes
 from kbox.cli.kube.output import format_labels
 from kbox.cli.kube.session import Api
@@ -102,6 +110,16 @@ def _replica_set_list(replica_sets: list[Obj]) -> str:
     return ", ".join(texts) or "<none>"
 
 
+def _write_conditions(w: Writer, status: Obj) -> None:
+    """A controller's ``Conditions:`` table (type, status, reason), left out when it has none."""
+    conditions = status.get("conditions") or []
+    if conditions:
+        w.write(0, "Conditions:\n  Type\tStatus\tReason\n")
+        w.write(1, "----\t------\t------\n")
+        for c in conditions:
+            w.write(1, f"{c.get('type', '')} \t{c.get('status', '')}\t{c.get('reason', '')}\n")
+
+
 async def describe_deployment(
     api: Api, deployment: Obj, events: list[Obj] | None, now: datetime.datetime
 ) -> str:
@@ -132,12 +150,7 @@ async def describe_deployment(
             f"{rolling.get('maxSurge', 0)} max surge\n",
         )
     write_pod_template(w, spec.get("template"))
-    conditions = status.get("conditions") or []
-    if conditions:
-        w.write(0, "Conditions:\n  Type\tStatus\tReason\n")
-        w.write(1, "----\t------\t------\n")
-        for c in conditions:
-            w.write(1, f"{c.get('type', '')} \t{c.get('status', '')}\t{c.get('reason', '')}\n")
+    _write_conditions(w, status)
     old, new = await _replica_sets(api, deployment)
     if old or new:
         w.write(0, f"OldReplicaSets:\t{_replica_set_list(old)}\n")
@@ -257,9 +270,7 @@ async def describe_job(api: Api, job: Obj, events: list[Obj] | None, now: dateti
     w.write(0, f"Selector:\t{format_selector(spec.get('selector'))}\n")
     write_labels(w, "Labels", metadata.get("labels"))
     write_annotations(w, "Annotations", metadata.get("annotations"))
-    owner = next((o for o in metadata.get("ownerReferences") or [] if o.get("controller")), None)
-    if owner:
-        w.write(0, f"Controlled By:\t{owner.get('kind')}/{owner.get('name')}\n")
+    write_controlled_by(w, metadata)
     if spec.get("parallelism") is not None:
         w.write(0, f"Parallelism:\t{spec['parallelism']}\n")
     completions = spec.get("completions")
@@ -312,18 +323,11 @@ async def describe_replica_set(
     w.write(0, f"Selector:\t{selector or '<none>'}\n")
     write_labels(w, "Labels", metadata.get("labels"))
     write_annotations(w, "Annotations", metadata.get("annotations"))
-    owner = next((o for o in metadata.get("ownerReferences") or [] if o.get("controller")), None)
-    if owner:
-        w.write(0, f"Controlled By:\t{owner.get('kind')}/{owner.get('name')}\n")
+    write_controlled_by(w, metadata)
     w.write(0, f"Replicas:\t{status.get('replicas', 0)} current / {spec.get('replicas', 0)} desired\n")
     w.write(0, await _pods_status(api, replica_set))
     write_pod_template(w, spec.get("template"))
-    conditions = status.get("conditions") or []
-    if conditions:
-        w.write(0, "Conditions:\n  Type\tStatus\tReason\n")
-        w.write(1, "----\t------\t------\n")
-        for c in conditions:
-            w.write(1, f"{c.get('type', '')} \t{c.get('status', '')}\t{c.get('reason', '')}\n")
+    _write_conditions(w, status)
     write_events(w, events, now)
     return w.text()
 
@@ -375,10 +379,7 @@ async def describe_service(api: Api, service: Obj, events: list[Obj] | None, now
             params={"labelSelector": f"kubernetes.io/service-name={name}"},
         )
     ).get("items") or []
-    w.write(0, f"Name:\t{name}\n")
-    w.write(0, f"Namespace:\t{namespace}\n")
-    write_labels(w, "Labels", metadata.get("labels"))
-    write_annotations(w, "Annotations", metadata.get("annotations"))
+    write_metadata(w, metadata)
     w.write(0, f"Selector:\t{format_labels(spec.get('selector'))}\n")
     w.write(0, f"Type:\t{spec.get('type', '')}\n")
     if spec.get("ipFamilyPolicy"):
