@@ -128,22 +128,7 @@ def parse(template: str) -> list[Any]:
 
 def _action_end(text: str, pos: int) -> int:
     """The index of the ``}`` closing the action opened before ``pos`` (quotes may hold braces)."""
-    quote = ""
-    while pos < len(text):
-        char = text[pos]
-        if quote:
-            if char == "\\":
-                pos += 1
-            elif char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char == "}":
-            return pos
-        elif char in "\r\n":
-            break
-        pos += 1
-    raise JSONPathError("unclosed action")
+    return _closing(text, pos, "}", "unclosed action", stop="\r\n")
 
 
 @dataclass(frozen=True)
@@ -227,8 +212,10 @@ def _parse_field(text: str, pos: int, steps: list[Any]) -> int:
     return pos
 
 
-def _parse_bracket(text: str, pos: int, steps: list[Any]) -> int:
-    end = pos + 1
+def _closing(text: str, start: int, closer: str, error: str, *, stop: str = "") -> int:
+    """Where ``closer`` stands at or after ``start``, outside quoted strings (in which a backslash
+    escapes the next character); ``error`` when it is nowhere, or a ``stop`` character comes first."""
+    end = start
     quote = ""
     while end < len(text):
         char = text[end]
@@ -239,11 +226,16 @@ def _parse_bracket(text: str, pos: int, steps: list[Any]) -> int:
                 quote = ""
         elif char in "\"'":
             quote = char
-        elif char == "]":
+        elif text.startswith(closer, end):
+            return end
+        elif char in stop:
             break
         end += 1
-    else:
-        raise JSONPathError("unterminated array")
+    raise JSONPathError(error)
+
+
+def _parse_bracket(text: str, pos: int, steps: list[Any]) -> int:
+    end = _closing(text, pos + 1, "]", "unterminated array")
     inner = text[pos + 1 : end]
     parts = _split_union(inner)
     if len(parts) > 1:
@@ -293,22 +285,7 @@ def _bracket_steps(inner: str) -> list[Any]:
 
 
 def _parse_filter(text: str, pos: int, steps: list[Any]) -> int:
-    end = pos + 3
-    quote = ""
-    while end < len(text):
-        char = text[end]
-        if quote:
-            if char == "\\":
-                end += 1
-            elif char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char == ")" and text.startswith(")]", end):
-            break
-        end += 1
-    else:
-        raise JSONPathError("unterminated filter")
+    end = _closing(text, pos + 3, ")]", "unterminated filter")
     inner = text[pos + 3 : end]
     match = _OPERATOR.match(inner)
     if match is None:
