@@ -65,15 +65,7 @@ class KboxCluster:
         self, *args: str, input: str | None = None, timeout: float = 60, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         """The installed ``kbox`` with ``args``; never raises on a non-zero exit."""
-        return subprocess.run(
-            [KBOX, *args],
-            env={**self.env, **(env or {})},
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return _run([KBOX, *args], {**self.env, **(env or {})}, input, timeout)
 
     def ok(self, *args: str, input: str | None = None, timeout: float = 60) -> str:
         """``kbox args`` that must succeed; its stdout."""
@@ -87,15 +79,8 @@ class KboxCluster:
     ) -> subprocess.CompletedProcess[str]:
         """The real kubectl on the profile's kubeconfig; never raises on a non-zero exit."""
         require_kubectl()
-        return subprocess.run(
-            [KUBECTL, f"--kubeconfig={self.kubeconfig}", f"--cache-dir={self.home / 'kube-cache'}", *args],
-            env=self.env,
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        kube = [KUBECTL, f"--kubeconfig={self.kubeconfig}", f"--cache-dir={self.home / 'kube-cache'}"]
+        return _run([*kube, *args], self.env, input, timeout)
 
     def kubectl_ok(self, *args: str, input: str | None = None, timeout: float = 60) -> str:
         result = self.kubectl(*args, input=input, timeout=timeout)
@@ -182,3 +167,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KboxCluster]:
         yield c
     finally:
         c.kbox("delete", "--all", timeout=120)  # never leave a cluster process behind
+
+
+def _run(
+    argv: list[str], env: dict[str, str], input: str | None, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` with its output captured as text; never raises on a non-zero exit."""
+    return subprocess.run(
+        argv, env=env, input=input, capture_output=True, text=True, timeout=timeout, check=False
+    )

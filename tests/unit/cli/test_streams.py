@@ -11,10 +11,11 @@ kubectl's pod order and container choice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import click
@@ -109,51 +110,56 @@ def command(*argv: str) -> list[tuple[str, str]]:
 # -- exec and attach ---------------------------------------------------------------------------------
 
 
+class Ran(NamedTuple):
+    """What one exec or attach session gave: the protocol agreed on, stdout, stderr and the exit code."""
+
+    protocol: str | None
+    out: bytes
+    err: bytes
+    code: int | None
+
+
+async def run_session(
+    api: session.Api,
+    params: list[tuple[str, str]],
+    *,
+    sub: str = "exec",
+    protocols: tuple[str, ...] = streams.EXEC_PROTOCOLS,
+    stdin: AsyncIterator[bytes] | None = None,
+    sizes: AsyncIterator[tuple[int, int]] | None = None,
+) -> Ran:
+    """Open ``sub`` of pod p and relay it to the end (20 s at most, should the session hang)."""
+    ws = await streams.connect(api.session, exec_url(api, "p", sub), params=params, protocols=protocols)
+    out, err = Collected(), Collected()
+    status = await asyncio.wait_for(
+        streams.relay_session(ws, stdout=out, stderr=err, stdin=stdin, sizes=sizes), 20
+    )
+    return Ran(ws.protocol, out.data, err.data, None if status is None else streams.exit_code(status))
+
+
 async def test_exec_relays_stdout_stderr_and_the_exit_code(
     api: session.Api, node: HostNodeConnection, kubelet: LocalClient
 ) -> None:
     await make_pod(kubelet, "p")
-    ws = await streams.connect(
-        api.session,
-        exec_url(api, "p"),
-        params=command("sh", "-c", "echo out; echo err >&2; exit 3"),
-        protocols=streams.EXEC_PROTOCOLS,
-    )
-    assert ws.protocol == streams.V5
-    out, err = Collected(), Collected()
-    status = await streams.relay_session(ws, stdout=out, stderr=err)
-    assert (out.data, err.data) == (b"out\n", b"err\n")
-    assert status is not None and streams.exit_code(status) == 3
+    ran = await run_session(api, command("sh", "-c", "echo out; echo err >&2; exit 3"))
+    assert ran == Ran(streams.V5, b"out\n", b"err\n", 3)
 
 
 async def test_stdin_and_its_end_reach_the_command(
     api: session.Api, node: HostNodeConnection, kubelet: LocalClient
 ) -> None:
     await make_pod(kubelet, "p")
-    params = [*command("cat"), ("stdin", "true")]
-    ws = await streams.connect(
-        api.session, exec_url(api, "p"), params=params, protocols=streams.EXEC_PROTOCOLS
-    )
-    out = Collected()
     # cat ends only because the end of stdin is passed on (v5's close message).
-    status = await asyncio.wait_for(
-        streams.relay_session(ws, stdout=out, stderr=Collected(), stdin=chunks(b"hi\n", b"there\n")), 20
-    )
-    assert out.data == b"hi\nthere\n"
-    assert status is not None and streams.exit_code(status) == 0
+    ran = await run_session(api, [*command("cat"), ("stdin", "true")], stdin=chunks(b"hi\n", b"there\n"))
+    assert (ran.out, ran.code) == (b"hi\nthere\n", 0)
 
 
 async def test_v4_sessions_work_without_the_close_message(
     api: session.Api, node: HostNodeConnection, kubelet: LocalClient
 ) -> None:
     await make_pod(kubelet, "p")
-    ws = await streams.connect(
-        api.session, exec_url(api, "p"), params=command("echo", "old"), protocols=(streams.V4,)
-    )
-    assert ws.protocol == streams.V4
-    out = Collected()
-    status = await streams.relay_session(ws, stdout=out, stderr=Collected(), stdin=chunks(b"ignored"))
-    assert out.data == b"old\n" and status is not None and streams.exit_code(status) == 0
+    ran = await run_session(api, command("echo", "old"), protocols=(streams.V4,), stdin=chunks(b"ignored"))
+    assert (ran.protocol, ran.out, ran.code) == (streams.V4, b"old\n", 0)
 
 
 async def test_resize_messages_reach_the_terminal(
@@ -162,21 +168,15 @@ async def test_resize_messages_reach_the_terminal(
     await make_pod(kubelet, "p")
     wait = 'for i in $(seq 50); do [ "$(stty size)" = "40 120" ] && break; sleep 0.1; done; stty size'
     params = [("command", "sh"), ("command", "-c"), ("command", wait), ("stdout", "true"), ("tty", "true")]
-    ws = await streams.connect(
-        api.session, exec_url(api, "p"), params=params, protocols=streams.EXEC_PROTOCOLS
-    )
-    out = Collected()
 
     async def sizes() -> AsyncIterator[tuple[int, int]]:
         yield 120, 40
         await asyncio.Event().wait()  # a terminal that never changes again
 
-    status = await asyncio.wait_for(
-        streams.relay_session(ws, stdout=out, stderr=Collected(), sizes=sizes()), 20
-    )
-    assert b"40 120" in out.data
+    ran = await run_session(api, params, sizes=sizes())
+    assert b"40 120" in ran.out
     assert (120, 40) in node.resizes
-    assert status is not None and streams.exit_code(status) == 0
+    assert ran.code == 0
 
 
 async def test_attach_relays_the_main_process(
@@ -184,15 +184,8 @@ async def test_attach_relays_the_main_process(
 ) -> None:
     await make_pod(kubelet, "p")
     params = [("container", "main"), ("stdout", "true"), ("stdin", "true")]
-    ws = await streams.connect(
-        api.session, exec_url(api, "p", "attach"), params=params, protocols=streams.EXEC_PROTOCOLS
-    )
-    out = Collected()
-    status = await asyncio.wait_for(
-        streams.relay_session(ws, stdout=out, stderr=Collected(), stdin=chunks(b"a\n", b"b\n")), 20
-    )
-    assert out.data == b"got a\ngot b\n"
-    assert status is not None and streams.exit_code(status) == 0
+    ran = await run_session(api, params, sub="attach", stdin=chunks(b"a\n", b"b\n"))
+    assert (ran.out, ran.code) == (b"got a\ngot b\n", 0)
 
 
 async def test_a_refused_upgrade_reads_back_the_servers_status(
@@ -250,11 +243,12 @@ async def _echo_server() -> tuple[asyncio.Server, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
-async def test_a_tunnel_carries_bytes_both_ways(
-    api: session.Api, node: HostNodeConnection, kubelet: LocalClient
-) -> None:
-    await make_pod(kubelet, "p")
-    target, port = await _echo_server()
+@contextlib.asynccontextmanager
+async def tunnelled(
+    api: session.Api, port: int
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter, list[str]]]:
+    """A connection to a local listener whose connections ``streams.tunnel`` carries to ``port`` of pod
+    p, and the list the tunnels' results go to."""
     url = exec_url(api, "p", "portforward")
     results: list[str] = []
 
@@ -264,12 +258,23 @@ async def test_a_tunnel_carries_bytes_both_ways(
     local = await asyncio.start_server(handle, "127.0.0.1", 0)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", local.sockets[0].getsockname()[1])
-        writer.write(b"ping\n")
-        await writer.drain()
-        assert await asyncio.wait_for(reader.read(), 20) == b"echo ping\n"
+        yield reader, writer, results
         writer.close()
     finally:
         local.close()
+
+
+async def test_a_tunnel_carries_bytes_both_ways(
+    api: session.Api, node: HostNodeConnection, kubelet: LocalClient
+) -> None:
+    await make_pod(kubelet, "p")
+    target, port = await _echo_server()
+    try:
+        async with tunnelled(api, port) as (reader, writer, results):
+            writer.write(b"ping\n")
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(), 20) == b"echo ping\n"
+    finally:
         target.close()
     assert results == [""]
 
@@ -281,19 +286,8 @@ async def test_a_tunnel_to_a_closed_port_returns_the_error(
     target, port = await _echo_server()
     target.close()
     await target.wait_closed()
-    url = exec_url(api, "p", "portforward")
-    results: list[str] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        results.append(await streams.tunnel(api.session, url, port, reader, writer))
-
-    local = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", local.sockets[0].getsockname()[1])
+    async with tunnelled(api, port) as (reader, _, results):
         assert await asyncio.wait_for(reader.read(), 20) == b""  # the local connection is closed
-        writer.close()
-    finally:
-        local.close()
     assert len(results) == 1
     assert results[0].startswith(f"error forwarding port {port} to pod default/p, uid ")
     assert "connection refused" in results[0]
