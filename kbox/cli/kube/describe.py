@@ -79,6 +79,13 @@ def write_metadata(w: Writer, metadata: Obj, *, namespace: bool = True) -> None:
     write_annotations(w, "Annotations", metadata.get("annotations"))
 
 
+def write_set(w: Writer, label: str, value: Any, *, level: int = 0, zero: bool = False) -> None:
+    """``Label:  value`` for an optional field only when it is set: not empty, or with ``zero`` not
+    absent (a set 0 or "" counts), as kubectl leaves unset optional fields out."""
+    if (value is not None) if zero else value:
+        w.write(level, f"{label}:\t{value}\n")
+
+
 def write_controlled_by(w: Writer, metadata: Obj) -> None:
     """``Controlled By:  ReplicaSet/web-5d8`` when the object has a controller."""
     owner = next((o for o in metadata.get("ownerReferences") or [] if o.get("controller")), None)

@@ -25,6 +25,7 @@ from kbox.cli.kube.describe import (
     write_events,
     write_labels,
     write_lines,
+    write_set,
 )
 from kbox.cli.kube.session import Api
 
@@ -62,14 +63,10 @@ async def describe_pod(api: Api, pod: Obj, events: list[Obj] | None, now: dateti
     status = pod.get("status") or {}
     w.write(0, f"Name:\t{metadata.get('name', '')}\n")
     w.write(0, f"Namespace:\t{metadata.get('namespace', '')}\n")
-    if spec.get("priority") is not None:
-        w.write(0, f"Priority:\t{spec['priority']}\n")
-    if spec.get("priorityClassName"):
-        w.write(0, f"Priority Class Name:\t{spec['priorityClassName']}\n")
-    if spec.get("runtimeClassName"):
-        w.write(0, f"Runtime Class Name:\t{spec['runtimeClassName']}\n")
-    if spec.get("serviceAccountName"):
-        w.write(0, f"Service Account:\t{spec['serviceAccountName']}\n")
+    write_set(w, "Priority", spec.get("priority"), zero=True)
+    write_set(w, "Priority Class Name", spec.get("priorityClassName"))
+    write_set(w, "Runtime Class Name", spec.get("runtimeClassName"))
+    write_set(w, "Service Account", spec.get("serviceAccountName"))
     if spec.get("nodeName"):
         w.write(0, f"Node:\t{spec['nodeName']}/{status.get('hostIP', '')}\n")
     else:
@@ -84,10 +81,8 @@ async def describe_pod(api: Api, pod: Obj, events: list[Obj] | None, now: dateti
         w.write(0, f"Termination Grace Period:\t{metadata.get('deletionGracePeriodSeconds', 0)}s\n")
     else:
         w.write(0, f"Status:\t{phase}\n")
-    if status.get("reason"):
-        w.write(0, f"Reason:\t{status['reason']}\n")
-    if status.get("message"):
-        w.write(0, f"Message:\t{status['message']}\n")
+    write_set(w, "Reason", status.get("reason"))
+    write_set(w, "Message", status.get("message"))
     w.write(0, f"IP:\t{status.get('podIP', '')}\n")
     pod_ips = status.get("podIPs") or []
     if pod_ips:
@@ -97,8 +92,7 @@ async def describe_pod(api: Api, pod: Obj, events: list[Obj] | None, now: dateti
     else:
         w.write(0, "IPs:\t<none>\n")
     write_controlled_by(w, metadata)
-    if status.get("nominatedNodeName"):
-        w.write(0, f"NominatedNodeName:\t{status['nominatedNodeName']}\n")
+    write_set(w, "NominatedNodeName", status.get("nominatedNodeName"))
     if spec.get("initContainers"):
         write_containers(
             w, "Init Containers", spec["initContainers"], status.get("initContainerStatuses"), pod
@@ -203,13 +197,10 @@ def _state(w: Writer, title: str, state: Obj) -> None:
     elif state.get("terminated") is not None:
         done = state["terminated"]
         w.write(2, f"{title}:\tTerminated\n")
-        if done.get("reason"):
-            w.write(3, f"Reason:\t{done['reason']}\n")
-        if done.get("message"):
-            w.write(3, f"Message:\t{done['message']}\n")
+        write_set(w, "Reason", done.get("reason"), level=3)
+        write_set(w, "Message", done.get("message"), level=3)
         w.write(3, f"Exit Code:\t{done.get('exitCode', 0)}\n")
-        if done.get("signal"):
-            w.write(3, f"Signal:\t{done['signal']}\n")
+        write_set(w, "Signal", done.get("signal"), level=3)
         w.write(3, f"Started:\t{rfc1123z(done.get('startedAt'))}\n")
         w.write(3, f"Finished:\t{rfc1123z(done.get('finishedAt'))}\n")
     else:
@@ -505,12 +496,10 @@ async def describe_node(api: Api, node: Obj, events: list[Obj] | None, now: date
         ("Kube-Proxy Version", "kubeProxyVersion"),
     ):
         w.write(0, f"  {label}:\t{info.get(key, '')}\n")
-    if spec.get("podCIDR"):
-        w.write(0, f"PodCIDR:\t{spec['podCIDR']}\n")
+    write_set(w, "PodCIDR", spec.get("podCIDR"))
     if spec.get("podCIDRs"):
         w.write(0, f"PodCIDRs:\t{','.join(spec['podCIDRs'])}\n")
-    if spec.get("providerID"):
-        w.write(0, f"ProviderID:\t{spec['providerID']}\n")
+    write_set(w, "ProviderID", spec.get("providerID"))
     pods = await nodesummary.pods_on(api, name)
     nodesummary.write_resources(w, node, pods, now)
     write_events(w, events, now)

@@ -17,6 +17,7 @@ from kbox.cli.kube.describe import (
     write_events,
     write_labels,
     write_metadata,
+    write_set,
 )
 from kbox.cli.kube.describers import write_containers, write_tolerations, write_volumes
 from kbox.cli.kube.output import format_labels
@@ -57,14 +58,12 @@ def write_pod_template(w: Writer, template: Obj | None) -> None:
     write_labels(w, "  Labels", metadata.get("labels"))
     if metadata.get("annotations"):
         write_annotations(w, "  Annotations", metadata["annotations"])
-    if spec.get("serviceAccountName"):
-        w.write(1, f"Service Account:\t{spec['serviceAccountName']}\n")
+    write_set(w, "Service Account", spec.get("serviceAccountName"), level=1)
     if spec.get("initContainers"):
         write_containers(w, "Init Containers", spec["initContainers"], None, {}, space="  ")
     write_containers(w, "Containers", spec.get("containers") or [], None, {}, space="  ")
     write_volumes(w, spec.get("volumes") or [], space="  ")
-    if spec.get("priorityClassName"):
-        w.write(1, f"Priority Class Name:\t{spec['priorityClassName']}\n")
+    write_set(w, "Priority Class Name", spec.get("priorityClassName"), level=1)
     write_labels(w, "  Node-Selectors", spec.get("nodeSelector"))
     write_tolerations(w, spec.get("tolerations") or [], title="  Tolerations")
 
@@ -223,8 +222,7 @@ async def describe_stateful_set(
     rolling = strategy.get("rollingUpdate") or {}
     if rolling.get("partition") is not None:
         w.write(1, f"Partition:\t{rolling['partition']}\n")
-        if rolling.get("maxUnavailable") is not None:
-            w.write(1, f"MaxUnavailable:\t{rolling['maxUnavailable']}\n")
+        write_set(w, "MaxUnavailable", rolling.get("maxUnavailable"), level=1, zero=True)
     w.write(0, await _pods_status(api, stateful_set))
     write_pod_template(w, spec.get("template"))
     claims = spec.get("volumeClaimTemplates") or []
@@ -271,18 +269,14 @@ async def describe_job(api: Api, job: Obj, events: list[Obj] | None, now: dateti
     write_labels(w, "Labels", metadata.get("labels"))
     write_annotations(w, "Annotations", metadata.get("annotations"))
     write_controlled_by(w, metadata)
-    if spec.get("parallelism") is not None:
-        w.write(0, f"Parallelism:\t{spec['parallelism']}\n")
+    write_set(w, "Parallelism", spec.get("parallelism"), zero=True)
     completions = spec.get("completions")
     w.write(0, f"Completions:\t{'<unset>' if completions is None else completions}\n")
-    if spec.get("completionMode") is not None:
-        w.write(0, f"Completion Mode:\t{spec['completionMode']}\n")
+    write_set(w, "Completion Mode", spec.get("completionMode"), zero=True)
     if spec.get("suspend") is not None:
         w.write(0, f"Suspend:\t{'true' if spec['suspend'] else 'false'}\n")
-    if spec.get("backoffLimit") is not None:
-        w.write(0, f"Backoff Limit:\t{spec['backoffLimit']}\n")
-    if spec.get("ttlSecondsAfterFinished") is not None:
-        w.write(0, f"TTL Seconds After Finished:\t{spec['ttlSecondsAfterFinished']}\n")
+    write_set(w, "Backoff Limit", spec.get("backoffLimit"), zero=True)
+    write_set(w, "TTL Seconds After Finished", spec.get("ttlSecondsAfterFinished"), zero=True)
     started, completed = status.get("startTime"), status.get("completionTime")
     if started:
         w.write(0, f"Start Time:\t{rfc1123z(started)}\n")
@@ -382,17 +376,14 @@ async def describe_service(api: Api, service: Obj, events: list[Obj] | None, now
     write_metadata(w, metadata)
     w.write(0, f"Selector:\t{format_labels(spec.get('selector'))}\n")
     w.write(0, f"Type:\t{spec.get('type', '')}\n")
-    if spec.get("ipFamilyPolicy"):
-        w.write(0, f"IP Family Policy:\t{spec['ipFamilyPolicy']}\n")
+    write_set(w, "IP Family Policy", spec.get("ipFamilyPolicy"))
     w.write(0, f"IP Families:\t{','.join(spec.get('ipFamilies') or []) or '<none>'}\n")
     w.write(0, f"IP:\t{spec.get('clusterIP', '')}\n")
     w.write(0, f"IPs:\t{','.join(spec.get('clusterIPs') or []) or '<none>'}\n")
     if spec.get("externalIPs"):
         w.write(0, f"External IPs:\t{','.join(spec['externalIPs'])}\n")
-    if spec.get("loadBalancerIP"):
-        w.write(0, f"Desired LoadBalancer IP:\t{spec['loadBalancerIP']}\n")
-    if spec.get("externalName"):
-        w.write(0, f"External Name:\t{spec['externalName']}\n")
+    write_set(w, "Desired LoadBalancer IP", spec.get("loadBalancerIP"))
+    write_set(w, "External Name", spec.get("externalName"))
     ingress = (status.get("loadBalancer") or {}).get("ingress") or []
     if ingress:
         w.write(
@@ -407,12 +398,9 @@ async def describe_service(api: Api, service: Obj, events: list[Obj] | None, now
             w.write(0, f"NodePort:\t{port_name}\t{port['nodePort']}/{protocol}\n")
         w.write(0, f"Endpoints:\t{_endpoints(slices, port.get('name') or '')}\n")
     w.write(0, f"Session Affinity:\t{spec.get('sessionAffinity', '')}\n")
-    if spec.get("externalTrafficPolicy"):
-        w.write(0, f"External Traffic Policy:\t{spec['externalTrafficPolicy']}\n")
-    if spec.get("internalTrafficPolicy"):
-        w.write(0, f"Internal Traffic Policy:\t{spec['internalTrafficPolicy']}\n")
-    if spec.get("healthCheckNodePort"):
-        w.write(0, f"HealthCheck NodePort:\t{spec['healthCheckNodePort']}\n")
+    write_set(w, "External Traffic Policy", spec.get("externalTrafficPolicy"))
+    write_set(w, "Internal Traffic Policy", spec.get("internalTrafficPolicy"))
+    write_set(w, "HealthCheck NodePort", spec.get("healthCheckNodePort"))
     if spec.get("loadBalancerSourceRanges"):
         w.write(0, f"LoadBalancer Source Ranges:\t{','.join(spec['loadBalancerSourceRanges'])}\n")
     write_events(w, events, now)
