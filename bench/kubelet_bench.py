@@ -519,4 +519,4 @@ if __name__ == "__main__":
     text = asyncio.run(main(args.only, args.profile))
     print(text)
     if args.write:
-        write_section(args.write, text, heading="## Kubelet (")
+        write_section(args.write, text + "\n", heading="## Kubelet (")

@@ -260,4 +260,4 @@ if __name__ == "__main__":
     text = section(measure(args.runs))
     print(text)
     if args.write:
-        write_section(args.write, text, heading="## kbox start (")
+        write_section(args.write, text + "\n", heading="## kbox start (")
