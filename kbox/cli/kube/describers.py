@@ -16,6 +16,7 @@ from typing import Any
 
 from kbox.api import quantity
 from kbox.api.errors import StatusError
+from kbox.cli.kube import nodesummary
 from kbox.cli.kube.describe import (
     Writer,
     rfc1123z,
@@ -384,11 +385,7 @@ def write_tolerations(w: Writer, tolerations: list[Obj], *, title: str = "Tolera
 
 def _toleration(toleration: Obj) -> str:
     """``key=value:Effect op=Exists for 300s``, as kubectl prints a toleration."""
-    text = str(toleration.get("key", ""))
-    if toleration.get("value"):
-        text += f"={toleration['value']}"
-    if toleration.get("effect"):
-        text += f":{toleration['effect']}"
+    text = nodesummary.taint_text(toleration)
     if toleration.get("operator") == "Exists" and not toleration.get("value"):
         text += " op=Exists" if toleration.get("key") or toleration.get("effect") else "op=Exists"
     if toleration.get("tolerationSeconds") is not None:
@@ -430,8 +427,6 @@ def _amount(value: Any) -> Decimal:
 
 
 async def describe_node(api: Api, node: Obj, events: list[Obj] | None, now: datetime.datetime) -> str:
-    from kbox.cli.kube import nodesummary
-
     w = Writer()
     metadata = node.get("metadata") or {}
     spec = node.get("spec") or {}

@@ -64,11 +64,11 @@ def format_quantity(value: Decimal, *, binary: bool = False) -> str:
 
 def write_taints(w: Writer, taints: list[Obj]) -> None:
     ordered = sorted(taints, key=lambda t: f"{t.get('effect', '')},{t.get('key', '')}")
-    write_lines(w, "Taints", [_taint(taint) for taint in ordered])
+    write_lines(w, "Taints", [taint_text(taint) for taint in ordered])
 
 
-def _taint(taint: Obj) -> str:
-    """``key=value:Effect``."""
+def taint_text(taint: Obj) -> str:
+    """``key=value:Effect``: a taint, and the start of a toleration, as kubectl prints them."""
     text = str(taint.get("key", ""))
     if taint.get("value"):
         text += f"={taint['value']}"
