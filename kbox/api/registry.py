@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -486,7 +487,8 @@ class GenericStore:
             after = _parse_revision(resource_version)
             initial = []
         try:
-            stream = self.store.watch(prefix, after_revision=after, bookmarks=bookmarks)
+            accept = None if selection.empty else functools.partial(self._wanted, selection=selection)
+            stream = self.store.watch(prefix, after_revision=after, bookmarks=bookmarks, accept=accept)
         except store_errors.Expired as exc:
             raise errors.gone(f"too old resource version: {after} ({exc.compact_revision})") from None
         return WatchStream(self._events(stream, initial, selection), stream)
@@ -527,6 +529,17 @@ class GenericStore:
         if not matches:
             return None
         return WatchEvent(str(event.type), frame=event.encoded("frame", _event_frame), event=event)
+
+    def _wanted(self, event: Event, *, selection: Selection) -> bool:
+        """Whether a watcher with ``selection`` gets ``event`` in some form (see :meth:`_convert`);
+        the store asks as it publishes, so watchers of other objects are not even woken."""
+        if selection.matches_selectable(self._selectable(event)):
+            return True
+        return (
+            event.type is EventType.MODIFIED
+            and event.prev_value is not None
+            and selection.matches_selectable(self._selectable(event, previous=True))
+        )
 
     def _selectable(self, event: Event, *, previous: bool = False) -> Selectable:
         """The labels and selectable fields of an event's object (or of the version it replaced), shared

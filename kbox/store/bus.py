@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from kbox.store import errors
 from kbox.store.interface import Event, EventType, Watch
@@ -34,8 +34,10 @@ class Watcher(Watch):
         replay: list[Event],
         bookmarks: bool,
         queue_size: int,
+        accept: Callable[[Event], bool] | None = None,
     ) -> None:
         self.prefix = prefix
+        self.accept = accept
         self.bookmarks = bookmarks
         self.last_revision = replay[-1].revision if replay else after_revision
         self._bus = bus
@@ -49,14 +51,27 @@ class Watcher(Watch):
 
     def push(self, event: Event) -> None:
         """Deliver one event (called by the bus, on the loop, in revision order)."""
-        if event.revision <= self._after and event.type is not EventType.BOOKMARK:
-            return
+        if event.type is not EventType.BOOKMARK:
+            if event.revision <= self._after:
+                return
+            # Not for this watcher: skipped without buffering or waking it. ``last_revision`` stays at
+            # the last event it got, so bookmarks keep telling it how far the store has moved on.
+            if self.accept is not None and not self._accepts(event):
+                return
         if len(self._buffer) >= self._size:
             self._expire("watcher fell too far behind; re-list and watch again")
             return
         self._buffer.append(event)
         self.last_revision = event.revision
         self._wake()
+
+    def _accepts(self, event: Event) -> bool:
+        assert self.accept is not None
+        try:
+            return self.accept(event)
+        except Exception:  # never break the publisher: let the consumer see (and judge) the event
+            _log.exception("watch filter on %s failed; delivering the event", self.prefix)
+            return True
 
     def end(self, error: errors.StoreError | None = None) -> None:
         """Stop the watch from the store's side: the consumer gets what is buffered, then the end."""

@@ -217,11 +217,14 @@ class Store(abc.ABC):
         after_revision: int | None = None,
         bookmarks: bool = False,
         queue_size: int | None = None,
+        accept: Callable[[Event], bool] | None = None,
     ) -> Watch:
         """Watch keys under ``prefix`` for changes after ``after_revision`` (``None``: from now).
 
         Raises :class:`Expired` at once if ``after_revision`` is older than the retained history. With
         ``bookmarks``, quiet watchers get periodic BOOKMARK events carrying the current revision.
+        ``accept``: only events it returns True for are buffered (decided as the event is published, so
+        a watch of a few keys under a busy prefix neither wakes for nor overflows with the others).
         """
 
     @abc.abstractmethod

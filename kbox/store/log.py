@@ -376,6 +376,7 @@ class LogStore(Store):
         after_revision: int | None = None,
         bookmarks: bool = False,
         queue_size: int | None = None,
+        accept: Callable[[Event], bool] | None = None,
     ) -> Watcher:
         self._check_running()
         if after_revision is None:
@@ -386,6 +387,8 @@ class LogStore(Store):
                 compact_revision=self.compact_revision,
             )
         replay = self._history.since(after_revision, lambda k: k.startswith(prefix))
+        if accept is not None:
+            replay = [event for event in replay if accept(event)]
         watcher = Watcher(
             self._bus,
             prefix,
@@ -393,6 +396,7 @@ class LogStore(Store):
             replay=replay,
             bookmarks=bookmarks,
             queue_size=queue_size or self.settings.watch_queue_size,
+            accept=accept,
         )
         self._bus.add(watcher)
         return watcher

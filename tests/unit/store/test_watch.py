@@ -169,3 +169,25 @@ async def test_store_close_ends_watches(make_store: MakeStore) -> None:
     await store.create("/p/a", b"x")
     await store.close()
     assert [e.key async for e in watch] == ["/p/a"]
+
+
+async def test_accept_filters_history_and_live_events_without_buffering_the_rest(store: Store) -> None:
+    await store.create("/p/keep-0", b"old")
+    await store.create("/p/skip-0", b"old")
+    watch = store.watch("/p/", after_revision=0, queue_size=2, accept=lambda e: "keep" in e.key)
+    for i in range(10):  # far more than the queue holds: skipped events must not count against it
+        await store.create(f"/p/skip-{i + 1}", b"x")
+    await store.create("/p/keep-1", b"new")
+    events = await take(watch, 2)
+    assert [e.key for e in events] == ["/p/keep-0", "/p/keep-1"]
+    assert watch.backlog == 0
+    watch.close()
+
+
+async def test_a_filtered_watcher_still_gets_bookmarks_of_the_progress(store: Store) -> None:
+    watch = store.watch("/p/", bookmarks=True, accept=lambda e: False)
+    await store.create("/p/a", b"1")
+    store.request_progress()  # type: ignore[attr-defined]
+    (event,) = await take(watch, 1)
+    assert event.type is EventType.BOOKMARK and event.revision == store.revision
+    watch.close()
