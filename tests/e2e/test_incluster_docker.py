@@ -23,8 +23,8 @@ import pytest
 
 from tests.component.test_lifecycle import Env
 from tests.e2e.conftest import BuiltImages
-from tests.e2e.test_start_docker import poll
 from tests.support.images import ensure_kubectl_image
+from tests.support.wait import until
 
 pytestmark = pytest.mark.docker
 
@@ -111,7 +111,7 @@ def test_kubectl_in_the_pod_uses_in_cluster_config(started: tuple[Env, str, str]
         result = env.kbox("exec", "client", "-p", profile, "-q", "--", "sh", "-c", by_name_command)
         return result.stdout if result.returncode == 0 else ""
 
-    assert poll(by_name).strip() == "namespace/kube-system"
+    assert until(by_name, 60).strip() == "namespace/kube-system"
 
 
 def test_host_reaches_the_cluster_ip_with_the_pods_token(started: tuple[Env, str, str]) -> None:
