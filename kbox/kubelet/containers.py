@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -460,7 +462,7 @@ async def _mounts(kubelet: Kubelet, pod: Obj, container: Obj) -> list[Mount]:
             path = memoryfs.api_volume_dir(kubelet.settings.state_dir, uid, volume)
             payload = await _volume_payload(kubelet, pod, volume)
             try:
-                await asyncio.to_thread(volumes.write, path, payload)  # file I/O off the loop
+                await _in_file_thread(volumes.write, path, payload)  # file I/O off the loop
             except (OSError, ValueError) as exc:
                 raise volumes.config_error(volume["name"], str(exc)) from None
             source = str(path)
@@ -472,7 +474,7 @@ async def _mounts(kubelet: Kubelet, pod: Obj, container: Obj) -> list[Mount]:
         mounts.append(Mount(source, mount.get("mountPath", ""), read_only))
     files = _etc_files(kubelet, pod, {m.container_path.rstrip("/") for m in mounts})
     try:
-        await asyncio.to_thread(_write_files, files)  # file I/O off the loop
+        await _in_file_thread(_write_files, files)  # file I/O off the loop
     except OSError as exc:
         raise ContainerRuntimeError(
             f"writing the pod's /etc files failed: {exc}", reason="CreateContainerConfigError"
@@ -499,6 +501,14 @@ def _etc_files(kubelet: Kubelet, pod: Obj, taken: set[str]) -> list[tuple[Path, 
         )
         files.append((etc / "hosts", "/etc/hosts", text))
     return files
+
+
+_FILES = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kbox-kubelet-files")
+"""One thread for the kubelets' small file writes: a pool of many would contend with the loop for the GIL."""
+
+
+async def _in_file_thread(fn: Callable[..., object], *args: Any) -> None:
+    await asyncio.get_running_loop().run_in_executor(_FILES, fn, *args)
 
 
 def _write_files(files: list[tuple[Path, str, str]]) -> None:
