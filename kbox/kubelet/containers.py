@@ -5,12 +5,9 @@ derives what to do from it, so a crash or a restart anywhere converges.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import concurrent.futures
 import logging
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -462,7 +459,7 @@ async def _mounts(kubelet: Kubelet, pod: Obj, container: Obj) -> list[Mount]:
             path = memoryfs.api_volume_dir(kubelet.settings.state_dir, uid, volume)
             payload = await _volume_payload(kubelet, pod, volume)
             try:
-                await _in_file_thread(volumes.write, path, payload)  # file I/O off the loop
+                volumes.write(path, payload)
             except (OSError, ValueError) as exc:
                 raise volumes.config_error(volume["name"], str(exc)) from None
             source = str(path)
@@ -472,48 +469,34 @@ async def _mounts(kubelet: Kubelet, pod: Obj, container: Obj) -> list[Mount]:
         if mount.get("subPath"):
             source = str(Path(source) / mount["subPath"])
         mounts.append(Mount(source, mount.get("mountPath", ""), read_only))
-    files = _etc_files(kubelet, pod, {m.container_path.rstrip("/") for m in mounts})
+    return mounts + _etc_mounts(kubelet, pod, {m.container_path.rstrip("/") for m in mounts})
+
+
+def _etc_mounts(kubelet: Kubelet, pod: Obj, taken: set[str]) -> list[Mount]:
+    """The kubelet-managed /etc/resolv.conf (unless the runtime's own setup is the same) and, on the pod
+    network, /etc/hosts: files under the pod's folder, bind-mounted into each container, as the kubelet
+    does. A container that mounts a volume at one of these paths keeps its own."""
+    uid = pod["metadata"]["uid"]
+    etc = dns.etc_dir(volumes.pod_dir(kubelet.settings.state_dir, uid))
+    mounts: list[Mount] = []
+    pod_dns = _pod_dns(kubelet, pod)
     try:
-        await _in_file_thread(_write_files, files)  # file I/O off the loop
+        if not pod_dns.runtime_default and "/etc/resolv.conf" not in taken:
+            dns.write_atomic(etc / "resolv.conf", pod_dns.config.render())
+            mounts.append(Mount(str(etc / "resolv.conf"), "/etc/resolv.conf"))
+        state = kubelet.states.get(uid)
+        ip = state.sandbox.ip if state is not None and state.sandbox is not None else ""
+        if not (pod.get("spec") or {}).get("hostNetwork") and ip and "/etc/hosts" not in taken:
+            text = dns.hosts_file(
+                pod, pod_ip=ip, hostname=_hostname(pod), cluster_domain=kubelet.settings.cluster_domain
+            )
+            dns.write_atomic(etc / "hosts", text)
+            mounts.append(Mount(str(etc / "hosts"), "/etc/hosts"))
     except OSError as exc:
         raise ContainerRuntimeError(
             f"writing the pod's /etc files failed: {exc}", reason="CreateContainerConfigError"
         ) from None
-    return mounts + [Mount(str(path), target) for path, target, _ in files]
-
-
-def _etc_files(kubelet: Kubelet, pod: Obj, taken: set[str]) -> list[tuple[Path, str, str]]:
-    """The kubelet-managed /etc/resolv.conf (unless the runtime's own setup is the same) and, on the pod
-    network, /etc/hosts, as ``(file under the pod's folder, path in the container, content)``: bind-mounted
-    into each container, as the kubelet does. A container that mounts a volume at one of these paths
-    keeps its own."""
-    uid = pod["metadata"]["uid"]
-    etc = dns.etc_dir(volumes.pod_dir(kubelet.settings.state_dir, uid))
-    files: list[tuple[Path, str, str]] = []
-    pod_dns = _pod_dns(kubelet, pod)
-    if not pod_dns.runtime_default and "/etc/resolv.conf" not in taken:
-        files.append((etc / "resolv.conf", "/etc/resolv.conf", pod_dns.config.render()))
-    state = kubelet.states.get(uid)
-    ip = state.sandbox.ip if state is not None and state.sandbox is not None else ""
-    if not (pod.get("spec") or {}).get("hostNetwork") and ip and "/etc/hosts" not in taken:
-        text = dns.hosts_file(
-            pod, pod_ip=ip, hostname=_hostname(pod), cluster_domain=kubelet.settings.cluster_domain
-        )
-        files.append((etc / "hosts", "/etc/hosts", text))
-    return files
-
-
-_FILES = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kbox-kubelet-files")
-"""One thread for the kubelets' small file writes: a pool of many would contend with the loop for the GIL."""
-
-
-async def _in_file_thread(fn: Callable[..., object], *args: Any) -> None:
-    await asyncio.get_running_loop().run_in_executor(_FILES, fn, *args)
-
-
-def _write_files(files: list[tuple[Path, str, str]]) -> None:
-    for path, _, text in files:
-        dns.write_atomic(path, text)
+    return mounts
 
 
 async def _volume_payload(kubelet: Kubelet, pod: Obj, volume: Obj) -> volumes.Payload:
