@@ -21,22 +21,18 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fixture_bench import ETCD, ensure_etcd, etcd_version, free_port
+from fixture_bench import ensure_etcd, etcd_version, running_etcd
 from store_bench import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,50 +99,10 @@ def kbox_run(runtime: str, directory: Path) -> dict[str, float]:
 
 
 def etcd_run(directory: Path) -> dict[str, float]:
-    """Seconds from exec to ``/health`` true, then idle memory; etcd is killed by pid afterwards."""
-    client, peer = free_port(), free_port()
-    data = Path(tempfile.mkdtemp(prefix="etcd-", dir=directory))
-    client_url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
-    args = [
-        ETCD,
-        "--name=bench",
-        f"--data-dir={data}",
-        f"--listen-client-urls={client_url}",
-        f"--advertise-client-urls={client_url}",
-        f"--listen-peer-urls={peer_url}",
-        f"--initial-advertise-peer-urls={peer_url}",
-        f"--initial-cluster=bench={peer_url}",
-        "--log-level=error",
-    ]
-    started = time.perf_counter()
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        while True:
-            if process.poll() is not None:
-                assert process.stderr is not None
-                raise RuntimeError(
-                    f"etcd exited with {process.returncode}: {process.stderr.read()[-2000:]!r}"
-                )
-            try:
-                with urllib.request.urlopen(f"{client_url}/health", timeout=1) as response:
-                    if json.loads(response.read()).get("health") == "true":
-                        break
-            except (urllib.error.URLError, OSError, ValueError):
-                pass
-            time.sleep(0.002)
-            if time.perf_counter() - started > 30:
-                raise RuntimeError("etcd was not healthy after 30 s")
-        ready = time.perf_counter() - started
+    """Seconds from exec to ``/health`` true, then idle memory; etcd is stopped by pid afterwards."""
+    with running_etcd(directory) as (process, ready):
         time.sleep(IDLE_S)
         return {"ready": ready, **memory(process.pid)}
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def cli_only() -> float:
