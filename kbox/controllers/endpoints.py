@@ -39,7 +39,7 @@ from kbox.api import selectors
 from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.interface import ENDPOINTS, PODS, SERVICES, Client, Obj, StatusError
-from kbox.controllers import base
+from kbox.controllers import base, meta
 
 _log = logging.getLogger(__name__)
 
@@ -123,16 +123,7 @@ class EndpointsController(base.Controller):
 
     async def _delete(self, endpoints: Obj) -> None:
         metadata = endpoints["metadata"]
-        try:
-            await self.client.delete(
-                ENDPOINTS,
-                metadata["name"],
-                namespace=metadata["namespace"],
-                preconditions={"uid": metadata["uid"]},
-            )
-        except StatusError as exc:
-            if exc.code not in (404, 409):
-                raise
+        await meta.delete_exact(self.client, ENDPOINTS, endpoints)
         _log.debug("%s: deleted endpoints %s/%s", self.name, metadata["namespace"], metadata["name"])
 
 

@@ -34,7 +34,7 @@ from typing import Any
 from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.interface import PODS, SERVICES, Client, Obj, Resource, StatusError
-from kbox.controllers import base, endpoints
+from kbox.controllers import base, endpoints, meta
 
 _log = logging.getLogger(__name__)
 
@@ -207,17 +207,7 @@ class EndpointSliceController(base.Controller):
 
     async def _delete_all(self, slices: list[Obj]) -> None:
         for slice_ in slices:
-            metadata = slice_["metadata"]
-            try:
-                await self.client.delete(
-                    ENDPOINTSLICES,
-                    metadata["name"],
-                    namespace=metadata["namespace"],
-                    preconditions={"uid": metadata["uid"]},
-                )
-            except StatusError as exc:
-                if exc.code not in (404, 409):
-                    raise
+            await meta.delete_exact(self.client, ENDPOINTSLICES, slice_)
 
     def _caught_up(self, key: str) -> bool:
         """Every slice this controller created for ``key`` is in the cache (or given up on)."""

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.interface import MERGE_PATCH, Client, Obj, Resource, StatusError
-from kbox.controllers import base
+from kbox.controllers import base, meta
 
 if TYPE_CHECKING:
     from kbox.api.resource import ResourceDef
@@ -296,17 +296,7 @@ class GarbageCollector(base.Controller):
         else:
             policy = "Background"
         _log.info("%s: deleting %s (%s), its owners are gone or deleting", self.name, t.key(obj), policy)
-        try:
-            await self.client.delete(
-                t.resource,
-                metadata["name"],
-                namespace=metadata.get("namespace"),
-                propagation_policy=policy,
-                preconditions={"uid": metadata["uid"]},
-            )
-        except StatusError as exc:
-            if exc.code not in (404, 409):  # gone already, or replaced by a namesake
-                raise
+        await meta.delete_exact(self.client, t.resource, obj, propagation_policy=policy)
 
     async def _owner_state(self, namespace: str | None, ref: Obj) -> str:
         uid = str(ref.get("uid", ""))

@@ -6,6 +6,7 @@ import datetime
 from typing import Any
 
 from kbox.api.objects import timestamp
+from kbox.client.interface import Client, Resource, StatusError
 
 Obj = dict[str, Any]
 
@@ -29,3 +30,22 @@ def epoch(text: str | None) -> float | None:
         return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+async def delete_exact(client: Client, resource: Resource, obj: Obj, **options: Any) -> bool:
+    """Delete ``obj`` itself (a uid precondition, so never a namesake created since the cache saw it);
+    False when it is gone already or was replaced meanwhile, which a level-triggered sync may ignore."""
+    metadata = obj["metadata"]
+    try:
+        await client.delete(
+            resource,
+            metadata["name"],
+            namespace=metadata.get("namespace"),
+            preconditions={"uid": metadata["uid"]},
+            **options,
+        )
+    except StatusError as exc:
+        if exc.code in (404, 409):
+            return False
+        raise
+    return True

@@ -41,7 +41,7 @@ from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import MERGE_PATCH, PODS, REPLICASETS, Client, Obj, StatusError
-from kbox.controllers import base
+from kbox.controllers import base, meta
 from kbox.controllers.meta import controller_ref, epoch, timestamp
 
 _log = logging.getLogger(__name__)
@@ -286,15 +286,9 @@ class ReplicaSetController(base.Controller):
     async def _delete_pod(self, rs: Obj, pod: Obj) -> None:
         metadata = pod["metadata"]
         try:
-            await self.client.delete(
-                PODS,
-                metadata["name"],
-                namespace=metadata["namespace"],
-                preconditions={"uid": metadata["uid"]},
-            )
-        except StatusError as exc:
-            if exc.code in (404, 409):
+            if not await meta.delete_exact(self.client, PODS, pod):
                 return
+        except StatusError as exc:
             self._event(rs, "Warning", "FailedDelete", f"Error deleting: {exc.message}")
             raise
         self._event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {metadata['name']}")
