@@ -1,4 +1,4 @@
-"""The ``apps/v1`` group: Deployments, ReplicaSets, StatefulSets, DaemonSets.
+"""The ``apps/v1`` group: Deployments, ReplicaSets, StatefulSets, DaemonSets, ControllerRevisions.
 
 Spec and status are two strategies (the status one keeps the spec, the main one keeps the status);
 generation counts spec changes, which ``kubectl rollout status`` compares with status.observedGeneration.
@@ -141,6 +141,23 @@ class DaemonSetStrategy(WorkloadStrategy):
             )
 
 
+class ControllerRevisionStrategy(Strategy):
+    """A snapshot of a DaemonSet's or StatefulSet's template: ``data`` and ``revision`` never change
+    after creation (the controllers make a new revision instead), as in Kubernetes."""
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        revision = obj.get("revision")
+        if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+            return [errors.invalid("revision", revision, "must be greater than or equal to 0")]
+        return []
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        problems = self.validate(new)
+        if new.get("data") != old.get("data"):
+            problems.append(errors.invalid("data", "", "field is immutable"))
+        return problems
+
+
 def _def(
     kind: str, plural: str, strategy: WorkloadStrategy, short: tuple[str, ...], scale: bool
 ) -> ResourceDef:
@@ -166,4 +183,7 @@ RESOURCES = [
     _def("ReplicaSet", "replicasets", WorkloadStrategy(), ("rs",), scale=True),
     _def("StatefulSet", "statefulsets", StatefulSetStrategy(), ("sts",), scale=True),
     _def("DaemonSet", "daemonsets", DaemonSetStrategy(), ("ds",), scale=False),
+    ResourceDef(
+        "apps", "v1", "ControllerRevision", "controllerrevisions", True, ControllerRevisionStrategy()
+    ),
 ]
