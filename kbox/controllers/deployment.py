@@ -55,7 +55,7 @@ from kbox.client.interface import (
     Obj,
     StatusError,
 )
-from kbox.controllers import base
+from kbox.controllers import base, meta
 from kbox.controllers.meta import controller_ref, epoch, timestamp
 
 _log = logging.getLogger(__name__)
@@ -764,24 +764,12 @@ def is_rolling(d: Obj) -> bool:
     return ((d["spec"].get("strategy") or {}).get("type") or "RollingUpdate") == "RollingUpdate"
 
 
-def _scaled_value(value: Any, total: int, *, round_up: bool) -> int:
-    """An int-or-percentage against ``total`` (intstr.GetScaledValueFromIntOrPercent)."""
-    if isinstance(value, int):
-        return value
-    text = str(value)
-    if text.endswith("%"):
-        percent = int(text[:-1])
-        exact = percent * total / 100
-        return math.ceil(exact) if round_up else math.floor(exact)
-    return int(text)
-
-
 def resolve_fenceposts(d: Obj) -> tuple[int, int]:
     """(maxSurge, maxUnavailable): surge rounds up, unavailable down; never both zero."""
     rolling = (d["spec"].get("strategy") or {}).get("rollingUpdate") or {}
     replicas = d["spec"]["replicas"]
-    surge = _scaled_value(rolling.get("maxSurge", "25%"), replicas, round_up=True)
-    unavailable = _scaled_value(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
+    surge = meta.scaled_value(rolling.get("maxSurge", "25%"), replicas, round_up=True)
+    unavailable = meta.scaled_value(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
     if surge == 0 and unavailable == 0:
         unavailable = 1
     return surge, unavailable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 from typing import Any
 
 from kbox.api.objects import timestamp
@@ -49,3 +50,15 @@ async def delete_exact(client: Client, resource: Resource, obj: Obj, **options: 
             return False
         raise
     return True
+
+
+def scaled_value(value: Any, total: int, *, round_up: bool) -> int:
+    """An int-or-percentage (``2``, ``"25%"``) against ``total``, as Kubernetes scales maxSurge,
+    maxUnavailable and minAvailable (intstr.GetScaledValueFromIntOrPercent)."""
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    if text.endswith("%"):
+        exact = int(text[:-1]) * total / 100
+        return math.ceil(exact) if round_up else math.floor(exact)
+    return int(text)
