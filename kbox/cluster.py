@@ -29,6 +29,7 @@ from kbox.client.local import LocalClient
 from kbox.config import StoreSettings
 from kbox.controllers.base import Controller
 from kbox.controllers.deployment import DeploymentController
+from kbox.controllers.disruption import DisruptionController
 from kbox.controllers.endpoints import EndpointsController
 from kbox.controllers.endpointslice import EndpointSliceController
 from kbox.controllers.garbagecollector import GarbageCollector, served_kinds
@@ -244,6 +245,7 @@ class Cluster:
             EndpointSliceController(factory),
             ServiceAccountsController(factory),
             RootCACertPublisher(factory, self.tls.ca_pem()),
+            DisruptionController(factory),
         ]
 
     async def wait(self) -> supervisor.ComponentState:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from kbox.api import admission, errors, fieldcheck, negotiation, objects, selectors, subresources
+from kbox.api import admission, errors, eviction, fieldcheck, negotiation, objects, selectors, subresources
 from kbox.api.catalog import Catalog
 from kbox.api.patch import apply as apply_patch
 from kbox.api.patch import json_patch, merge_patch, strategic
@@ -283,36 +283,8 @@ class Pipeline:
         return await subresources.bind(generic, info, body)
 
     async def evict(self, generic: GenericStore, info: RequestInfo, body: Any) -> Obj:
-        """``pods/<name>/eviction``: a delete that disruption budgets may refuse (none are served yet,
-        so every eviction is allowed); the Eviction's deleteOptions apply."""
-        assert info.name is not None
-        if not isinstance(body, dict) or body.get("kind") not in (None, "Eviction"):
-            raise errors.bad_request("the body must be an Eviction object")
-        if body.get("apiVersion") not in (None, "policy/v1", "policy/v1beta1"):
-            raise errors.bad_request(f"unsupported Eviction apiVersion {body.get('apiVersion')}")
-        name = (body.get("metadata") or {}).get("name")
-        if name and name != info.name:
-            raise errors.bad_request(
-                f"name in URL does not match name in Eviction object: {info.name} != {name}"
-            )
-        options = body.get("deleteOptions") or {}
-        if not isinstance(options, dict):
-            raise errors.bad_request("deleteOptions must be an object")
-        grace = options.get("gracePeriodSeconds")
-        preconditions = options.get("preconditions") or {}
-        await generic.delete(
-            info.namespace,
-            info.name,
-            DeleteOptions(
-                grace_period_seconds=grace if isinstance(grace, int) else None,
-                propagation_policy=options.get("propagationPolicy"),
-                preconditions={k: str(v) for k, v in preconditions.items() if v}
-                if isinstance(preconditions, dict)
-                else {},
-                dry_run="All" in (options.get("dryRun") or []),
-            ),
-        )
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+        """``pods/<name>/eviction``: a delete that PodDisruptionBudgets may refuse."""
+        return await eviction.evict(self.catalog, generic, info, body)
 
     async def finalize(self, generic: GenericStore, info: RequestInfo, body: Any) -> Obj:
         return await subresources.finalize(generic, info, body)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kbox.api.resource import ResourceDef
-from kbox.resources import apps, authentication, authorization, batch, core, misc
+from kbox.resources import apps, authentication, authorization, batch, core, misc, policy
 
 
 def builtin() -> list[ResourceDef]:
@@ -12,6 +12,7 @@ def builtin() -> list[ResourceDef]:
         *apps.RESOURCES,
         *batch.RESOURCES,
         *misc.RESOURCES,
+        *policy.RESOURCES,
         *authentication.RESOURCES,
         *authorization.RESOURCES,
     ]
