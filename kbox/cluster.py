@@ -28,6 +28,7 @@ from kbox.client import informer as informers
 from kbox.client.local import LocalClient
 from kbox.config import StoreSettings
 from kbox.controllers.base import Controller
+from kbox.controllers.daemonset import DaemonSetController
 from kbox.controllers.deployment import DeploymentController
 from kbox.controllers.disruption import DisruptionController
 from kbox.controllers.endpoints import EndpointsController
@@ -239,6 +240,7 @@ class Cluster:
         return [
             ReplicaSetController(factory),
             DeploymentController(factory),
+            DaemonSetController(factory),
             GarbageCollector(factory, kinds),
             NamespaceController(factory, [k.resource for k in kinds]),
             EndpointsController(factory),

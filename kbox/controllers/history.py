@@ -250,23 +250,34 @@ def find_equal(revisions: Iterable[Obj], data: Obj) -> list[Obj]:
     return sort_revisions(r for r in revisions if r.get("data") == data)
 
 
-def revisions_to_delete(revisions: Iterable[Obj], *, limit: int, live: set[str]) -> list[Obj]:
-    """The oldest revisions beyond ``limit`` that no live pod or current/update revision uses
-    (``live`` holds names or hashes: a revision is live if its name or its hash label is in it)."""
-    candidates = [
-        r
-        for r in sort_revisions(revisions)
-        if r["metadata"]["name"] not in live
-        and (r["metadata"].get("labels") or {}).get(REVISION_HASH_LABEL) not in live
-        and (r["metadata"].get("labels") or {}).get(HISTORY_HASH_LABEL) not in live
-    ]
-    surplus = len(candidates) - max(limit, 0)
+def is_live(revision: Obj, live: set[str]) -> bool:
+    """Whether the revision's name or one of its hash labels is in ``live``."""
+    labels = revision["metadata"].get("labels") or {}
+    return bool(
+        revision["metadata"]["name"] in live
+        or labels.get(REVISION_HASH_LABEL) in live
+        or labels.get(HISTORY_HASH_LABEL) in live
+    )
+
+
+def revisions_to_delete(
+    revisions: Iterable[Obj], *, limit: int, live: set[str], count_live: bool = False
+) -> list[Obj]:
+    """The oldest revisions that no live pod or current/update revision uses (``live`` holds names or
+    hashes, see :func:`is_live`), as many as exceed ``limit``. The surplus is counted over the revisions
+    that are not live (the StatefulSet controller's rule), or with ``count_live`` over all of them (the
+    DaemonSet controller's rule: it passes only the old revisions)."""
+    ordered = sort_revisions(revisions)
+    candidates = [r for r in ordered if not is_live(r, live)]
+    surplus = (len(ordered) if count_live else len(candidates)) - max(limit, 0)
     return candidates[:surplus] if surplus > 0 else []
 
 
-async def truncate(client: Client, revisions: Iterable[Obj], *, limit: int, live: set[str]) -> int:
+async def truncate(
+    client: Client, revisions: Iterable[Obj], *, limit: int, live: set[str], count_live: bool = False
+) -> int:
     """Delete what :func:`revisions_to_delete` names; returns how many."""
-    doomed = revisions_to_delete(revisions, limit=limit, live=live)
+    doomed = revisions_to_delete(revisions, limit=limit, live=live, count_live=count_live)
     for revision in doomed:
         await delete_revision(client, revision)
     return len(doomed)

@@ -6,6 +6,7 @@ generation counts spec changes, which ``kubectl rollout status`` compares with s
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from kbox.api import errors, validation
@@ -129,16 +130,106 @@ class StatefulSetStrategy(WorkloadStrategy):
 
 
 class DaemonSetStrategy(WorkloadStrategy):
+    """DaemonSets as kube-apiserver serves them: ``updateStrategy`` defaulted field by field
+    (RollingUpdate, maxUnavailable 1, maxSurge 0) and validated, and the template generation kept in the
+    ``deprecated.daemonset.template.generation`` annotation: 1 on create, +1 when the template changes,
+    never set by a client (the controller labels pods with it, as upstream)."""
+
     has_replicas = False
 
     def default(self, obj: Obj) -> None:
         super().default(obj)
         spec = obj.get("spec")
-        if isinstance(spec, dict):
-            spec.setdefault(
-                "updateStrategy",
-                {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+        if not isinstance(spec, dict):
+            return
+        strategy = spec.setdefault("updateStrategy", {})
+        if not isinstance(strategy, dict):
+            return
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            if isinstance(rolling, dict):
+                rolling.setdefault("maxUnavailable", 1)
+                rolling.setdefault("maxSurge", 0)
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        annotations = obj.setdefault("metadata", {}).setdefault("annotations", {})
+        if isinstance(annotations, dict):
+            current = _template_generation(annotations)
+            annotations[TEMPLATE_GENERATION] = str(max(current, 1))
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        generation = _template_generation((old.get("metadata") or {}).get("annotations") or {})
+        if (new.get("spec") or {}).get("template") != (old.get("spec") or {}).get("template"):
+            generation += 1
+        annotations = new.setdefault("metadata", {}).setdefault("annotations", {})
+        if isinstance(annotations, dict) and generation > 0:
+            annotations[TEMPLATE_GENERATION] = str(generation)
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        problems = super().validate(obj)
+        spec = obj.get("spec") or {}
+        if not isinstance(spec, dict):
+            return problems
+        for field in ("minReadySeconds", "revisionHistoryLimit"):
+            value = spec.get(field)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                problems.append(errors.invalid(f"spec.{field}", value, "must be greater than or equal to 0"))
+        strategy = spec.get("updateStrategy") or {}
+        types = ["OnDelete", "RollingUpdate"]
+        if not isinstance(strategy, dict) or strategy.get("type") not in types:
+            kind = strategy.get("type") if isinstance(strategy, dict) else strategy
+            problems.append(errors.not_supported("spec.updateStrategy.type", kind, types))
+            return problems
+        if strategy["type"] != "RollingUpdate":
+            return problems
+        rolling = strategy.get("rollingUpdate")
+        path = "spec.updateStrategy.rollingUpdate"
+        if not isinstance(rolling, dict):
+            problems.append(errors.required(path))
+            return problems
+        unavailable, surge = rolling.get("maxUnavailable"), rolling.get("maxSurge")
+        found = policy_int_or_percent(unavailable, f"{path}.maxUnavailable")
+        found += policy_int_or_percent(surge, f"{path}.maxSurge")
+        if not found and _is_zero(unavailable) and _is_zero(surge):
+            found.append(
+                errors.invalid(f"{path}.maxUnavailable", unavailable, "may not be 0 when `maxSurge` is 0")
             )
+        if not found and not _is_zero(unavailable) and not _is_zero(surge):
+            found.append(
+                errors.invalid(f"{path}.maxSurge", surge, "may not be set when maxUnavailable is non-zero")
+            )
+        return problems + found
+
+
+TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+_PERCENT = re.compile(r"^[0-9]+%$")
+
+
+def _template_generation(annotations: Obj) -> int:
+    text = annotations.get(TEMPLATE_GENERATION)
+    return int(text) if isinstance(text, str) and text.isdigit() else 0
+
+
+def _is_zero(value: Any) -> bool:
+    return value in (0, "0%")
+
+
+def policy_int_or_percent(value: Any, path: str) -> list[FieldError]:
+    """An int-or-string that is a non-negative integer or a percentage up to 100% (upstream's
+    ValidatePositiveIntOrPercent and IsNotMoreThan100Percent, with their words)."""
+    message = "a valid percent string must be a numeric string followed by an ending '%'"
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return [errors.invalid(path, value, "must be an integer or percentage (e.g '5%')")]
+    if isinstance(value, int):
+        return [] if value >= 0 else [errors.invalid(path, value, "must be greater than or equal to 0")]
+    if not _PERCENT.match(value):
+        return [errors.invalid(path, value, message)]
+    if int(value[:-1]) > 100:
+        return [errors.invalid(path, value, "must not be greater than 100%")]
+    return []
 
 
 class ControllerRevisionStrategy(Strategy):
