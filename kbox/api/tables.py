@@ -990,6 +990,30 @@ STATEFUL_SET_PRINTER = Printer(
 )
 
 
+def _controller_revision_cells(revision: Obj, now: datetime.datetime) -> list[Any]:
+    """The controller as kubectl names it (``daemonset.apps/web``), ``<none>`` for an orphan."""
+    controller = "<none>"
+    for ref in _list(_path(revision, "metadata", "ownerReferences")):
+        if isinstance(ref, dict) and ref.get("controller"):
+            group = _str(ref.get("apiVersion")).rpartition("/")[0]
+            kind = _str(ref.get("kind")).lower()
+            qualified = f"{kind}.{group}" if group else kind
+            controller = f"{qualified}/{_str(ref.get('name'))}"
+            break
+    return [_name(revision), controller, _int(revision.get("revision")), _age(revision, now)]
+
+
+CONTROLLER_REVISION_PRINTER = Printer(
+    [
+        NAME,
+        Column("Controller", description="The object that owns this revision."),
+        Column("Revision", type="integer", description="The revision's number."),
+        AGE,
+    ],
+    _controller_revision_cells,
+)
+
+
 # --- batch ----------------------------------------------------------------------------------------------
 
 
@@ -1112,6 +1136,7 @@ _PRINTERS: dict[tuple[str, str], Printer] = {
     ("apps", "ReplicaSet"): REPLICA_SET_PRINTER,
     ("apps", "DaemonSet"): DAEMON_SET_PRINTER,
     ("apps", "StatefulSet"): STATEFUL_SET_PRINTER,
+    ("apps", "ControllerRevision"): CONTROLLER_REVISION_PRINTER,
     ("batch", "Job"): JOB_PRINTER,
     ("batch", "CronJob"): CRON_JOB_PRINTER,
     ("coordination.k8s.io", "Lease"): LEASE_PRINTER,
