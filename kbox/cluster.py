@@ -34,10 +34,12 @@ from kbox.controllers.disruption import DisruptionController
 from kbox.controllers.endpoints import EndpointsController
 from kbox.controllers.endpointslice import EndpointSliceController
 from kbox.controllers.garbagecollector import GarbageCollector, served_kinds
+from kbox.controllers.job import JobController
 from kbox.controllers.namespace import NamespaceController
 from kbox.controllers.replicaset import ReplicaSetController
 from kbox.controllers.rootcacert import RootCACertPublisher
 from kbox.controllers.serviceaccount import ServiceAccountsController
+from kbox.controllers.ttlafterfinished import TTLAfterFinishedController
 from kbox.kubelet import node as kubelet_node
 from kbox.kubelet.kubelet import Kubelet, KubeletSettings
 from kbox.kubelet.runtime.interface import Runtime
@@ -248,6 +250,8 @@ class Cluster:
             ServiceAccountsController(factory),
             RootCACertPublisher(factory, self.tls.ca_pem()),
             DisruptionController(factory),
+            JobController(factory),
+            TTLAfterFinishedController(factory),
         ]
 
     async def wait(self) -> supervisor.ComponentState:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from kbox.api import errors
@@ -13,7 +14,25 @@ from kbox.resources import podspec
 Obj = dict[str, Any]
 
 
+JOB_TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
+CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+LEGACY_CONTROLLER_UID_LABEL = "controller-uid"
+LEGACY_JOB_NAME_LABEL = "job-name"
+JOB_MANAGED_BY = "kubernetes.io/job-controller"
+_MAX_INT32 = 2**31 - 1
+_FAILURE_ACTIONS = ["Count", "FailIndex", "FailJob", "Ignore"]
+_SCHEDULING_FIELDS = ("nodeSelector", "tolerations", "schedulingGates")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class JobStrategy(Strategy):
+    """kube-apiserver's Job rules: defaults, a selector generated from the Job's uid (unless
+    ``manualSelector``), and what may change once the Job exists (pkg/registry/batch/job)."""
+
     status_subresource = True
     tracks_generation = True
 
@@ -21,60 +40,276 @@ class JobStrategy(Strategy):
         spec = obj.setdefault("spec", {})
         if not isinstance(spec, dict):
             return
+        if spec.get("completions") is None and spec.get("parallelism") is None:
+            spec["completions"] = 1
+            spec["parallelism"] = 1
         spec.setdefault("parallelism", 1)
-        spec.setdefault("completions", 1)
-        spec.setdefault("backoffLimit", 6)
+        if spec.get("backoffLimit") is None:
+            spec["backoffLimit"] = _MAX_INT32 if spec.get("backoffLimitPerIndex") is not None else 6
         spec.setdefault("completionMode", "NonIndexed")
         spec.setdefault("suspend", False)
         spec.setdefault("manualSelector", False)
-        spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+        policy = spec.get("podFailurePolicy")
+        if spec.get("podReplacementPolicy") is None:
+            spec["podReplacementPolicy"] = "Failed" if policy is not None else "TerminatingOrFailed"
+        if isinstance(policy, dict) and isinstance(policy.get("rules"), list):
+            for rule in policy["rules"]:
+                for pattern in (rule.get("onPodConditions") or []) if isinstance(rule, dict) else []:
+                    if isinstance(pattern, dict) and not pattern.get("status"):
+                        pattern["status"] = "True"
         template = spec.get("template")
         if isinstance(template, dict) and isinstance(template.get("spec"), dict):
-            podspec.default_pod_spec(template["spec"], restart_policy="Never")
+            # Kubernetes defaults restartPolicy to Always here, which validation then refuses.
+            podspec.default_pod_spec(template["spec"])
+        _default_labels(obj)
 
     def prepare_for_create(self, obj: Obj) -> None:
         super().prepare_for_create(obj)
         obj["status"] = {}
         spec = obj.get("spec")
-        if isinstance(spec, dict) and not spec.get("manualSelector"):
+        if isinstance(spec, dict) and spec.get("manualSelector") is not True:
             # Like Kubernetes, a Job selects its pods by its own uid, and labels its template with it.
             uid = obj["metadata"]["uid"]
             name = obj["metadata"].get("name", "")
-            labels = {
-                "batch.kubernetes.io/controller-uid": uid,
-                "batch.kubernetes.io/job-name": name,
-                "controller-uid": uid,
-                "job-name": name,
-            }
-            spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
             template = spec.setdefault("template", {})
             if isinstance(template, dict):
-                template.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
+                metadata = template.setdefault("metadata", {})
+                if isinstance(metadata, dict):
+                    labels = metadata.setdefault("labels", {})
+                    if isinstance(labels, dict):
+                        for key, value in (
+                            (LEGACY_CONTROLLER_UID_LABEL, uid),
+                            (LEGACY_JOB_NAME_LABEL, name),
+                            (CONTROLLER_UID_LABEL, uid),
+                            (JOB_NAME_LABEL, name),
+                        ):
+                            labels.setdefault(key, value)
+            if spec.get("selector") is None:
+                spec["selector"] = {"matchLabels": {CONTROLLER_UID_LABEL: uid}}
+        _default_labels(obj)
 
     def validate(self, obj: Obj) -> list[FieldError]:
         spec = obj.get("spec")
         if not isinstance(spec, dict):
             return [errors.required("spec")]
-        selector = (spec.get("selector") or {}).get("matchLabels")
-        problems = podspec.validate_pod_template(spec.get("template"), "spec.template", selector)
-        policy = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy")
-        if policy not in ("OnFailure", "Never"):
-            problems.append(
-                errors.not_supported("spec.template.spec.restartPolicy", policy, ["OnFailure", "Never"])
-            )
-        for field in ("parallelism", "completions", "backoffLimit"):
+        problems: list[FieldError] = []
+        for field in ("parallelism", "completions", "backoffLimit", "activeDeadlineSeconds",
+                      "ttlSecondsAfterFinished", "backoffLimitPerIndex", "maxFailedIndexes"):  # fmt: skip
             value = spec.get(field)
-            if value is not None and (not isinstance(value, int) or value < 0):
+            if value is not None and (not _is_int(value) or value < 0):
                 problems.append(errors.invalid(f"spec.{field}", value, "must be greater than or equal to 0"))
+        selector = spec.get("selector")
+        match_labels: dict[str, str] | None = None
+        if selector is None:
+            problems.append(errors.required("spec.selector"))
+        elif not isinstance(selector, dict):
+            problems.append(errors.invalid("spec.selector", selector, "must be a label selector"))
+        else:
+            raw = selector.get("matchLabels")
+            match_labels = raw if isinstance(raw, dict) else None
+            if spec.get("manualSelector") is not True:
+                uid = (obj.get("metadata") or {}).get("uid", "")
+                if selector != {"matchLabels": {CONTROLLER_UID_LABEL: uid}}:
+                    problems.append(
+                        errors.invalid("spec.selector", selector, "`selector` not auto-generated")
+                    )
+        template = spec.get("template")
+        problems += podspec.validate_pod_template(template, "spec.template", match_labels)
+        pod_spec = (template.get("spec") if isinstance(template, dict) else None) or {}
+        restart = pod_spec.get("restartPolicy") if isinstance(pod_spec, dict) else None
+        if restart in ("Always", "", None):
+            problems.append(
+                errors.required("spec.template.spec.restartPolicy", 'valid values: "OnFailure", "Never"')
+            )
+        elif restart not in ("OnFailure", "Never"):
+            problems.append(
+                errors.not_supported("spec.template.spec.restartPolicy", restart, ["OnFailure", "Never"])
+            )
+        mode = spec.get("completionMode")
+        if mode not in ("NonIndexed", "Indexed"):
+            problems.append(errors.not_supported("spec.completionMode", mode, ["NonIndexed", "Indexed"]))
+        if mode == "Indexed" and spec.get("completions") is None:
+            problems.append(errors.required("spec.completions", "when completion mode is Indexed"))
+        replacement = spec.get("podReplacementPolicy")
+        if replacement not in ("Failed", "TerminatingOrFailed"):
+            problems.append(
+                errors.not_supported(
+                    "spec.podReplacementPolicy", replacement, ["Failed", "TerminatingOrFailed"]
+                )
+            )
+        elif spec.get("podFailurePolicy") is not None and replacement != "Failed":
+            problems.append(errors.not_supported("spec.podReplacementPolicy", replacement, ["Failed"]))
+        managed_by = spec.get("managedBy")
+        if managed_by is not None and (not isinstance(managed_by, str) or not managed_by):
+            problems.append(errors.invalid("spec.managedBy", managed_by, "must be a domain-prefixed path"))
+        for unsupported in ("backoffLimitPerIndex", "maxFailedIndexes", "successPolicy"):
+            if spec.get(unsupported) is not None:
+                problems.append(
+                    errors.forbidden(f"spec.{unsupported}", "not supported by kbox's Job controller")
+                )
+        if spec.get("podFailurePolicy") is not None:
+            problems += _validate_failure_policy(spec["podFailurePolicy"], restart, pod_spec)
         return problems
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         problems = self.validate(new)
         old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
-        for field in ("selector", "template", "completions"):
+        if not isinstance(new_spec, dict) or not isinstance(old_spec, dict):
+            return problems
+        for field in ("selector", "completionMode", "podFailurePolicy", "backoffLimitPerIndex",
+                      "managedBy", "successPolicy"):  # fmt: skip
             if new_spec.get(field) != old_spec.get(field):
                 problems.append(errors.invalid(f"spec.{field}", new_spec.get(field), "field is immutable"))
+        completions = new_spec.get("completions")
+        if completions != old_spec.get("completions"):
+            elastic = new_spec.get("completionMode") == "Indexed" and old_spec.get("completions") is not None
+            if not elastic or completions is None:
+                problems.append(errors.invalid("spec.completions", completions, "field is immutable"))
+            elif completions != new_spec.get("parallelism"):
+                problems.append(
+                    errors.invalid(
+                        "spec.completions",
+                        completions,
+                        "can only be modified in tandem with spec.parallelism",
+                    )
+                )
+        template, old_template = new_spec.get("template"), old_spec.get("template")
+        if template != old_template:
+            never_started = old_spec.get("suspend") is True and not (old.get("status") or {}).get("startTime")
+            if not never_started or _without_scheduling(template) != _without_scheduling(old_template):
+                problems.append(errors.invalid("spec.template", template, "field is immutable"))
         return problems
+
+
+def _default_labels(job: Obj) -> None:
+    """A Job without labels takes its template's (Kubernetes' defaulting, which also runs when the
+    stored object is read back, so the generated labels show on the Job too)."""
+    metadata = job.get("metadata")
+    template = (job.get("spec") or {}).get("template")
+    if not isinstance(metadata, dict) or not isinstance(template, dict):
+        return
+    labels = (
+        (template.get("metadata") or {}).get("labels") if isinstance(template.get("metadata"), dict) else None
+    )
+    if isinstance(labels, dict) and labels and not metadata.get("labels"):
+        metadata["labels"] = dict(labels)
+
+
+def _without_scheduling(template: Any) -> Any:
+    """The template without what a never-started suspended Job may still change (mutable scheduling
+    directives): labels, annotations, nodeSelector, tolerations, schedulingGates."""
+    if not isinstance(template, dict):
+        return template
+    stripped = copy.deepcopy(template)
+    metadata = stripped.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.pop("labels", None)
+        metadata.pop("annotations", None)
+    spec = stripped.get("spec")
+    if isinstance(spec, dict):
+        for field in _SCHEDULING_FIELDS:
+            spec.pop(field, None)
+    return stripped
+
+
+def _validate_failure_policy(policy: Any, restart: Any, pod_spec: Any) -> list[FieldError]:
+    path = "spec.podFailurePolicy"
+    if not isinstance(policy, dict):
+        return [errors.invalid(path, policy, "must be an object")]
+    problems: list[FieldError] = []
+    if restart != "Never":
+        problems.append(
+            errors.invalid("spec.template.spec.restartPolicy", restart,
+                           'only "Never" is supported when podFailurePolicy is specified')
+        )  # fmt: skip
+    rules = policy.get("rules")
+    if not isinstance(rules, list):
+        return [*problems, errors.required(f"{path}.rules")]
+    if len(rules) > 20:
+        problems.append(errors.invalid(f"{path}.rules", len(rules), "must have at most 20 items"))
+    containers = {
+        c.get("name")
+        for key in ("containers", "initContainers")
+        for c in ((pod_spec.get(key) if isinstance(pod_spec, dict) else None) or [])
+        if isinstance(c, dict)
+    }
+    for index, rule in enumerate(rules):
+        where = f"{path}.rules[{index}]"
+        if not isinstance(rule, dict):
+            problems.append(errors.invalid(where, rule, "must be an object"))
+            continue
+        action = rule.get("action")
+        if action not in _FAILURE_ACTIONS:
+            problems.append(errors.not_supported(f"{where}.action", action, _FAILURE_ACTIONS))
+        elif action == "FailIndex":
+            problems.append(
+                errors.forbidden(
+                    f"{where}.action", "FailIndex needs backoffLimitPerIndex, which kbox does not support"
+                )
+            )
+        on_codes, on_conditions = rule.get("onExitCodes"), rule.get("onPodConditions")
+        if (on_codes is None) == (on_conditions is None):
+            problems.append(
+                errors.invalid(where, rule, "specifying one of OnExitCodes and OnPodConditions is required")
+            )
+        if on_codes is not None:
+            problems += _validate_exit_codes(on_codes, f"{where}.onExitCodes", containers)
+        if on_conditions is not None:
+            if not isinstance(on_conditions, list):
+                problems.append(errors.invalid(f"{where}.onPodConditions", on_conditions, "must be a list"))
+                continue
+            for n, pattern in enumerate(on_conditions):
+                at = f"{where}.onPodConditions[{n}]"
+                if (
+                    not isinstance(pattern, dict)
+                    or not isinstance(pattern.get("type"), str)
+                    or not pattern["type"]
+                ):
+                    problems.append(errors.required(f"{at}.type"))
+                elif pattern.get("status") not in ("True", "False", "Unknown"):
+                    problems.append(
+                        errors.not_supported(
+                            f"{at}.status", pattern.get("status"), ["True", "False", "Unknown"]
+                        )
+                    )
+    return problems
+
+
+def _validate_exit_codes(requirement: Any, path: str, containers: set[Any]) -> list[FieldError]:
+    if not isinstance(requirement, dict):
+        return [errors.invalid(path, requirement, "must be an object")]
+    problems: list[FieldError] = []
+    name = requirement.get("containerName")
+    if name is not None and name not in containers:
+        problems.append(
+            errors.invalid(
+                f"{path}.containerName",
+                name,
+                "must be one of the container or initContainer names in the pod template",
+            )
+        )
+    operator = requirement.get("operator")
+    if operator not in ("In", "NotIn"):
+        problems.append(errors.not_supported(f"{path}.operator", operator, ["In", "NotIn"]))
+    values = requirement.get("values")
+    if not isinstance(values, list) or not values:
+        problems.append(errors.required(f"{path}.values"))
+        return problems
+    if len(values) > 255:
+        problems.append(errors.invalid(f"{path}.values", len(values), "must have at most 255 items"))
+    previous: int | None = None
+    for n, value in enumerate(values):
+        if not _is_int(value):
+            problems.append(errors.invalid(f"{path}.values[{n}]", value, "must be an integer"))
+            continue
+        if operator == "In" and value == 0:
+            problems.append(errors.invalid(f"{path}.values[{n}]", value, "must not be 0 for the In operator"))
+        if previous is not None and value == previous:
+            problems.append(errors.duplicate(f"{path}.values[{n}]", value))
+        elif previous is not None and value < previous:
+            problems.append(errors.invalid(f"{path}.values[{n}]", value, "must be ordered"))
+        previous = value
+    return problems
 
 
 class CronJobStrategy(Strategy):
