@@ -75,6 +75,7 @@ TEMPLATES: dict[str, Template] = {
             {"memory": "170Mi"},
             static=False,
         ),
+        Template("kubernetes-dashboard", {"k8s-app": "kubernetes-dashboard"}, {"cpu": "50m"}, static=False),
     )
 }
 

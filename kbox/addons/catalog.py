@@ -23,8 +23,9 @@ def addon_names() -> list[str]:
 
 _DESCRIPTIONS: dict[str, str] = {
     "dns": "Cluster DNS (CoreDNS-like) on the kube-dns Service, 10.96.0.10: Services and pods by name",
+    "dashboard": "Web UI on 127.0.0.1 (kbox dashboard): workloads, logs, shells, YAML, live",
 }
-_COMPONENTS: dict[str, list[str]] = {"dns": ["coredns"]}
+_COMPONENTS: dict[str, list[str]] = {"dns": ["coredns"], "dashboard": ["kubernetes-dashboard"]}
 
 
 def description(name: str) -> str:
@@ -51,7 +52,16 @@ def addons_for(cluster: Cluster) -> dict[str, Addon]:
 
         await ensure_kube_dns_service(client, cluster_ip=settings.dns_ip)
 
+    def dashboard_components() -> list[supervisor.Component]:
+        from kbox.addons.dashboard import DashboardServer, DashboardSettings
+
+        board = DashboardSettings(
+            api_url=lambda: cluster.url, ca_file=str(cluster.tls.ca_cert), cluster=settings.name
+        )
+        return [DashboardServer(cluster.client("kubernetes-dashboard"), board)]
+
     return {
+        "dashboard": Addon("dashboard", _DESCRIPTIONS["dashboard"], False, dashboard_components),
         # On by default where Services work (kube-proxy gives the host the kube-dns address).
         "dns": Addon("dns", _DESCRIPTIONS["dns"], settings.kube_proxy, dns_components, dns_setup),
     }
