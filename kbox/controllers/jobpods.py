@@ -171,7 +171,9 @@ def pod_from_template(job: Obj, index: int | None) -> Obj:
         pod_meta.setdefault("annotations", {})[COMPLETION_INDEX] = str(index)
         pod_meta.setdefault("labels", {})[COMPLETION_INDEX] = str(index)
         spec["hostname"] = f"{name}-{index}"
-        source = {"fieldRef": {"fieldPath": f"metadata.annotations['{COMPLETION_INDEX}']"}}
+        source = {
+            "fieldRef": {"apiVersion": "v1", "fieldPath": f"metadata.annotations['{COMPLETION_INDEX}']"}
+        }
         for key in ("initContainers", "containers"):
             for container in spec.get(key) or []:
                 env = container.setdefault("env", [])
