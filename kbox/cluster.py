@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kbox import componentlogs, components, mirrorpods, profile, supervisor, testhooks
+from kbox import nodes as node_manager
 from kbox.addons import manager as addon_manager
 from kbox.api.app import ApiSettings
 from kbox.api.certs import TlsFiles, ensure_certificates
@@ -36,9 +37,11 @@ from kbox.controllers.endpointslice import EndpointSliceController
 from kbox.controllers.garbagecollector import GarbageCollector, served_kinds
 from kbox.controllers.job import JobController
 from kbox.controllers.namespace import NamespaceController
+from kbox.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleSettings
 from kbox.controllers.replicaset import ReplicaSetController
 from kbox.controllers.rootcacert import RootCACertPublisher
 from kbox.controllers.serviceaccount import ServiceAccountsController
+from kbox.controllers.taintmanager import TaintEvictionController
 from kbox.controllers.ttlafterfinished import TTLAfterFinishedController
 from kbox.kubelet import node as kubelet_node
 from kbox.kubelet.kubelet import Kubelet, KubeletSettings
@@ -72,6 +75,8 @@ class ClusterSettings:
     backoff_initial: float = 1.0  # supervisor: first restart delay after a repeated crash
     backoff_max: float = 30.0
     ready_timeout: float = 60.0  # start() fails when components are not healthy by then
+    # node health grace period, eviction rates, default toleration seconds (KBOX_* environment overrides)
+    node_lifecycle: NodeLifecycleSettings = field(default_factory=NodeLifecycleSettings.from_env)
 
 
 def node_names(settings: ClusterSettings) -> list[str]:
@@ -112,6 +117,9 @@ class Cluster:
         self.plane = ControlPlane(
             store, ApiSettings(host=settings.host, port=settings.port, token=self.token, tls=self.tls)
         )
+        lifecycle, catalog = settings.node_lifecycle, self.plane.catalog
+        catalog.default_not_ready_toleration_seconds = lifecycle.default_not_ready_toleration_seconds
+        catalog.default_unreachable_toleration_seconds = lifecycle.default_unreachable_toleration_seconds
         self.runtime: Runtime | None = runtime
         self._owns_runtime = runtime is None
         self._kubelets: dict[str, components.KubeletComponent] = {}
@@ -135,8 +143,10 @@ class Cluster:
         try:
             if self.runtime is None:
                 self.runtime = make_runtime(self.settings)
-            for index, name in enumerate(node_names(self.settings)):
-                self.supervisor.add(self._kubelet_component(name, control_plane=index == 0))
+            names = node_names(self.settings)
+            for name, state in (await node_manager.planned(self.client("node-manager"), names)).items():
+                if state == node_manager.RUNNING:
+                    self.supervisor.add(self._kubelet_component(name, control_plane=name == names[0]))
             self._add_components()
             await self.supervisor.start()
             try:
@@ -181,15 +191,27 @@ class Cluster:
         if component is not None:
             await self.supervisor.remove(component.name)
 
-    async def start_kubelet(self, node: str) -> None:
-        """Start the node's kubelet again (it registers and adopts its pods) and wait until it runs."""
+    async def start_kubelet(self, node: str, *, wait: bool = True) -> None:
+        """Start the node's kubelet (again: it registers and adopts its pods); ``wait`` until it runs."""
         if node in self._kubelets:
             return
         names = node_names(self.settings)
         component = self._kubelet_component(node, control_plane=bool(names) and node == names[0])
         self.supervisor.add(component)
-        async with asyncio.timeout(self.settings.ready_timeout):
-            await self.supervisor.wait_ready()
+        if wait:
+            async with asyncio.timeout(self.settings.ready_timeout):
+                await self.supervisor.wait_ready()
+
+    def kubelet_running(self, node: str) -> bool:
+        return node in self._kubelets
+
+    async def delete_node(self, node: str) -> None:
+        """Remove a node without draining it: kubelet stopped, its pods' containers removed, its pods
+        and Node object deleted (kbox node delete)."""
+        await self.stop_kubelet(node)
+        if self.runtime is not None:
+            await node_manager.remove_containers(self.runtime, node)
+        await node_manager.forget_node(self.client("node-manager"), node)
 
     def _kubelet_overrides(self) -> dict[str, Any]:
         """Pods resolve through the cluster DNS address when Services work (kube-proxy owns it)."""
@@ -222,6 +244,8 @@ class Cluster:
                 self.client("addon-manager"), sup, self.addons, initial=self.settings.addons
             )
         )
+        initial = node_names(self.settings)
+        sup.add(node_manager.NodeManager(self.client("node-manager"), self, initial=initial))
         if testhooks.enabled():
             sup.add(testhooks.TestHooks(self.client("test-hooks"), sup))
         nodes = node_names(self.settings)
@@ -249,6 +273,8 @@ class Cluster:
             EndpointSliceController(factory),
             ServiceAccountsController(factory),
             RootCACertPublisher(factory, self.tls.ca_pem()),
+            NodeLifecycleController(factory, self.settings.node_lifecycle),
+            TaintEvictionController(factory),
             DisruptionController(factory),
             JobController(factory),
             TTLAfterFinishedController(factory),

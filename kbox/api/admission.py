@@ -35,7 +35,10 @@ async def admit_create(
     if obj is not None and generic.resource.group == "" and generic.resource.plural == "services":
         await catalog.service_allocator.allocate(generic, obj)
     if obj is not None and mutates_created(catalog, generic):
-        await _service_account(catalog, namespace or "", obj)
+        if DEFAULT_TOLERATION_SECONDS not in catalog.admission_disabled:
+            default_tolerations(catalog, obj)
+        if SERVICE_ACCOUNT not in catalog.admission_disabled:
+            await _service_account(catalog, namespace or "", obj)
 
 
 def mutates_created(catalog: Catalog, generic: GenericStore) -> bool:
@@ -45,7 +48,7 @@ def mutates_created(catalog: Catalog, generic: GenericStore) -> bool:
     return (
         resource.group == ""
         and resource.plural == "pods"
-        and SERVICE_ACCOUNT not in catalog.admission_disabled
+        and not {SERVICE_ACCOUNT, DEFAULT_TOLERATION_SECONDS} <= catalog.admission_disabled
     )
 
 
@@ -84,6 +87,46 @@ async def _namespace_lifecycle(
                 ],
             },
         )
+
+
+# -- DefaultTolerationSeconds ----------------------------------------------------------------------
+
+DEFAULT_TOLERATION_SECONDS = "DefaultTolerationSeconds"
+TAINT_NOT_READY = "node.kubernetes.io/not-ready"
+TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
+
+
+def default_tolerations(catalog: Catalog, pod: dict[str, Any]) -> None:
+    """plugin/pkg/admission/defaulttolerationseconds: a new pod without a NoExecute toleration of the
+    not-ready or unreachable taint (a toleration with an empty key or effect counts) gets one with
+    ``operator: Exists`` and the cluster's default tolerationSeconds (300 s), so taint-based eviction
+    moves it off a failed node after five minutes rather than at once."""
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        return
+    tolerations = spec.get("tolerations")
+    if tolerations is None:
+        tolerations = []
+    if not isinstance(tolerations, list):
+        return  # validation reports it
+    seconds = {
+        TAINT_NOT_READY: catalog.default_not_ready_toleration_seconds,
+        TAINT_UNREACHABLE: catalog.default_unreachable_toleration_seconds,
+    }
+    added = []
+    for key, value in seconds.items():
+        covered = any(
+            isinstance(t, dict)
+            and (t.get("key") or "") in ("", key)
+            and (t.get("effect") or "") in ("", "NoExecute")
+            for t in tolerations
+        )
+        if not covered:
+            added.append(
+                {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": value}
+            )
+    if added:
+        spec["tolerations"] = [*tolerations, *added]
 
 
 # -- ServiceAccount ------------------------------------------------------------------------------

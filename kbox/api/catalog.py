@@ -26,6 +26,9 @@ class Catalog:
         self.node_connections = NodeConnections()
         self.tokens = TokenIssuer()  # the control plane points it at the state dir's pki/
         self.admission_disabled: set[str] = set()  # admission plugins turned off ("ServiceAccount")
+        # DefaultTolerationSeconds (kube-apiserver's --default-{not-ready,unreachable}-toleration-seconds)
+        self.default_not_ready_toleration_seconds = 300
+        self.default_unreachable_toleration_seconds = 300
         self._by_path: dict[tuple[str, str, str], GenericStore] = {}
         self._by_kind: dict[tuple[str, str], ResourceDef] = {}
         for resource in resources:

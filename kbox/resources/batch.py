@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
-from kbox.api import errors
+from kbox.api import errors, validation
 from kbox.api.errors import FieldError
 from kbox.api.resource import ResourceDef, SubresourceDef
 from kbox.api.strategy import StatusStrategy, Strategy
+from kbox.controllers import cronschedule
 from kbox.resources import podspec
 
 Obj = dict[str, Any]
@@ -313,6 +315,10 @@ def _validate_exit_codes(requirement: Any, path: str, containers: set[Any]) -> l
 
 
 class CronJobStrategy(Strategy):
+    """CronJobs validated as kube-apiserver does: the schedule parsed by the controller's own parser
+    (so a schedule the API accepts is one the controller can run), the time zone loaded, the job
+    template checked as a Job's spec would be, and names short enough for the Jobs' names."""
+
     status_subresource = True
     tracks_generation = True
 
@@ -326,7 +332,6 @@ class CronJobStrategy(Strategy):
         spec.setdefault("failedJobsHistoryLimit", 1)
         job_spec = (spec.get("jobTemplate") or {}).get("spec")
         if isinstance(job_spec, dict):
-            job_spec.setdefault("backoffLimit", 6)
             template = job_spec.get("template")
             if isinstance(template, dict) and isinstance(template.get("spec"), dict):
                 podspec.default_pod_spec(template["spec"], restart_policy="Never")
@@ -336,28 +341,137 @@ class CronJobStrategy(Strategy):
         obj["status"] = {}
 
     def validate(self, obj: Obj) -> list[FieldError]:
-        spec = obj.get("spec")
+        problems = self._validate_spec(obj.get("spec"), None)
+        name = (obj.get("metadata") or {}).get("name")
+        if isinstance(name, str) and len(name) > MAX_CRONJOB_NAME:
+            # Job names are <cronjob>-<minutes since epoch> (11 characters) and label values of the
+            # pods: at most 63 characters.
+            problems.append(
+                errors.invalid("metadata.name", name, f"must be no more than {MAX_CRONJOB_NAME} characters")
+            )
+        return problems
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        old_spec = old.get("spec")
+        return self._validate_spec(new.get("spec"), old_spec if isinstance(old_spec, dict) else {})
+
+    def _validate_spec(self, spec: Any, old_spec: Obj | None) -> list[FieldError]:
         if not isinstance(spec, dict):
             return [errors.required("spec")]
         problems: list[FieldError] = []
+        time_zone = spec.get("timeZone")
         schedule = spec.get("schedule")
-        if not isinstance(schedule, str) or not schedule.strip():
+        if not isinstance(schedule, str) or not schedule:
             problems.append(errors.required("spec.schedule"))
-        elif len(schedule.split()) != 5 and not schedule.startswith("@"):
-            problems.append(errors.invalid("spec.schedule", schedule, "unparseable schedule"))
-        policies = ["Allow", "Forbid", "Replace"]
-        if spec.get("concurrencyPolicy") not in policies:
-            problems.append(
-                errors.not_supported("spec.concurrencyPolicy", spec.get("concurrencyPolicy"), policies)
-            )
-        job_spec = (spec.get("jobTemplate") or {}).get("spec")
-        if not isinstance(job_spec, dict):
-            problems.append(errors.required("spec.jobTemplate.spec"))
         else:
-            problems += podspec.validate_pod_template(
-                job_spec.get("template"), "spec.jobTemplate.spec.template", None
-            )
+            problems += _validate_schedule(schedule, time_zone, old_spec)
+        deadline = spec.get("startingDeadlineSeconds")
+        if deadline is not None and (not isinstance(deadline, int) or deadline < 0):
+            problems.append(errors.invalid("spec.startingDeadlineSeconds", deadline, NON_NEGATIVE))
+        if old_spec is None or old_spec.get("timeZone") != time_zone:
+            problems += _validate_time_zone(time_zone)
+        policies = ["Allow", "Forbid", "Replace"]
+        policy = spec.get("concurrencyPolicy")
+        if not policy:
+            problems.append(errors.required("spec.concurrencyPolicy"))
+        elif policy not in policies:
+            problems.append(errors.not_supported("spec.concurrencyPolicy", policy, policies))
+        problems += _validate_job_template(spec.get("jobTemplate"))
+        for field in ("successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
+            value = spec.get(field)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                problems.append(errors.invalid(f"spec.{field}", value, NON_NEGATIVE))
         return problems
+
+
+MAX_CRONJOB_NAME = 52
+NON_NEGATIVE = "must be greater than or equal to 0"
+# IANA zone name components (digits and '+' tolerated for legacy names), as kube-apiserver checks them.
+_TIME_ZONE_PART = re.compile(r"[A-Za-z.\-_0-9+]{1,14}")
+
+
+def _validate_schedule(schedule: str, time_zone: Any, old_spec: Obj | None) -> list[FieldError]:
+    problems: list[FieldError] = []
+    try:
+        cronschedule.parse(schedule, cronschedule.UTC)
+    except cronschedule.ScheduleError as exc:
+        problems.append(errors.invalid("spec.schedule", schedule, str(exc)))
+    # A TZ in the schedule is kept on objects that already had one, never accepted anew.
+    allowed = old_spec is not None and "TZ" in str(old_spec.get("schedule") or "")
+    if allowed and "TZ" in schedule and time_zone is not None:
+        problems.append(
+            errors.invalid(
+                "spec.schedule", schedule, "cannot use both timeZone field and TZ or CRON_TZ in schedule"
+            )
+        )
+    elif not allowed and "TZ" in schedule:
+        problems.append(
+            errors.invalid(
+                "spec.schedule", schedule, "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"
+            )
+        )
+    return problems
+
+
+def _validate_time_zone(time_zone: Any) -> list[FieldError]:
+    if time_zone is None:
+        return []
+    path = "spec.timeZone"
+    if not isinstance(time_zone, str) or not time_zone:
+        return [errors.invalid(path, time_zone, "timeZone must be nil or non-empty string")]
+    for part in time_zone.split("/"):
+        if part in (".", "..") or part.startswith("-") or not _TIME_ZONE_PART.fullmatch(part):
+            return [errors.invalid(path, time_zone, f"unknown time zone {time_zone}")]
+    problems: list[FieldError] = []
+    if time_zone.lower() == "local":
+        problems.append(
+            errors.invalid(
+                path,
+                time_zone,
+                "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
+            )
+        )
+    try:
+        cronschedule.load_zone(time_zone)
+    except cronschedule.ScheduleError as exc:
+        problems.append(errors.invalid(path, time_zone, str(exc)))
+    return problems
+
+
+def _validate_job_template(job_template: Any) -> list[FieldError]:
+    """``spec.jobTemplate``: a Job's spec without the selector (the Job gets its own when created)."""
+    path = "spec.jobTemplate.spec"
+    job_spec = job_template.get("spec") if isinstance(job_template, dict) else None
+    if not isinstance(job_spec, dict):
+        return [errors.required(path)]
+    problems = podspec.validate_pod_template(job_spec.get("template"), f"{path}.template", None)
+    metadata = job_template.get("metadata") or {}
+    if isinstance(metadata, dict):
+        problems += validation.validate_labels(
+            metadata.get("labels") or {}, "spec.jobTemplate.metadata.labels"
+        )
+    policy = ((job_spec.get("template") or {}).get("spec") or {}).get("restartPolicy")
+    if policy not in ("OnFailure", "Never"):
+        problems.append(
+            errors.not_supported(f"{path}.template.spec.restartPolicy", policy, ["OnFailure", "Never"])
+        )
+    for field in (
+        "parallelism",
+        "completions",
+        "backoffLimit",
+        "activeDeadlineSeconds",
+        "ttlSecondsAfterFinished",
+    ):
+        value = job_spec.get(field)
+        if value is not None and (not isinstance(value, int) or value < 0):
+            problems.append(errors.invalid(f"{path}.{field}", value, NON_NEGATIVE))
+    if job_spec.get("selector") is not None:
+        problems.append(
+            errors.invalid(f"{path}.selector", job_spec["selector"], "`selector` will be auto-generated")
+        )
+    if job_spec.get("manualSelector"):
+        problems.append(errors.not_supported(f"{path}.manualSelector", True, ["nil", "false"]))
+    return problems
 
 
 def _def(kind: str, plural: str, strategy: Strategy, short: tuple[str, ...]) -> ResourceDef:

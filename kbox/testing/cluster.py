@@ -58,6 +58,7 @@ from kbox.client.interface import APPLY_PATCH, NAMESPACES, PODS, Obj, Resource
 from kbox.client.local import LocalClient
 from kbox.cluster import Cluster as KboxCluster
 from kbox.cluster import ClusterSettings, make_runtime, node_names
+from kbox.controllers import nodelifecycle
 from kbox.kubelet import memoryfs
 from kbox.kubelet.kubelet import Kubelet, KubeletSettings
 from kbox.kubelet.runtime.interface import ContainerRuntimeError, Runtime
@@ -77,9 +78,11 @@ TEST_TIMERS: dict[str, float] = {
     "relist_interval": 0.2,  # kubelet polls the runtime for container changes (Kubernetes: 1 s)
     "backoff_base": 0.5,  # first container restart back-off (Kubernetes: 10 s)
     "backoff_max": 5.0,  # back-off cap (Kubernetes: 300 s)
+    "node_monitor_grace_period": 10.0,  # a silent node turns Unknown (Kubernetes: 40 s)
 }
 """Defaults of the timers a test can set as ``Cluster(..., lease_interval=0.1)``."""
 
+_LIFECYCLE_TIMERS = nodelifecycle.FIELDS  # also default_*_toleration_seconds, node_eviction_rate...
 _KUBELET_TIMERS = frozenset(
     f.name for f in dataclasses.fields(KubeletSettings) if isinstance(f.default, float)
 )
@@ -128,9 +131,10 @@ class AsyncCluster:
             raise ValueError(f'runtime must be "fake" or "docker", not {runtime!r}')
         if nodes < 0:
             raise ValueError("nodes must be 0 or more")
-        unknown = set(timers) - _KUBELET_TIMERS
+        unknown = set(timers) - _KUBELET_TIMERS - _LIFECYCLE_TIMERS
         if unknown:
-            raise TypeError(f"unknown timers {sorted(unknown)}; known: {sorted(_KUBELET_TIMERS)}")
+            known = sorted(_KUBELET_TIMERS | _LIFECYCLE_TIMERS)
+            raise TypeError(f"unknown timers {sorted(unknown)}; known: {known}")
         self.name = name or f"kbox-{secrets.token_hex(3)}"
         self.runtime_name: RuntimeName = runtime
         self.nodes = nodes
@@ -279,7 +283,10 @@ class AsyncCluster:
             host="127.0.0.1",
             port=port,
             durable=self.durable,
-            kubelet=dict(self.timers),
+            kubelet={k: v for k, v in self.timers.items() if k in _KUBELET_TIMERS},
+            node_lifecycle=nodelifecycle.NodeLifecycleSettings().overridden(
+                **{k: v for k, v in self.timers.items() if k in _LIFECYCLE_TIMERS}
+            ),
         )
 
     async def _open_runtime(self) -> Runtime:
