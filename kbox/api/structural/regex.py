@@ -1,0 +1,237 @@
+"""Schema ``pattern``s: Go's RE2 syntax, evaluated with Python's ``re`` after a small translation.
+
+kube-apiserver compiles a ``pattern`` with Go's ``regexp`` (RE2) and tests it with ``MatchString``: a
+search anywhere in the string, not a full match. Python's ``re`` reads most RE2 the same way; the
+translation below covers where they differ:
+
+* ``$`` means the very end of the text in RE2 (no ``(?m)``), Python's also matches before a final
+  newline: it becomes ``\\Z``; RE2's ``\\z`` becomes ``\\Z`` too, and RE2 has no ``\\Z`` of its own;
+* ``\\d``, ``\\w``, ``\\s`` and ``\\b`` are ASCII-only in RE2, so patterns compile with ``re.ASCII``;
+* POSIX classes inside brackets (``[[:alpha:]]``), ``\\Q...\\E`` literals and ``(?<name>...)`` groups
+  are rewritten into Python's spelling; ``\\pL``/``\\p{L}``, ``\\p{Lu}``, ``\\p{Ll}``, ``\\p{N}`` and
+  ``\\p{Nd}`` become equivalent Unicode classes (approximations for ``\\p{Lu}``/``\\p{Ll}``: ASCII ranges
+  plus Python's letter classes); other Unicode classes are reported as not supported;
+* what RE2 rejects is rejected here with Go's message: look-arounds (``(?=``, ``(?!``, ``(?<=``,
+  ``(?<!``), backreferences (``\\1``), and the usual syntax errors.
+
+Known gaps: ``(?i)`` with ``re.ASCII`` folds ASCII letters only (RE2 folds all of Unicode), and
+possessive or atomic constructs that Python 3.11 rejects are reported with a generic message.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+_POSIX = {
+    "alnum": "0-9A-Za-z",
+    "alpha": "A-Za-z",
+    "ascii": "\\x00-\\x7f",
+    "blank": "\\t ",
+    "cntrl": "\\x00-\\x1f\\x7f",
+    "digit": "0-9",
+    "graph": "!-~",
+    "lower": "a-z",
+    "print": " -~",
+    "punct": "!-/:-@\\[-`{-~",
+    "space": "\\t\\n\\v\\f\\r ",
+    "upper": "A-Z",
+    "word": "0-9A-Za-z_",
+    "xdigit": "0-9A-Fa-f",
+}
+
+
+class PatternError(ValueError):
+    """A pattern Go's ``regexp.Compile`` would reject; the message is Go's."""
+
+
+class UnsupportedPattern(ValueError):
+    """A valid RE2 pattern that kbox cannot evaluate with Python's ``re``."""
+
+
+def _go_error(code: str, expr: str) -> PatternError:
+    return PatternError(f"error parsing regexp: {code}: `{expr}`")
+
+
+def _unicode_class(name: str, negated: bool) -> str:
+    if name == "L":
+        return "[\\W\\d_]" if negated else "[^\\W\\d_]"
+    if name in ("N", "Nd"):
+        return "[^0-9]" if negated else "[0-9]"
+    if name == "Lu":
+        return "[^A-Z]" if negated else "[A-Z]"
+    if name == "Ll":
+        return "[^a-z]" if negated else "[a-z]"
+    raise UnsupportedPattern(f"the Unicode class \\p{{{name}}} is not supported by kbox")
+
+
+def _translate_class(pattern: str, pos: int) -> tuple[str, int]:
+    """A bracket expression starting at ``pos`` (the ``[``); returns its Python form and the end."""
+    out = ["["]
+    i = pos + 1
+    if i < len(pattern) and pattern[i] == "^":
+        out.append("^")
+        i += 1
+    first = True
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "]" and not first:
+            out.append("]")
+            return "".join(out), i + 1
+        first = False
+        if pattern.startswith("[:", i):
+            end = pattern.find(":]", i + 2)
+            if end < 0:
+                out.append("\\[")
+                i += 1
+                continue
+            name = pattern[i + 2 : end]
+            negated = name.startswith("^")
+            name = name.removeprefix("^")
+            if name not in _POSIX:
+                raise _go_error("invalid character class range", pattern[i : end + 2])
+            if negated:
+                raise UnsupportedPattern("negated POSIX classes ([:^name:]) are not supported by kbox")
+            out.append(_POSIX[name])
+            i = end + 2
+            continue
+        if char == "[":
+            out.append("\\[")
+            i += 1
+            continue
+        if char == "\\":
+            if i + 1 >= len(pattern):
+                raise _go_error("missing closing ]", pattern[pos:])
+            nxt = pattern[i + 1]
+            if nxt in "pP":
+                raise UnsupportedPattern("Unicode classes inside brackets are not supported by kbox")
+            if nxt.isdigit() and nxt != "0":
+                raise _go_error("invalid escape sequence", pattern[i : i + 2])
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        out.append(char)
+        i += 1
+    raise _go_error("missing closing ]", pattern[pos:])
+
+
+def _translate(pattern: str) -> str:
+    out: list[str] = []
+    i = 0
+    multiline = False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            if i + 1 >= len(pattern):
+                raise _go_error("trailing backslash at end of expression", "")
+            nxt = pattern[i + 1]
+            if nxt == "Q":
+                end = pattern.find("\\E", i + 2)
+                literal = pattern[i + 2 :] if end < 0 else pattern[i + 2 : end]
+                out.append(re.escape(literal))
+                i = len(pattern) if end < 0 else end + 2
+                continue
+            if nxt == "z":
+                out.append("\\Z")
+                i += 2
+                continue
+            if nxt == "Z":
+                raise _go_error("invalid escape sequence", "\\Z")
+            if nxt.isdigit() and nxt != "0":
+                raise _go_error("invalid escape sequence", pattern[i : i + 2])
+            if nxt in "pP":
+                negated = nxt == "P"
+                if pattern.startswith("{", i + 2):
+                    end = pattern.find("}", i + 3)
+                    if end < 0:
+                        raise _go_error("invalid character class range", pattern[i:])
+                    name = pattern[i + 3 : end]
+                    i = end + 1
+                else:
+                    name = pattern[i + 2 : i + 3]
+                    i += 3
+                if name.startswith("^"):
+                    negated, name = not negated, name[1:]
+                out.append(_unicode_class(name, negated))
+                continue
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if char == "[":
+            text, i = _translate_class(pattern, i)
+            out.append(text)
+            continue
+        if char == "(" and pattern.startswith("(?", i):
+            for look in ("(?=", "(?!", "(?<=", "(?<!"):
+                if pattern.startswith(look, i):
+                    raise _go_error("invalid or unsupported Perl syntax", look)
+            if pattern.startswith("(?<", i):
+                out.append("(?P<")
+                i += 3
+                continue
+            flags = re.match(r"\(\?([imsU]*)(?:-[imsU]*)?[):]", pattern[i:])
+            if flags and "m" in flags.group(1):
+                multiline = True
+            if flags and "U" in flags.group(0):
+                raise UnsupportedPattern("the U (ungreedy) flag is not supported by kbox")
+        if char == "$" and not multiline:
+            out.append("\\Z")
+            i += 1
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+_PY_ERRORS = (
+    ("missing ), unterminated subpattern", "missing closing )"),
+    ("unbalanced parenthesis", "unexpected )"),
+    ("unterminated character set", "missing closing ]"),
+    ("multiple repeat", "invalid nested repetition operator"),
+    ("nothing to repeat", "missing argument to repetition operator"),
+    ("bad character range", "invalid character class range"),
+    ("bad escape", "invalid escape sequence"),
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """The compiled pattern; :class:`PatternError` for invalid RE2, :class:`UnsupportedPattern` for RE2
+    that Python cannot run."""
+    translated = _translate(pattern)
+    try:
+        return re.compile(translated, re.ASCII)
+    except re.error as exc:
+        for python_text, go_code in _PY_ERRORS:
+            if python_text in str(exc):
+                expr = pattern
+                if go_code in (
+                    "missing argument to repetition operator",
+                    "invalid nested repetition operator",
+                ):
+                    expr = pattern[exc.pos : exc.pos + 2] if exc.pos is not None else pattern
+                    if go_code == "missing argument to repetition operator":
+                        expr = expr[:1]
+                raise _go_error(go_code, expr) from None
+        raise _go_error("invalid syntax", pattern) from None
+
+
+def check(pattern: str) -> str | None:
+    """Why Go would refuse ``pattern`` (``error parsing regexp: ...``), or ``None``."""
+    try:
+        compile_pattern(pattern)
+    except PatternError as exc:
+        return str(exc)
+    except UnsupportedPattern:
+        return None
+    return None
+
+
+def search(pattern: str, text: str) -> bool | None:
+    """Whether ``pattern`` matches anywhere in ``text`` (``MatchString``); ``None`` when kbox cannot
+    evaluate it (the caller treats that as a pass and warns once, at schema compile time)."""
+    try:
+        compiled = compile_pattern(pattern)
+    except (PatternError, UnsupportedPattern):
+        return None
+    return compiled.search(text) is not None
