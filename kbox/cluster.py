@@ -29,6 +29,7 @@ from kbox.client import informer as informers
 from kbox.client.local import LocalClient
 from kbox.config import StoreSettings
 from kbox.controllers.base import Controller
+from kbox.controllers.cronjob import CronJobController
 from kbox.controllers.daemonset import DaemonSetController
 from kbox.controllers.deployment import DeploymentController
 from kbox.controllers.disruption import DisruptionController
@@ -77,6 +78,7 @@ class ClusterSettings:
     ready_timeout: float = 60.0  # start() fails when components are not healthy by then
     # node health grace period, eviction rates, default toleration seconds (KBOX_* environment overrides)
     node_lifecycle: NodeLifecycleSettings = field(default_factory=NodeLifecycleSettings.from_env)
+    cronjob_clock: Any = None  # the CronJob controller's clock (tests: a cronschedule.ManualClock)
 
 
 def node_names(settings: ClusterSettings) -> list[str]:
@@ -276,6 +278,7 @@ class Cluster:
             NodeLifecycleController(factory, self.settings.node_lifecycle),
             TaintEvictionController(factory),
             DisruptionController(factory),
+            CronJobController(factory, clock=self.settings.cronjob_clock),
             JobController(factory),
             TTLAfterFinishedController(factory),
         ]

@@ -125,6 +125,7 @@ class AsyncCluster:
         durable: bool = False,
         keep: bool = False,
         ready_timeout: float = 30.0,
+        cronjob_clock: Any = None,
         **timers: float,
     ) -> None:
         if runtime not in ("fake", "docker"):
@@ -141,6 +142,9 @@ class AsyncCluster:
         self.durable = durable
         self.keep = keep
         self.ready_timeout = ready_timeout
+        self.cronjob_clock = cronjob_clock
+        """The CronJob controller's clock: a ``kbox.controllers.cronschedule.ManualClock`` lets a test
+        jump to the next schedule time with ``clock.advance(seconds)``."""
         self.timers: dict[str, float] = {**TEST_TIMERS, **timers}
         self._given_state_dir = Path(state_dir) if state_dir is not None else None
         self._state_dir: Path | None = None
@@ -287,6 +291,7 @@ class AsyncCluster:
             node_lifecycle=nodelifecycle.NodeLifecycleSettings().overridden(
                 **{k: v for k, v in self.timers.items() if k in _LIFECYCLE_TIMERS}
             ),
+            cronjob_clock=self.cronjob_clock,
         )
 
     async def _open_runtime(self) -> Runtime:
