@@ -29,7 +29,7 @@ from kbox.client import informer as informers
 from kbox.client.local import LocalClient
 from kbox.config import StoreSettings
 from kbox.controllers.base import Controller
-from kbox.controllers.cronjob import CronJobController
+from kbox.controllers.crdkinds import CustomKindsController
 from kbox.controllers.daemonset import DaemonSetController
 from kbox.controllers.deployment import DeploymentController
 from kbox.controllers.disruption import DisruptionController
@@ -78,7 +78,6 @@ class ClusterSettings:
     ready_timeout: float = 60.0  # start() fails when components are not healthy by then
     # node health grace period, eviction rates, default toleration seconds (KBOX_* environment overrides)
     node_lifecycle: NodeLifecycleSettings = field(default_factory=NodeLifecycleSettings.from_env)
-    cronjob_clock: Any = None  # the CronJob controller's clock (tests: a cronschedule.ManualClock)
 
 
 def node_names(settings: ClusterSettings) -> list[str]:
@@ -265,12 +264,15 @@ class Cluster:
     def _controllers(self, factory: informers.InformerFactory) -> list[Controller]:
         """The controller-manager's controllers, built afresh on each of its runs."""
         kinds = served_kinds(self.plane.catalog.resources())
+        collector = GarbageCollector(factory, kinds)
+        namespaces = NamespaceController(factory, [k.resource for k in kinds])
         return [
             ReplicaSetController(factory),
             DeploymentController(factory),
             DaemonSetController(factory),
-            GarbageCollector(factory, kinds),
-            NamespaceController(factory, [k.resource for k in kinds]),
+            collector,
+            namespaces,
+            CustomKindsController(factory, garbage_collector=collector, namespaces=namespaces),
             EndpointsController(factory),
             EndpointSliceController(factory),
             ServiceAccountsController(factory),
@@ -278,7 +280,6 @@ class Cluster:
             NodeLifecycleController(factory, self.settings.node_lifecycle),
             TaintEvictionController(factory),
             DisruptionController(factory),
-            CronJobController(factory, clock=self.settings.cronjob_clock),
             JobController(factory),
             TTLAfterFinishedController(factory),
         ]

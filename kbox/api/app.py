@@ -113,12 +113,17 @@ def make_app(catalog: Catalog, settings: ApiSettings) -> web.Application:
     app[SETTINGS] = settings
     app[HANDLER] = handler
     app[OPENAPI] = openapi.OpenAPI(catalog.resources())
+    catalog.follow(app[OPENAPI])  # types added at run time (CRDs) join the documents
 
     async def stop_watches(app: web.Application) -> None:
         for task in list(handler.watch_tasks):
             task.cancel()
 
+    async def unfollow(app: web.Application) -> None:
+        catalog.unfollow(app[OPENAPI])
+
     app.on_shutdown.append(stop_watches)
+    app.on_cleanup.append(unfollow)
     routes = [
         ("/version", _version),
         ("/healthz", _health),

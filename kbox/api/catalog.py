@@ -8,6 +8,7 @@ entries at run time, so lookups go through this object rather than module-level 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 from kbox.api.allocation import ServiceAllocator
 from kbox.api.nodeconnection import NodeConnections
@@ -15,6 +16,13 @@ from kbox.api.registry import GenericStore
 from kbox.api.resource import ResourceDef
 from kbox.api.serviceaccounts import TokenIssuer
 from kbox.store.interface import Store
+
+
+class Follower(Protocol):
+    """Something kept in step with the served types (the OpenAPI documents)."""
+
+    def add(self, resource: ResourceDef) -> None: ...
+    def remove(self, resource: ResourceDef) -> None: ...
 
 
 class Catalog:
@@ -31,6 +39,7 @@ class Catalog:
         self.default_unreachable_toleration_seconds = 300
         self._by_path: dict[tuple[str, str, str], GenericStore] = {}
         self._by_kind: dict[tuple[str, str], ResourceDef] = {}
+        self._followers: list[Follower] = []
         for resource in resources:
             self.add(resource)
 
@@ -38,12 +47,31 @@ class Catalog:
         generic = GenericStore(resource, self.store)
         self._by_path[(resource.group, resource.version, resource.plural)] = generic
         self._by_kind.setdefault((resource.group, resource.kind), resource)
+        for follower in self._followers:
+            follower.add(resource)
         return generic
 
     def remove(self, resource: ResourceDef) -> None:
-        self._by_path.pop((resource.group, resource.version, resource.plural), None)
+        generic = self._by_path.get((resource.group, resource.version, resource.plural))
+        if generic is None or generic.resource is not resource:
+            return
+        del self._by_path[(resource.group, resource.version, resource.plural)]
         if self._by_kind.get((resource.group, resource.kind)) is resource:
             del self._by_kind[(resource.group, resource.kind)]
+            for other in self._by_path.values():  # another served version names the kind now
+                if (other.resource.group, other.resource.kind) == (resource.group, resource.kind):
+                    self._by_kind[(resource.group, resource.kind)] = other.resource
+                    break
+        for follower in self._followers:
+            follower.remove(resource)
+
+    def follow(self, follower: Follower) -> None:
+        """Tell ``follower`` of every type added or removed from now on (CRDs come and go at run time)."""
+        self._followers.append(follower)
+
+    def unfollow(self, follower: Follower) -> None:
+        if follower in self._followers:
+            self._followers.remove(follower)
 
     def lookup(self, group: str, version: str, plural: str) -> GenericStore | None:
         return self._by_path.get((group, version, plural))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from kbox.api.app import ApiServer, ApiSettings
 from kbox.api.bootstrap import ensure_defaults
 from kbox.api.catalog import Catalog
+from kbox.api.crd.registrar import CrdRegistrar
 from kbox.api.serviceaccounts import TokenIssuer
 from kbox.config import StoreSettings
 from kbox.resources import registry
@@ -22,12 +23,14 @@ class ControlPlane:
         # The service-account key lives next to the CA.
         key_dir = api_settings.tls.ca_cert.parent if api_settings.tls is not None else None
         self.catalog.tokens = TokenIssuer(key_dir, admin_token=api_settings.token)
+        self.crds = CrdRegistrar(self.catalog)  # CustomResourceDefinitions and the types they serve
         self.api_settings = api_settings
         self.server: ApiServer | None = None
 
     async def start(self) -> None:
         await self.store.start()
         try:
+            await self.crds.start()  # the stored CRDs' types are served from the first request
             self.server = ApiServer(self.catalog, self.api_settings)
             await self.server.start()
             await ensure_defaults(self.catalog, host=self.api_settings.host, port=self.server.port)
@@ -44,6 +47,7 @@ class ControlPlane:
         if self.server is not None:
             await self.server.stop()
             self.server = None
+        await self.crds.stop()
         await self.store.close()
 
     async def __aenter__(self) -> ControlPlane:

@@ -175,7 +175,9 @@ class ResourceHandler:
         continue_token: str | None = None,
         include_columns: bool = True,
     ) -> Obj:
-        printer = tables.printer_for(generic.resource.group, generic.resource.kind)
+        printer = generic.resource.extra.get("printer")  # a custom resource's printer columns
+        if not isinstance(printer, tables.Printer):
+            printer = tables.printer_for(generic.resource.group, generic.resource.kind)
         include = request.query.get("includeObject", "Metadata")
         return tables.to_table(
             printer,

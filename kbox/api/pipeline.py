@@ -13,6 +13,7 @@ from typing import Any
 
 from kbox.api import admission, errors, eviction, fieldcheck, negotiation, objects, selectors, subresources
 from kbox.api.catalog import Catalog
+from kbox.api.crd import scale as custom_scale
 from kbox.api.patch import apply as apply_patch
 from kbox.api.patch import json_patch, merge_patch, strategic
 from kbox.api.registry import DeleteOptions, GenericStore, ListPage, Selection, WatchEvent
@@ -276,6 +277,9 @@ class Pipeline:
     # -- subresources --------------------------------------------------------------------------
 
     async def scale(self, generic: GenericStore, info: RequestInfo, body: Any, patch_type: str | None) -> Obj:
+        if isinstance(generic.resource.extra.get("scale"), dict):
+            # A custom resource: the Scale maps onto the replicas paths its CRD names.
+            return await custom_scale.serve(generic, info, body, patch_type)
         result, _ = await subresources.scale(generic, info, body, patch_type)
         return result
 

@@ -52,21 +52,28 @@ class WatchEvent:
     object it has seen.
     """
 
-    __slots__ = ("_event", "_object", "frame", "type")
+    __slots__ = ("_api_version", "_event", "_object", "frame", "type")
 
     def __init__(
-        self, type: str, obj: Obj | None = None, frame: bytes | None = None, *, event: Event | None = None
+        self,
+        type: str,
+        obj: Obj | None = None,
+        frame: bytes | None = None,
+        *,
+        event: Event | None = None,
+        api_version: str | None = None,
     ) -> None:
         self.type = type
         self._object = obj
         self._event = event
+        self._api_version = api_version  # a custom resource read through another version than stored
         self.frame = frame
 
     @property
     def object(self) -> Obj:
         if self._object is None:
             assert self._event is not None
-            self._object = _event_object(self._event)
+            self._object = _event_object(self._event, self._api_version)
         return self._object
 
 
@@ -111,6 +118,11 @@ class GenericStore:
         self.resource = resource
         self.store = store
         self.strategy: Strategy = resource.strategy
+        # Custom resources are stored at their CRD's storage version and served at any served version
+        # (conversion "None": only apiVersion changes). None for every built-in kind.
+        stored = resource.extra.get("storage_api_version")
+        self.storage_api_version: str | None = stored if isinstance(stored, str) else None
+        self._frame_form = "frame" if self.storage_api_version is None else f"frame:{resource.api_version}"
         self._selectables: dict[tuple[int, str, bool], Selectable] = {}  # by (revision, key, previous)
 
     # -- reads -------------------------------------------------------------------------------
@@ -120,7 +132,24 @@ class GenericStore:
         kv = await self.store.get(self.resource.key(namespace, name))
         if kv is None:
             raise errors.not_found(self.resource.group, self.resource.plural, name)
-        return kv.value
+        return self._served_bytes(kv.value)
+
+    def _served(self, obj: Obj) -> Obj:
+        """A stored object as this resource's version serves it (custom resources: its apiVersion)."""
+        if self.storage_api_version is not None:
+            obj["apiVersion"] = self.resource.api_version
+        return obj
+
+    def _served_bytes(self, value: bytes) -> bytes:
+        if self.storage_api_version is None:
+            return value
+        obj = objects.decode(value)
+        if obj.get("apiVersion") == self.resource.api_version:
+            return value
+        return objects.encode(self._served(obj))
+
+    def _stamped(self, obj: Obj) -> Callable[[int], bytes]:
+        return _stamped(obj, self.storage_api_version)
 
     async def get(self, namespace: str | None, name: str) -> Obj:
         obj: Obj = objects.decode(await self.get_raw(namespace, name))
@@ -164,7 +193,7 @@ class GenericStore:
             list_revision = page.revision
             revision = page.revision
             for kv in page.items:
-                obj: Obj = objects.decode(kv.value)
+                obj: Obj = self._served(objects.decode(kv.value))
                 if selection.empty or selection.matches(self.resource, obj):
                     items.append(obj)
             token = page.continue_token
@@ -199,7 +228,7 @@ class GenericStore:
             raise errors.timeout(
                 f"Too large resource version: {revision}, current: {self.store.revision}"
             ) from None
-        return [kv.value for kv in page.items], str(page.revision), page.continue_token
+        return [self._served_bytes(kv.value) for kv in page.items], str(page.revision), page.continue_token
 
     def _list_revision(self, resource_version: str, match: str, continue_token: str | None) -> int:
         if continue_token:
@@ -247,7 +276,7 @@ class GenericStore:
         if dry_run:
             return obj
         try:
-            await self.store.create(self.resource.key(namespace, metadata["name"]), _stamped(obj))
+            await self.store.create(self.resource.key(namespace, metadata["name"]), self._stamped(obj))
         except store_errors.KeyExists:
             raise errors.already_exists(self.resource.group, self.resource.plural, metadata["name"]) from None
         return obj
@@ -291,7 +320,7 @@ class GenericStore:
                 objects.meta(new)["name"] = name
                 objects.meta(new).pop("resourceVersion", None)
                 return await self.create(namespace, new, dry_run=dry_run), True
-            old: Obj = objects.decode(kv.value)
+            old: Obj = self._served(objects.decode(kv.value))
             new = transform(copy.deepcopy(old))
             # A resourceVersion from the caller is a precondition; without one a lost race is retried.
             conditional = bool(objects.meta(new).get("resourceVersion"))
@@ -306,7 +335,7 @@ class GenericStore:
             if dry_run:
                 return result, False
             try:
-                await self.store.update(key, _stamped(result), expected_revision=kv.mod_revision)
+                await self.store.update(key, self._stamped(result), expected_revision=kv.mod_revision)
             except store_errors.Conflict:
                 if conditional:
                     raise self._conflict(name) from None
@@ -396,7 +425,7 @@ class GenericStore:
             kv = await self.store.get(key)
             if kv is None:
                 raise errors.not_found(self.resource.group, self.resource.plural, name)
-            obj: Obj = objects.decode(kv.value)
+            obj: Obj = self._served(objects.decode(kv.value))
             metadata = obj["metadata"]
             self._check_preconditions(name, metadata, options.preconditions)
             finalizers = list(metadata.get("finalizers") or [])
@@ -413,10 +442,10 @@ class GenericStore:
                 if terminating and finalizers == (metadata.get("finalizers") or []) and not shorten:
                     return obj, False  # already terminating; a longer grace period changes nothing
                 updated = copy.deepcopy(obj)
-                self.strategy.prepare_for_delete(updated)
                 um = updated["metadata"]
                 if finalizers:
                     um["finalizers"] = finalizers
+                self.strategy.prepare_for_delete(updated)  # after: it may add finalizers of its own
                 if not terminating or shorten:
                     um["deletionTimestamp"] = objects.timestamp(
                         objects.now() + datetime.timedelta(seconds=grace)
@@ -425,7 +454,7 @@ class GenericStore:
                 if options.dry_run:
                     return updated, False
                 try:
-                    await self.store.update(key, _stamped(updated), expected_revision=kv.mod_revision)
+                    await self.store.update(key, self._stamped(updated), expected_revision=kv.mod_revision)
                 except (store_errors.Conflict, store_errors.KeyNotFound):
                     continue
                 return updated, False
@@ -515,7 +544,7 @@ class GenericStore:
             }
             return WatchEvent("BOOKMARK", bookmark)
         if selection.empty:
-            return WatchEvent(str(event.type), frame=event.encoded("frame", _event_frame), event=event)
+            return self._event(event)
         # Matching reads the labels and fields worked out once per event for every watcher; only a
         # watcher that gets the event decodes the object (its own copy, which it may change).
         matches = selection.matches_selectable(self._selectable(event))
@@ -523,12 +552,30 @@ class GenericStore:
             matched = selection.matches_selectable(self._selectable(event, previous=True))
             if matched and not matches:
                 # It left the selection: to this watcher it is gone.
-                return WatchEvent("DELETED", _event_object(event))
+                return WatchEvent(
+                    "DELETED", _event_object(event, self.storage_api_version and self.resource.api_version)
+                )
             if matches and not matched:
-                return WatchEvent("ADDED", _event_object(event))
+                return WatchEvent(
+                    "ADDED", _event_object(event, self.storage_api_version and self.resource.api_version)
+                )
         if not matches:
             return None
-        return WatchEvent(str(event.type), frame=event.encoded("frame", _event_frame), event=event)
+        return self._event(event)
+
+    def _event(self, event: Event) -> WatchEvent:
+        """The event as stored, with the JSON line every watcher of this version shares."""
+        if self.storage_api_version is None:
+            return WatchEvent(str(event.type), frame=event.encoded("frame", _event_frame), event=event)
+        version = self.resource.api_version
+
+        def frame(e: Event) -> bytes:
+            line = {"type": e.type.value, "object": _event_object(e, version)}
+            return objects.encode(line) + b"\n"
+
+        return WatchEvent(
+            str(event.type), frame=event.encoded(self._frame_form, frame), event=event, api_version=version
+        )
 
     def _wanted(self, event: Event, *, selection: Selection) -> bool:
         """Whether a watcher with ``selection`` gets ``event`` in some form (see :meth:`_convert`);
@@ -581,18 +628,23 @@ class _Unchanged(Exception):
     """An update that changes nothing is not written (no new resourceVersion, no event)."""
 
 
-def _stamped(obj: Obj) -> Callable[[int], bytes]:
-    """The value for the store: the object with its resourceVersion set to the write's revision."""
+def _stamped(obj: Obj, api_version: str | None = None) -> Callable[[int], bytes]:
+    """The value for the store: the object with its resourceVersion set to the write's revision (and,
+    for a custom resource, the apiVersion of its storage version)."""
 
     def encode(revision: int) -> bytes:
         obj["metadata"]["resourceVersion"] = str(revision)
-        return objects.encode(obj)
+        if api_version is None or obj.get("apiVersion") == api_version:
+            return objects.encode(obj)
+        return objects.encode({**obj, "apiVersion": api_version})
 
     return encode
 
 
-def _event_object(event: Event) -> Obj:
+def _event_object(event: Event, api_version: str | None = None) -> Obj:
     obj: Obj = objects.decode(event.value)
+    if api_version:
+        obj["apiVersion"] = api_version
     if event.type is EventType.DELETED:
         # A deleted object is reported at the revision of its deletion, as etcd-backed watches do.
         obj["metadata"]["resourceVersion"] = str(event.revision)

@@ -296,6 +296,15 @@ class InformerFactory:
             return False
         return all(results)
 
+    async def discard(self, informer: SharedInformer) -> None:
+        """Stop one informer and forget it (its resource is no longer served: a deleted CRD's)."""
+        for key, found in list(self._informers.items()):
+            if found is informer:
+                del self._informers[key]
+        task = self._tasks.pop(informer, None)
+        if task is not None:
+            await aiotasks.stop([task], title=informer.name)
+
     async def stop(self) -> None:
         """Cancel every informer task and wait for them to end."""
         tasks, self._tasks = list(self._tasks.values()), {}

@@ -119,36 +119,81 @@ class GarbageCollector(base.Controller):
     ) -> None:
         super().__init__(factory, name=name, max_retries=max_retries, clock=clock)
         self.client = client or factory.client
-        skip = set(ignored)
+        self._skip = set(ignored)
         self._types: dict[str, _Type] = {}
         self._by_group_kind: dict[tuple[str, str], _Type] = {}
+        self._registrations: dict[str, informers.Registration] = {}
+        self._live = False  # run() has registered its handlers
+        self._gone_kinds: set[tuple[str, str]] = set()
+        """(group, kind) of types no longer served (a deleted CRD's): their objects are all gone."""
         for rk in kinds:
-            resource = rk.resource
-            if (resource.group, resource.plural) in skip:
-                continue
-            prefix = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
-            if prefix in self._types:
-                continue  # another version of a type already watched
-            shared = self.informer(resource, enqueue=False)
-            shared.add_index(cache.OWNER_UID, cache.by_owner_uid)
-            shared.add_index(UID, by_uid)
-            t = _Type(resource, rk.kind, shared, prefix)
-            self._types[prefix] = t
-            self._by_group_kind[(resource.group, rk.kind)] = t
+            self._add_type(rk, declare=True)
         self._absent: collections.OrderedDict[str, None] = collections.OrderedDict()
         """UIDs of owners a live read proved gone (a UID is never reused), most recent last."""
+
+    def _add_type(self, rk: ResourceKind, *, declare: bool) -> _Type | None:
+        resource = rk.resource
+        if (resource.group, resource.plural) in self._skip:
+            return None
+        prefix = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
+        if prefix in self._types:
+            return None  # another version of a type already watched
+        # Types known when built are declared (run() waits for them); later ones join a running collector.
+        shared = self.informer(resource, enqueue=False) if declare else self.factory.informer(resource)
+        shared.add_index(cache.OWNER_UID, cache.by_owner_uid)
+        shared.add_index(UID, by_uid)
+        t = _Type(resource, rk.kind, shared, prefix)
+        self._types[prefix] = t
+        self._by_group_kind[(resource.group, rk.kind)] = t
+        self._gone_kinds.discard((resource.group, rk.kind))
+        return t
+
+    def add_kind(self, rk: ResourceKind) -> None:
+        """Collect a type served since the collector was built (a CRD's kind); no-op if known."""
+        t = self._add_type(rk, declare=False)
+        if t is None:
+            return
+        _log.info("%s: watching %s", self.name, t.prefix)
+        if self._live:
+            self._registrations[t.prefix] = t.informer.add_handler(*self._graph_handlers(t))
+            self.factory.start()
+
+    async def remove_kind(self, resource: Resource) -> None:
+        """Stop collecting a type that is no longer served; references to it now count as dangling."""
+        prefix = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
+        t = self._types.pop(prefix, None)
+        if t is None:
+            return
+        self._by_group_kind.pop((t.resource.group, t.kind), None)
+        self._gone_kinds.add((t.resource.group, t.kind))
+        registration = self._registrations.pop(prefix, None)
+        if registration is not None:
+            registration.remove()
+        self._watched = [w for w in self._watched if w[0] is not t.informer]
+        await self.factory.discard(t.informer)
+        _log.info("%s: stopped watching %s", self.name, prefix)
+
+    @property
+    def kinds(self) -> list[tuple[str, str]]:
+        """(group, plural) of every collected type."""
+        return [(t.resource.group, t.resource.plural) for t in self._types.values()]
 
     # -- events ------------------------------------------------------------------------------
 
     async def run(self, *, workers: int = 1, ready: asyncio.Event | None = None) -> None:
         if self.queue.shutting_down:
             self.queue = self._new_queue()  # before the handlers replay the caches into it
-        registrations = [t.informer.add_handler(*self._graph_handlers(t)) for t in self._types.values()]
+        self._registrations = {
+            prefix: t.informer.add_handler(*self._graph_handlers(t)) for prefix, t in self._types.items()
+        }
+        self._live = True
         try:
             await super().run(workers=workers, ready=ready)
         finally:
-            for registration in registrations:
+            self._live = False
+            for registration in self._registrations.values():
                 registration.remove()
+            self._registrations = {}
 
     def _graph_handlers(self, t: _Type) -> tuple[informers.OnAdd, informers.OnUpdate, informers.OnDelete]:
         def on_add(obj: Obj) -> None:
@@ -302,6 +347,9 @@ class GarbageCollector(base.Controller):
         uid = str(ref.get("uid", ""))
         t = self._owner_type(ref)
         if t is None:
+            group = str(ref.get("apiVersion", "")).rpartition("/")[0]
+            if (group, str(ref.get("kind", ""))) in self._gone_kinds:
+                return DANGLING  # its type went away (a deleted CRD) and every object with it
             return SOLID  # a kind this collector does not know: never a reason to delete
         if uid in self._absent:
             return DANGLING
