@@ -12,7 +12,7 @@ Routes (everything but the login page, the static assets and ``/healthz`` needs 
 ``GET /_/watch``            WebSocket: live lists (:mod:`kbox.addons.dashboard.watches`)
 ``* /k8s/<api path>``       one apiserver request (:mod:`kbox.addons.dashboard.proxy`)
 ``GET /_/exec/<api path>``  WebSocket: an exec session (:mod:`kbox.addons.dashboard.proxy`)
-``GET /_/yaml``, ``POST /_/apply``  YAML out and in (:mod:`kbox.addons.dashboard.manifests`)
+``GET /_/yaml``, ``POST /_/apply``, ``POST /_/edit``  YAML out and in (:mod:`.manifests`)
 ==========================  ======================================================================
 
 Cross-site requests: the cookie is ``SameSite=Strict``, writes need the ``X-Kbox-Dashboard`` header
@@ -22,8 +22,11 @@ Cross-site requests: the cookie is ``SameSite=Strict``, writes need the ``X-Kbox
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -47,6 +50,7 @@ SECURITY_HEADERS = {
 UPSTREAM = web.AppKey("upstream", Upstream)
 SESSIONS = web.AppKey("sessions", Sessions)
 COOKIE = web.AppKey("cookie", str)
+ACTIVE = web.AppKey("active", weakref.WeakSet[asyncio.Task[Any]])
 
 Authed = Callable[[web.Request, Upstream, str], Awaitable[web.StreamResponse]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -57,6 +61,8 @@ def make_app(upstream: Upstream, *, cluster: str, sessions: Sessions | None = No
     app[UPSTREAM] = upstream
     app[SESSIONS] = sessions or Sessions()
     app[COOKIE] = f"kbox-dashboard-{cluster}"
+    app[ACTIVE] = weakref.WeakSet()
+    app.on_shutdown.append(_end_streams)
     router = app.router
     router.add_get("/", _index)
     router.add_get("/healthz", _health)
@@ -69,6 +75,7 @@ def make_app(upstream: Upstream, *, cluster: str, sessions: Sessions | None = No
     router.add_get("/_/exec/{tail:.*}", _authed(proxy.exec_relay, websocket=True))
     router.add_get("/_/yaml", _authed(manifests.read_yaml))
     router.add_post("/_/apply", _authed(manifests.apply))
+    router.add_post("/_/edit", _authed(manifests.edit))
     router.add_route("*", "/k8s/{tail:.*}", _authed(proxy.forward))
     router.add_static("/static/", STATIC, append_version=False)
     return app
@@ -105,9 +112,19 @@ def _authed(handler: Authed, *, websocket: bool = False) -> Handler:
             return proxy.status_response(403, "cross-site request refused", "Forbidden")
         if websocket and "Origin" not in request.headers:
             return proxy.status_response(403, "a WebSocket needs an Origin", "Forbidden")
+        task = asyncio.current_task()
+        if task is not None:
+            request.app[ACTIVE].add(task)
         return await handler(request, request.app[UPSTREAM], session.token)
 
     return wrapped
+
+
+async def _end_streams(app: web.Application) -> None:
+    """Open streams (followed logs, live lists, shells) end at shutdown instead of being waited for."""
+    active: weakref.WeakSet[asyncio.Task[Any]] = app[ACTIVE]
+    for task in [*active]:
+        task.cancel()
 
 
 def _redirect(location: str) -> web.Response:

@@ -11,6 +11,10 @@ user's own write: a document that carries ``metadata.resourceVersion`` (an edite
 so a concurrent change is refused with the apiserver's Conflict rather than overwritten; any other is a
 server-side apply (field manager ``kbox-dashboard``), which creates or updates. The first refusal stops
 the rest and is answered with the apiserver's own Status, worded as it words it.
+
+``POST /_/edit`` takes ``{"path", "original", "edited"}``: the YAML the editor was opened with and the
+user's version. As ``kubectl edit`` does, only what the user changed is sent (a JSON merge patch from
+one to the other), so the status updates a controller wrote meanwhile neither conflict nor get undone.
 """
 
 from __future__ import annotations
@@ -109,6 +113,53 @@ async def apply(request: web.Request, upstream: Upstream, token: str) -> web.Str
         entry["path"] = path
         done.append(entry)
     return _json({"items": done})
+
+
+def merge_patch(before: Any, after: Any) -> Any:
+    """The RFC 7386 merge patch that turns ``before`` into ``after`` (lists are replaced whole)."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return after
+    patch: dict[str, Any] = {}
+    for key in before.keys() - after.keys():
+        patch[key] = None
+    for key, value in after.items():
+        if key not in before:
+            patch[key] = value
+        elif before[key] != value:
+            patch[key] = merge_patch(before[key], value)
+    return patch
+
+
+async def edit(request: web.Request, upstream: Upstream, token: str) -> web.StreamResponse:
+    try:
+        body = msgspec.json.decode(await request.read())
+        path = api_path(str(body["path"]))
+        original, edited = (yaml.safe_load(str(body[k])) for k in ("original", "edited"))
+    except (msgspec.DecodeError, KeyError, TypeError):
+        return _json(make_status(400, "expected {path, original, edited}", "BadRequest"), 400)
+    except yaml.YAMLError as exc:
+        return _json(make_status(400, f"error parsing YAML: {' '.join(str(exc).split())}", "BadRequest"), 400)
+    if path is None or not isinstance(original, dict) or not isinstance(edited, dict):
+        return _json(
+            make_status(400, "path must be an object's path; YAML must be an object", "BadRequest"), 400
+        )
+    patch = merge_patch(original, edited)
+    if not patch:
+        return _json({"action": "unchanged"})
+    try:
+        updated = await upstream.call(
+            token,
+            "PATCH",
+            path,
+            body=patch,
+            content_type="application/merge-patch+json",
+            params={"fieldManager": FIELD_MANAGER},
+        )
+    except UpstreamError as exc:
+        return _json(exc.status, exc.code)
+    return _json(
+        {"action": "edited", "resourceVersion": (updated or {}).get("metadata", {}).get("resourceVersion")}
+    )
 
 
 async def _server_side_apply(upstream: Upstream, token: str, path: str, doc: dict[str, Any]) -> str:

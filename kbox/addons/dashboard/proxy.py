@@ -11,14 +11,18 @@ binary messages both ways, unchanged (the page speaks ``v5.channel.k8s.io`` or `
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import logging
 import re
+import secrets
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from kbox.addons.dashboard.upstream import Upstream, make_status
+from kbox.addons.dashboard.upstream import Upstream, make_status, status_body
 from kbox.util import aiotasks
 
 _log = logging.getLogger(__name__)
@@ -26,6 +30,7 @@ _log = logging.getLogger(__name__)
 CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 _EXEC_PATH = re.compile(r"^/api/v1/namespaces/[a-z0-9.-]+/pods/[a-z0-9.-]+/(exec|attach)$")
 _FORWARDED = ("Accept", "Content-Type")
+ERROR_CHANNEL = 3
 
 
 def api_path(tail: str) -> str | None:
@@ -59,9 +64,12 @@ async def forward(request: web.Request, upstream: Upstream, token: str) -> web.S
                 out.charset = resp.charset
             out.headers["Cache-Control"] = "no-store"
             await out.prepare(request)
-            async for chunk in resp.content.iter_any():
-                await out.write(chunk)
-            await out.write_eof()
+            try:
+                async for chunk in resp.content.iter_any():
+                    await out.write(chunk)
+                await out.write_eof()
+            except ConnectionError:
+                pass  # the browser went away (a followed log left open): the upstream request ends too
             return out
     except (aiohttp.ClientError, TimeoutError) as exc:
         return status_response(502, f"the apiserver could not be reached: {exc}", "ServiceUnavailable")
@@ -81,10 +89,14 @@ async def exec_relay(request: web.Request, upstream: Upstream, token: str) -> we
             token, path, params=request.rel_url.query, protocols=(ready.protocol,)
         )
     except aiohttp.WSServerHandshakeError as exc:
-        # The session was refused before the upgrade (no such pod, container not running): say why.
-        return status_response(exc.status, exc.message or f"exec refused ({exc.status})")
+        # Refused before the upgrade (no such pod, container not running, a runtime without exec). A
+        # browser shows nothing of a failed handshake, so the refusal goes over the socket, as the
+        # channel protocol's final status would.
+        status = await _refusal(upstream, token, path, request, ready.protocol)
+        return await _refuse(request, ws, status or make_status(exc.status, f"exec refused ({exc.status})"))
     except (aiohttp.ClientError, TimeoutError) as exc:
-        return status_response(502, f"the apiserver could not be reached: {exc}", "ServiceUnavailable")
+        message = f"the apiserver could not be reached: {exc}"
+        return await _refuse(request, ws, make_status(502, message, "ServiceUnavailable"))
     try:
         await ws.prepare(request)
         upward = aiotasks.create_guarded_task(_copy_up(ws, remote), name="dashboard/exec/up", logger=_log)
@@ -104,6 +116,38 @@ async def exec_relay(request: web.Request, upstream: Upstream, token: str) -> we
         await remote.close()
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.close()
+    return ws
+
+
+async def _refusal(
+    upstream: Upstream, token: str, path: str, request: web.Request, protocol: str
+) -> dict[str, Any] | None:
+    """The apiserver's Status for a refused upgrade. aiohttp's handshake error drops the response body,
+    so the upgrade is asked once more by hand to read it (a refusal happens before any session starts)."""
+    headers = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": base64.b64encode(secrets.token_bytes(16)).decode(),
+        "Sec-WebSocket-Protocol": protocol,
+    }
+    try:
+        query = request.rel_url.query
+        async with upstream.request(token, "GET", path, params=query, headers=headers) as resp:
+            if resp.status < 400:
+                return None
+            return status_body(resp.status, await resp.read())
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+
+
+async def _refuse(
+    request: web.Request, ws: web.WebSocketResponse, status: dict[str, Any]
+) -> web.StreamResponse:
+    await ws.prepare(request)
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await ws.send_bytes(bytes([ERROR_CHANNEL]) + json.dumps(status).encode())
+        await ws.close()
     return ws
 
 

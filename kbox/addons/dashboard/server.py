@@ -65,6 +65,8 @@ class DashboardServer:
             handle_signals=False,
             shutdown_timeout=2.0,
             access_log=None,
+            # A closed tab ends its followed log or shell at once, not at the stream's next write.
+            handler_cancellation=True,
         )
         try:
             await runner.setup()

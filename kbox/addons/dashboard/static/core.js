@@ -108,6 +108,18 @@ export async function applyYaml(text, namespace) {
   return resp.json();
 }
 
+// Sends what the user changed in an object's YAML (the server makes a merge patch of it, as kubectl edit does).
+export async function editYaml(path, original, edited) {
+  const resp = await fetch("/_/edit", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-Kbox-Dashboard": "1" },
+    body: JSON.stringify({ path, original, edited }),
+  });
+  if (!resp.ok) throw await failure(resp);
+  return resp.json();
+}
+
 // -- live lists ----------------------------------------------------------------------------------------
 
 // One WebSocket for every live list of the page; reconnects and re-subscribes when it drops.

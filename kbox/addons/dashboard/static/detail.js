@@ -2,7 +2,7 @@
 // and what can be done to it: scale, restart, edit, delete, and for pods logs and a shell.
 "use strict";
 
-import { LiveList, age, applyYaml, badge, clear, dialog, errorBox, getYaml, h, k8s, onLeave } from "./core.js";
+import { LiveList, age, badge, clear, dialog, editYaml, errorBox, getYaml, h, k8s, onLeave } from "./core.js";
 import { CHILDREN, apiPath, findKind, healthBadge, kindOf, listHref, objectHref, podState } from "./kinds.js";
 
 const SCALABLE = new Set(["Deployment", "StatefulSet", "ReplicaSet"]);
@@ -160,11 +160,12 @@ function actions(main, kind, path, getObj) {
   return h("div.actions", { role: "toolbar", "aria-label": "Actions" }, buttons);
 }
 
-function yamlSection(main, kind, path, namespace) {
+function yamlSection(main, kind, path) {
   const pre = h("pre.yaml", { id: "yaml", tabindex: 0 }, "Loading…");
   const editor = h("textarea.yaml", { id: "yaml-editor", spellcheck: "false", "aria-label": "YAML", hidden: true, rows: 24 });
   const result = h("div");
   let editing = false;
+  let original = "";
   const load = async () => {
     if (editing) return;
     try {
@@ -175,11 +176,11 @@ function yamlSection(main, kind, path, namespace) {
   };
   const applyButton = h("button.primary", { type: "button", id: "yaml-apply", hidden: true, onclick: async () => {
     try {
-      await applyYaml(editor.value, namespace);
+      const done = await editYaml(path, original, editor.value);
       editing = false;
       editor.hidden = applyButton.hidden = cancelButton.hidden = true;
       pre.hidden = editButton.hidden = false;
-      clear(result, h("div.alert.ok", { role: "status" }, "Applied."));
+      clear(result, h("div.alert.ok", { role: "status" }, done.action === "unchanged" ? "No changes." : "Applied."));
       await load();
     } catch (err) {
       clear(result, errorBox(err));
@@ -194,7 +195,8 @@ function yamlSection(main, kind, path, namespace) {
   } }, "Cancel");
   const editButton = h("button.plain", { type: "button", id: "yaml-edit", onclick: () => {
     editing = true;
-    editor.value = pre.textContent;
+    original = pre.textContent;
+    editor.value = original;
     pre.hidden = editButton.hidden = true;
     editor.hidden = applyButton.hidden = cancelButton.hidden = false;
     main.querySelector("#yaml-section").scrollIntoView();
@@ -217,7 +219,7 @@ export function detailPage(main, group, version, plural, namespace, name) {
   const body = h("div", {}, "Loading…");
   const owned = h("div");
   const events = h("div");
-  const yaml = yamlSection(main, kind, path, ns);
+  const yaml = yamlSection(main, kind, path);
   clear(main,
     h("nav.crumbs", { "aria-label": "Breadcrumb" }, h("a", { href: listHref(kind) }, kind.title), " / ", name),
     h("div.page-head", {}, h("h1", {}, `${kind.kind} ${name}`), actions(main, kind, path, () => obj)),
