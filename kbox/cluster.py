@@ -78,6 +78,8 @@ class ClusterSettings:
     ready_timeout: float = 60.0  # start() fails when components are not healthy by then
     # node health grace period, eviction rates, default toleration seconds (KBOX_* environment overrides)
     node_lifecycle: NodeLifecycleSettings = field(default_factory=NodeLifecycleSettings.from_env)
+    job_backoff_base: float = 10.0  # Job controller: delay before a failed pod is replaced, doubling
+    job_backoff_max: float = 360.0  # ... up to this
 
 
 def node_names(settings: ClusterSettings) -> list[str]:
@@ -280,7 +282,11 @@ class Cluster:
             NodeLifecycleController(factory, self.settings.node_lifecycle),
             TaintEvictionController(factory),
             DisruptionController(factory),
-            JobController(factory),
+            JobController(
+                factory,
+                backoff_base=self.settings.job_backoff_base,
+                backoff_max=self.settings.job_backoff_max,
+            ),
             TTLAfterFinishedController(factory),
         ]
 

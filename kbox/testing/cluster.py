@@ -79,10 +79,13 @@ TEST_TIMERS: dict[str, float] = {
     "backoff_base": 0.5,  # first container restart back-off (Kubernetes: 10 s)
     "backoff_max": 5.0,  # back-off cap (Kubernetes: 300 s)
     "node_monitor_grace_period": 10.0,  # a silent node turns Unknown (Kubernetes: 40 s)
+    "job_backoff_base": 0.5,  # Job controller: first delay before a failed pod is replaced (Kubernetes: 10 s)
+    "job_backoff_max": 5.0,  # its cap (Kubernetes: 360 s)
 }
 """Defaults of the timers a test can set as ``Cluster(..., lease_interval=0.1)``."""
 
 _LIFECYCLE_TIMERS = nodelifecycle.FIELDS  # also default_*_toleration_seconds, node_eviction_rate...
+_JOB_TIMERS = frozenset({"job_backoff_base", "job_backoff_max"})  # ClusterSettings fields
 _KUBELET_TIMERS = frozenset(
     f.name for f in dataclasses.fields(KubeletSettings) if isinstance(f.default, float)
 )
@@ -132,9 +135,9 @@ class AsyncCluster:
             raise ValueError(f'runtime must be "fake" or "docker", not {runtime!r}')
         if nodes < 0:
             raise ValueError("nodes must be 0 or more")
-        unknown = set(timers) - _KUBELET_TIMERS - _LIFECYCLE_TIMERS
+        unknown = set(timers) - _KUBELET_TIMERS - _LIFECYCLE_TIMERS - _JOB_TIMERS
         if unknown:
-            known = sorted(_KUBELET_TIMERS | _LIFECYCLE_TIMERS)
+            known = sorted(_KUBELET_TIMERS | _LIFECYCLE_TIMERS | _JOB_TIMERS)
             raise TypeError(f"unknown timers {sorted(unknown)}; known: {known}")
         self.name = name or f"kbox-{secrets.token_hex(3)}"
         self.runtime_name: RuntimeName = runtime
@@ -291,6 +294,8 @@ class AsyncCluster:
             node_lifecycle=nodelifecycle.NodeLifecycleSettings().overridden(
                 **{k: v for k, v in self.timers.items() if k in _LIFECYCLE_TIMERS}
             ),
+            job_backoff_base=self.timers["job_backoff_base"],
+            job_backoff_max=self.timers["job_backoff_max"],
             cronjob_clock=self.cronjob_clock,
         )
 

@@ -443,13 +443,18 @@ def test_kubectl_wait_get_and_describe(kc: SyncCluster) -> None:
     failing = json.loads(
         kubectl(kc, "create", "job", "broken", "--image=busybox", "--dry-run=client", "-o", "json").stdout
     )
-    failing["spec"]["backoffLimit"] = 0
-    failing["spec"]["template"]["metadata"] = {"annotations": {"fake.kbox.io/exit-code": "1"}}
+    failing["spec"]["backoffLimit"] = 2
+    failing["spec"]["template"]["metadata"] = {
+        "annotations": {"fake.kbox.io/exit-code": "1", "fake.kbox.io/exit-after": "0.1"}
+    }
     assert kubectl(kc, "create", "-f", "-", stdin=json.dumps(failing)).returncode == 0
-    waited = kubectl(kc, "wait", "--for=condition=failed", "job/broken", "--timeout=30s")
+    # The fixture's short job_backoff_base (TEST_TIMERS) makes the two retries quick; Kubernetes'
+    # 10 s + 20 s would outlast this wait.
+    waited = kubectl(kc, "wait", "--for=condition=failed", "job/broken", "--timeout=20s")
     assert waited.returncode == 0, waited.stderr
     row = kubectl(kc, "get", "jobs", "broken", "--no-headers").stdout.split()
     assert row[1:3] == ["Failed", "0/1"]
+    assert json.loads(kubectl(kc, "get", "job", "broken", "-o", "json").stdout)["status"]["failed"] == 3
 
 
 def test_kubectl_refuses_an_invalid_job_in_one_line(kc: SyncCluster) -> None:
@@ -474,3 +479,15 @@ def test_ttl_after_finished_deletes_the_job_and_its_pods(kc: SyncCluster) -> Non
     assert kubectl(kc, "wait", "--for=condition=complete", "job/brief", "--timeout=30s").returncode == 0
     until(lambda: "NotFound" in kubectl(kc, "get", "job", "brief").stderr, timeout=20)
     until(lambda: kubectl(kc, "get", "pods", "-l", "job-name=brief", "-o", "name").stdout == "", timeout=20)
+
+
+def test_deleting_a_running_job_deletes_its_pods(kc: SyncCluster) -> None:
+    body = json.loads(
+        kubectl(kc, "create", "job", "long", "--image=busybox", "--dry-run=client", "-o", "json").stdout
+    )
+    body["spec"]["template"]["metadata"] = {"annotations": {"fake.kbox.io/exit-after": "600"}}
+    assert kubectl(kc, "create", "-f", "-", stdin=json.dumps(body)).returncode == 0
+    until(lambda: "Running" in kubectl(kc, "get", "pods", "-l", "job-name=long").stdout, timeout=20)
+    # The garbage collector deletes the pod; the Job controller lets go of its tracking finalizer.
+    assert kubectl(kc, "delete", "job", "long").returncode == 0
+    until(lambda: kubectl(kc, "get", "pods", "-l", "job-name=long", "-o", "name").stdout == "", timeout=20)
