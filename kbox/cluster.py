@@ -39,9 +39,11 @@ from kbox.controllers.garbagecollector import GarbageCollector, served_kinds
 from kbox.controllers.job import JobController
 from kbox.controllers.namespace import NamespaceController
 from kbox.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleSettings
+from kbox.controllers.persistentvolume import PersistentVolumeController, ensure_default_class
 from kbox.controllers.replicaset import ReplicaSetController
 from kbox.controllers.rootcacert import RootCACertPublisher
 from kbox.controllers.serviceaccount import ServiceAccountsController
+from kbox.controllers.statefulset import StatefulSetController
 from kbox.controllers.taintmanager import TaintEvictionController
 from kbox.controllers.ttlafterfinished import TTLAfterFinishedController
 from kbox.kubelet import node as kubelet_node
@@ -144,6 +146,7 @@ class Cluster:
     async def start(self) -> None:
         await self.plane.start()
         try:
+            await ensure_default_class(self.client("storage-provisioner"))
             if self.runtime is None:
                 self.runtime = make_runtime(self.settings)
             names = node_names(self.settings)
@@ -281,6 +284,8 @@ class Cluster:
             RootCACertPublisher(factory, self.tls.ca_pem()),
             NodeLifecycleController(factory, self.settings.node_lifecycle),
             TaintEvictionController(factory),
+            PersistentVolumeController(factory, volumes_dir=self.settings.state_dir / "volumes"),
+            StatefulSetController(factory),
             DisruptionController(factory),
             JobController(
                 factory,

@@ -13,6 +13,8 @@ the namespace) mounted read-only at /var/run/secrets/kubernetes.io/serviceaccoun
 and init container that does not mount something there already. Mirror pods may reference neither
 ServiceAccounts nor secrets. An apiserver may run without the plugin (``Catalog.admission_disabled``),
 as envtest runs kube-apiserver.
+
+DefaultStorageClass: a new PersistentVolumeClaim without ``storageClassName`` gets the default class.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ async def admit_create(
     await _namespace_lifecycle(catalog, generic, namespace, obj)
     if obj is not None and generic.resource.group == "" and generic.resource.plural == "services":
         await catalog.service_allocator.allocate(generic, obj)
+    if obj is not None and _is_claim(generic):
+        await default_storage_class(catalog, obj)
+        return
     if obj is not None and mutates_created(catalog, generic):
         if DEFAULT_TOLERATION_SECONDS not in catalog.admission_disabled:
             default_tolerations(catalog, obj)
@@ -43,8 +48,10 @@ async def admit_create(
 
 def mutates_created(catalog: Catalog, generic: GenericStore) -> bool:
     """Whether admission changes a new object of this type (so a server-side apply that creates one
-    must let admission see it): pods, while the ServiceAccount plugin runs."""
+    must let admission see it): pods, while the ServiceAccount plugin runs, and claims (their class)."""
     resource = generic.resource
+    if _is_claim(generic):
+        return True  # DefaultStorageClass
     return (
         resource.group == ""
         and resource.plural == "pods"
@@ -127,6 +134,38 @@ def default_tolerations(catalog: Catalog, pod: dict[str, Any]) -> None:
             )
     if added:
         spec["tolerations"] = [*tolerations, *added]
+
+
+# -- DefaultStorageClass -------------------------------------------------------------------------
+
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+
+
+def _is_claim(generic: GenericStore) -> bool:
+    return generic.resource.group == "" and generic.resource.plural == "persistentvolumeclaims"
+
+
+async def default_storage_class(catalog: Catalog, claim: dict[str, Any]) -> None:
+    """A new claim that names no class (the field absent, not ``""``) gets the default StorageClass:
+    the one annotated ``is-default-class: "true"``, the newest when several are (as Kubernetes 1.28+)."""
+    spec = claim.get("spec")
+    if not isinstance(spec, dict) or spec.get("storageClassName") is not None:
+        return
+    classes = catalog.lookup("storage.k8s.io", "v1", "storageclasses")
+    if classes is None:
+        return
+    page = await classes.list(None)
+    defaults = [
+        c
+        for c in page.items
+        if str(((c.get("metadata") or {}).get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION, "")).lower()
+        == "true"
+    ]
+    if defaults:
+        newest = max(
+            defaults, key=lambda c: (c["metadata"].get("creationTimestamp") or "", c["metadata"]["name"])
+        )
+        spec["storageClassName"] = newest["metadata"]["name"]
 
 
 # -- ServiceAccount ------------------------------------------------------------------------------

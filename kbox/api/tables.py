@@ -1014,6 +1014,137 @@ CONTROLLER_REVISION_PRINTER = Printer(
 )
 
 
+# --- storage: PersistentVolume, PersistentVolumeClaim, StorageClass -------------------------------------
+
+_ACCESS_MODES = (
+    ("ReadWriteOnce", "RWO"),
+    ("ReadOnlyMany", "ROX"),
+    ("ReadWriteMany", "RWX"),
+    ("ReadWriteOncePod", "RWOP"),
+)
+
+
+def _access_modes(modes: Any) -> str:
+    """kubectl's short form in its fixed order (``RWO,ROX``), whatever order the object lists."""
+    present = set(_list(modes))
+    return ",".join(short for mode, short in _ACCESS_MODES if mode in present)
+
+
+def _volume_phase(obj: Obj) -> str:
+    if _path(obj, "metadata", "deletionTimestamp"):
+        return "Terminating"
+    return _str(_path(obj, "status", "phase"))
+
+
+def _attributes_class(spec: Obj) -> str:
+    name = spec.get("volumeAttributesClassName")
+    return name if isinstance(name, str) and name else "<unset>"
+
+
+def _persistent_volume_cells(pv: Obj, now: datetime.datetime) -> list[Any]:
+    spec = _dict(pv.get("spec"))
+    claim = _dict(spec.get("claimRef"))
+    claim_cell = f"{_str(claim.get('namespace'))}/{_str(claim.get('name'))}" if claim.get("name") else ""
+    return [
+        _name(pv),
+        _str(_path(spec, "capacity", "storage")),
+        _access_modes(spec.get("accessModes")),
+        _str(spec.get("persistentVolumeReclaimPolicy")),
+        _volume_phase(pv),
+        claim_cell,
+        _str(spec.get("storageClassName")),
+        _attributes_class(spec),
+        _str(_path(pv, "status", "reason")),
+        _age(pv, now),
+        _str(spec.get("volumeMode")) or "Filesystem",
+    ]
+
+
+PERSISTENT_VOLUME_PRINTER = Printer(
+    [
+        NAME,
+        Column("Capacity", description="The volume's storage capacity."),
+        Column("Access Modes", description="How the volume can be mounted (RWO, ROX, RWX, RWOP)."),
+        Column("Reclaim Policy", description="What happens to the volume when its claim is deleted."),
+        Column("Status", description="The volume's phase."),
+        Column("Claim", description="The claim bound to the volume (namespace/name)."),
+        Column("StorageClass", description="The volume's storage class."),
+        Column("VolumeAttributesClass", description="The volume's attributes class."),
+        Column("Reason", description="Why the volume is in its phase."),
+        AGE,
+        Column("VolumeMode", priority=1, description="Filesystem or Block."),
+    ],
+    _persistent_volume_cells,
+)
+
+
+def _persistent_volume_claim_cells(pvc: Obj, now: datetime.datetime) -> list[Any]:
+    spec = _dict(pvc.get("spec"))
+    status = _dict(pvc.get("status"))
+    bound = bool(spec.get("volumeName"))
+    return [
+        _name(pvc),
+        _volume_phase(pvc),
+        _str(spec.get("volumeName")),
+        _str(_path(status, "capacity", "storage")) if bound else "",
+        _access_modes(status.get("accessModes")) if bound else "",
+        _str(spec.get("storageClassName")),
+        _attributes_class(spec),
+        _age(pvc, now),
+        _str(spec.get("volumeMode")) or "Filesystem",
+    ]
+
+
+PERSISTENT_VOLUME_CLAIM_PRINTER = Printer(
+    [
+        NAME,
+        Column("Status", description="The claim's phase."),
+        Column("Volume", description="The volume bound to the claim."),
+        Column("Capacity", description="The bound volume's capacity."),
+        Column("Access Modes", description="How the bound volume can be mounted (RWO, ROX, RWX, RWOP)."),
+        Column("StorageClass", description="The claim's storage class."),
+        Column("VolumeAttributesClass", description="The claim's attributes class."),
+        AGE,
+        Column("VolumeMode", priority=1, description="Filesystem or Block."),
+    ],
+    _persistent_volume_claim_cells,
+)
+
+
+_DEFAULT_CLASS_ANNOTATIONS = (
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",
+)
+
+
+def _storage_class_cells(sc: Obj, now: datetime.datetime) -> list[Any]:
+    annotations = _dict(_path(sc, "metadata", "annotations"))
+    name = _name(sc)
+    if any(annotations.get(key) == "true" for key in _DEFAULT_CLASS_ANNOTATIONS):
+        name += " (default)"
+    return [
+        name,
+        _str(sc.get("provisioner")),
+        _str(sc.get("reclaimPolicy")) or "Delete",
+        _str(sc.get("volumeBindingMode")) or "Immediate",
+        "true" if sc.get("allowVolumeExpansion") else "false",
+        _age(sc, now),
+    ]
+
+
+STORAGE_CLASS_PRINTER = Printer(
+    [
+        NAME,
+        Column("Provisioner", description="The provisioner that makes volumes of this class."),
+        Column("ReclaimPolicy", description="What happens to a provisioned volume when its claim goes."),
+        Column("VolumeBindingMode", description="When claims of this class are bound."),
+        Column("AllowVolumeExpansion", description="Whether claims of this class can grow."),
+        AGE,
+    ],
+    _storage_class_cells,
+)
+
+
 # --- batch ----------------------------------------------------------------------------------------------
 
 
@@ -1131,6 +1262,9 @@ _PRINTERS: dict[tuple[str, str], Printer] = {
     ("", "ServiceAccount"): SERVICE_ACCOUNT_PRINTER,
     ("", "Event"): EVENT_PRINTER,
     ("", "ResourceQuota"): RESOURCE_QUOTA_PRINTER,
+    ("", "PersistentVolume"): PERSISTENT_VOLUME_PRINTER,
+    ("", "PersistentVolumeClaim"): PERSISTENT_VOLUME_CLAIM_PRINTER,
+    ("storage.k8s.io", "StorageClass"): STORAGE_CLASS_PRINTER,
     ("events.k8s.io", "Event"): EVENTS_V1_PRINTER,
     ("apps", "Deployment"): DEPLOYMENT_PRINTER,
     ("apps", "ReplicaSet"): REPLICA_SET_PRINTER,

@@ -36,6 +36,8 @@ def fingerprint(listed: list[rt.ContainerStatus]) -> tuple[tuple[str, str, bool]
 Obj = dict[str, Any]
 _log = logging.getLogger(__name__)
 _SECRETS = interface.Resource("", "v1", "secrets")
+CLAIM_RETRY = 1.0
+"""Seconds before a pod waiting for its claims to be bound looks again."""
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
 
 
@@ -46,6 +48,12 @@ async def sync_pod(kubelet: Kubelet, pod: Obj, state: PodState) -> float | None:
     # Containers of a sandbox that died (or was stopped by ``kbox stop``): their successors in the new
     # sandbox are restarts, counted as such, and a policy that would not restart them is respected.
     lost: dict[str, rt.ContainerStatus] = {}
+    if state.sandbox is None:
+        # The kubelet mounts a claim only once it is bound: until then the pod waits, and says why.
+        problem = await volumes.claim_problem(kubelet.client, pod)
+        if problem is not None:
+            kubelet.event(pod, "Warning", "FailedMount", problem)
+            return CLAIM_RETRY
     if state.sandbox is None or not state.sandbox.ready:
         if state.sandbox is not None:
             await runtime.remove_sandbox(state.sandbox.id)
@@ -442,7 +450,8 @@ async def _mounts(kubelet: Kubelet, pod: Obj, container: Obj) -> list[Mount]:
     """Bind mounts of the container's volumes: emptyDir (a folder per pod under the kubelet's state;
     ``medium: Memory`` in shared memory), hostPath, and configMap, secret, downwardAPI and projected
     volumes written by :mod:`kbox.kubelet.volumes` (always read-only, as in Kubernetes; all but
-    configMap in shared memory, see :mod:`kbox.kubelet.memoryfs`)."""
+    configMap in shared memory, see :mod:`kbox.kubelet.memoryfs`); a persistentVolumeClaim mounts
+    its bound volume's folder."""
     by_name = {v.get("name"): v for v in (pod.get("spec") or {}).get("volumes") or []}
     uid = pod["metadata"]["uid"]
     mounts: list[Mount] = []
@@ -455,6 +464,11 @@ async def _mounts(kubelet: Kubelet, pod: Obj, container: Obj) -> list[Mount]:
             source = str(memoryfs.empty_dir(kubelet.settings.state_dir, uid, volume))
         elif "hostPath" in volume:
             source = str(volumes.host_path(volume["hostPath"] or {}))
+        elif "persistentVolumeClaim" in volume:
+            claim = volume["persistentVolumeClaim"] or {}
+            namespace = pod["metadata"]["namespace"]
+            source = str(await volumes.claim_path(kubelet.client, volume["name"], namespace, claim))
+            read_only = read_only or bool(claim.get("readOnly"))
         elif any(kind in volume for kind in volumes.API_VOLUMES):
             path = memoryfs.api_volume_dir(kubelet.settings.state_dir, uid, volume)
             payload = await _volume_payload(kubelet, pod, volume)

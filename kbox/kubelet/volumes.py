@@ -43,7 +43,7 @@ from typing import Any
 
 from kbox.api import quantity
 from kbox.api.errors import StatusError
-from kbox.client.interface import Client
+from kbox.client.interface import Client, Resource
 from kbox.kubelet.runtime.interface import ContainerRuntimeError
 
 Obj = dict[str, Any]
@@ -101,6 +101,66 @@ def host_path(source: Obj) -> Path:
     if source.get("type") == "DirectoryOrCreate":
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# -- persistentVolumeClaim ------------------------------------------------------------------------------
+
+_PVCS = Resource("", "v1", "persistentvolumeclaims")
+_PVS = Resource("", "v1", "persistentvolumes", namespaced=False)
+
+
+async def claim_problem(client: Client, pod: Obj) -> str | None:
+    """Why the pod's persistentVolumeClaim volumes cannot be mounted yet (the FailedMount message, in
+    the kubelet's words), or None when every claim is bound."""
+    namespace = (pod.get("metadata") or {}).get("namespace", "")
+    failed: list[str] = []
+    reasons: list[str] = []
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        source = volume.get("persistentVolumeClaim") if isinstance(volume, dict) else None
+        if not source:
+            continue
+        claim_name = source.get("claimName", "")
+        try:
+            claim = await client.get(_PVCS, claim_name, namespace=namespace)
+        except StatusError as exc:
+            if exc.code != 404:
+                raise
+            reason = f"failed to fetch PVC from API server: {exc.message}"
+        else:
+            if (claim.get("status") or {}).get("phase") == "Bound" and (claim.get("spec") or {}).get(
+                "volumeName"
+            ):
+                continue
+            reason = f"error processing PVC {namespace}/{claim_name}: PVC is not bound"
+        failed.append(volume.get("name", ""))
+        reasons.append(reason)
+    if not failed:
+        return None
+    names = " ".join(failed)
+    return (
+        f"Unable to attach or mount volumes: unmounted volumes=[{names}], unattached volumes=[], "
+        f"failed to process volumes=[{names}]: {', '.join(reasons)}"
+    )
+
+
+async def claim_path(client: Client, volume: str, namespace: str, source: Obj) -> Path:
+    """The host folder of the PersistentVolume bound to a persistentVolumeClaim volume (hostPath or
+    local volumes: the folder itself, bind-mounted as it is)."""
+    claim_name = source.get("claimName", "")
+    try:
+        claim = await client.get(_PVCS, claim_name, namespace=namespace)
+        volume_name = (claim.get("spec") or {}).get("volumeName")
+        if not volume_name or (claim.get("status") or {}).get("phase") != "Bound":
+            raise config_error(volume, f"PVC {namespace}/{claim_name} is not bound")
+        persistent = await client.get(_PVS, volume_name)
+    except StatusError as exc:
+        raise config_error(volume, exc.message) from None
+    spec = persistent.get("spec") or {}
+    if isinstance(spec.get("hostPath"), dict):
+        return host_path(spec["hostPath"])
+    if isinstance(spec.get("local"), dict) and spec["local"].get("path"):
+        return Path(spec["local"]["path"])
+    raise config_error(volume, f'PersistentVolume "{volume_name}" is neither a hostPath nor a local volume')
 
 
 # -- what ------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from kbox.api import errors, validation
 from kbox.api.errors import FieldError
 from kbox.api.resource import ResourceDef, SubresourceDef
 from kbox.api.strategy import StatusStrategy, Strategy
-from kbox.resources import podspec
+from kbox.resources import podspec, storage
 
 Obj = dict[str, Any]
 
@@ -124,9 +124,124 @@ class StatefulSetStrategy(WorkloadStrategy):
         if isinstance(spec, dict):
             spec.setdefault("podManagementPolicy", "OrderedReady")
             spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+            strategy = spec.get("updateStrategy")
+            if isinstance(strategy, dict):
+                strategy.setdefault("type", "RollingUpdate")
+                if strategy["type"] == "RollingUpdate":
+                    rolling = strategy.setdefault("rollingUpdate", {})
+                    if isinstance(rolling, dict):
+                        rolling.setdefault("partition", 0)
             spec.setdefault(
                 "persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"}
             )
+            for template in spec.get("volumeClaimTemplates") or []:
+                if isinstance(template, dict):
+                    template.setdefault("apiVersion", "v1")
+                    template.setdefault("kind", "PersistentVolumeClaim")
+                    if isinstance(template.get("spec"), dict):
+                        template["spec"].setdefault("volumeMode", "Filesystem")
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        problems = super().validate(obj)
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return problems
+        service = spec.get("serviceName")
+        if service:
+            problems += [
+                errors.invalid("spec.serviceName", service, message)
+                for message in validation.is_dns1123_label(str(service))
+            ]
+        policies = ["OrderedReady", "Parallel"]
+        if spec.get("podManagementPolicy") not in policies:
+            problems.append(
+                errors.not_supported("spec.podManagementPolicy", spec.get("podManagementPolicy"), policies)
+            )
+        problems += _validate_sts_update_strategy(spec.get("updateStrategy"))
+        retention = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+        for name in ("whenDeleted", "whenScaled"):
+            value = retention.get(name, "Retain") if isinstance(retention, dict) else retention
+            if value not in ("Retain", "Delete"):
+                path = f"spec.persistentVolumeClaimRetentionPolicy.{name}"
+                problems.append(errors.not_supported(path, value, ["Retain", "Delete"]))
+        for name in ("minReadySeconds",):
+            value = spec.get(name, 0)
+            if not isinstance(value, int) or value < 0:
+                problems.append(errors.invalid(f"spec.{name}", value, "must be greater than or equal to 0"))
+        start = (spec.get("ordinals") or {}).get("start", 0) if isinstance(spec.get("ordinals"), dict) else 0
+        if not isinstance(start, int) or start < 0:
+            problems.append(
+                errors.invalid("spec.ordinals.start", start, "must be greater than or equal to 0")
+            )
+        names: set[str] = set()
+        for index, template in enumerate(spec.get("volumeClaimTemplates") or []):
+            path = f"spec.volumeClaimTemplates[{index}]"
+            if not isinstance(template, dict):
+                problems.append(errors.invalid(path, template, "must be an object"))
+                continue
+            claim_name = (template.get("metadata") or {}).get("name")
+            if not claim_name:
+                problems.append(errors.required(f"{path}.metadata.name"))
+            elif claim_name in names:
+                problems.append(errors.duplicate(f"{path}.metadata.name", claim_name))
+            else:
+                names.add(claim_name)
+            claim_spec = template.get("spec")
+            if not isinstance(claim_spec, dict):
+                problems.append(errors.required(f"{path}.spec"))
+            else:
+                problems += storage.validate_claim_spec(claim_spec, f"{path}.spec")
+        return problems
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        problems = self.validate(new)
+        mutable = (
+            "replicas",
+            "ordinals",
+            "template",
+            "updateStrategy",
+            "persistentVolumeClaimRetentionPolicy",
+            "minReadySeconds",
+            "revisionHistoryLimit",
+        )
+        new_spec = {k: v for k, v in (new.get("spec") or {}).items() if k not in mutable}
+        old_spec = {k: v for k, v in (old.get("spec") or {}).items() if k not in mutable}
+        if new_spec != old_spec:
+            problems.append(
+                errors.forbidden(
+                    "spec",
+                    "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', "
+                    "'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and "
+                    "'minReadySeconds' are forbidden",
+                )
+            )
+        return problems
+
+
+def _validate_sts_update_strategy(strategy: Any) -> list[FieldError]:
+    if not isinstance(strategy, dict):
+        return [errors.required("spec.updateStrategy")]
+    types = ["RollingUpdate", "OnDelete"]
+    kind = strategy.get("type")
+    if kind not in types:
+        return [errors.not_supported("spec.updateStrategy.type", kind, types)]
+    rolling = strategy.get("rollingUpdate")
+    if kind == "OnDelete" and rolling is not None:
+        return [
+            errors.invalid(
+                "spec.updateStrategy.rollingUpdate",
+                rolling,
+                "only allowed for updateStrategy 'RollingUpdate'",
+            )
+        ]
+    partition = (rolling or {}).get("partition", 0) if isinstance(rolling, dict) else 0
+    if not isinstance(partition, int) or partition < 0:
+        return [
+            errors.invalid(
+                "spec.updateStrategy.rollingUpdate.partition", partition, "must be greater than or equal to 0"
+            )
+        ]
+    return []
 
 
 class DaemonSetStrategy(WorkloadStrategy):

@@ -783,3 +783,42 @@ def preemption_message(pod: PodInfo, total_nodes: int, failures: Iterable[Failur
         return "preemption: not eligible due to preemptionPolicy=Never."
     summary = [Failure((NO_VICTIMS if f.resolvable else NOT_HELPFUL,), False) for f in failures]
     return "preemption: " + fit_error_message(total_nodes, summary)
+
+
+# -- VolumeBinding (a pre-filter: it fails the pod on every node alike) ----------------------------------
+
+UNBOUND_IMMEDIATE_CLAIMS = "pod has unbound immediate PersistentVolumeClaims"
+ClaimLookup = Callable[[str, str], Obj | None]
+"""(namespace, name) → the claim, or None when it does not exist."""
+ClassLookup = Callable[[str], Obj | None]
+
+
+def volume_binding(pod: Obj, claim_of: ClaimLookup, class_of: ClassLookup) -> str | None:
+    """Why the pod's persistentVolumeClaim volumes keep it off every node, in upstream's words: a claim
+    that does not exist, or one not bound yet whose class binds ``Immediate`` (one whose class waits
+    for its first consumer is bound once the pod is placed). None when the claims allow scheduling."""
+    namespace = (pod.get("metadata") or {}).get("namespace", "")
+    unbound = False
+    for volume in (pod.get("spec") or {}).get("volumes") or ():
+        source = volume.get("persistentVolumeClaim") if isinstance(volume, dict) else None
+        if not source:
+            continue
+        name = source.get("claimName", "")
+        claim = claim_of(namespace, name)
+        if claim is None:
+            return f'persistentvolumeclaim "{name}" not found'
+        if (claim.get("metadata") or {}).get("deletionTimestamp"):
+            return f'persistentvolumeclaim "{name}" is being deleted'
+        if (claim.get("spec") or {}).get("volumeName"):
+            continue
+        class_name = (claim.get("spec") or {}).get("storageClassName") or ""
+        storage_class = class_of(class_name) if class_name else None
+        if storage_class is None or storage_class.get("volumeBindingMode") != "WaitForFirstConsumer":
+            unbound = True
+    return UNBOUND_IMMEDIATE_CLAIMS if unbound else None
+
+
+def pre_filter_message(pod: PodInfo, total_nodes: int, reason: str) -> str:
+    """Upstream's FitError text for a pod a pre-filter rejected: the reason once, not per node."""
+    failures = [Failure((reason,), False)] * total_nodes
+    return f"0/{total_nodes} nodes are available: {reason}. {preemption_message(pod, total_nodes, failures)}"

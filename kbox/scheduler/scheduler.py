@@ -36,13 +36,25 @@ from typing import Any
 
 from kbox.api import objects
 from kbox.client import cache, informer
-from kbox.client.interface import EVENTS, NAMESPACES, NODES, PODS, STRATEGIC_PATCH, Client, Obj, StatusError
+from kbox.client.interface import (
+    EVENTS,
+    NAMESPACES,
+    NODES,
+    PODS,
+    STRATEGIC_PATCH,
+    Client,
+    Obj,
+    Resource,
+    StatusError,
+)
 from kbox.scheduler import filters, scores
 from kbox.util import aiotasks
 
 _log = logging.getLogger(__name__)
 
 NO_NODES = "no nodes available to schedule pods"
+PVCS = Resource("", "v1", "persistentvolumeclaims")
+STORAGE_CLASSES = Resource("storage.k8s.io", "v1", "storageclasses", namespaced=False)
 MIN_FEASIBLE_NODES = 100
 MIN_FEASIBLE_PERCENTAGE = 5
 _AFFINITY_REASONS = frozenset(
@@ -89,6 +101,8 @@ class Scheduler:
         self.pods = self.factory.informer(PODS)
         self.nodes = self.factory.informer(NODES)
         self.namespaces = self.factory.informer(NAMESPACES)
+        self.claims = self.factory.informer(PVCS)
+        self.storage_classes = self.factory.informer(STORAGE_CLASSES)
         self.bound = 0
         """Bindings written successfully (for benchmarks and tests)."""
         self.decide_seconds = 0.0
@@ -117,6 +131,10 @@ class Scheduler:
         self._registrations = [
             self.nodes.add_handler(self._on_node_add, self._on_node_update, self._on_node_delete),
             self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete),
+            # A claim created or bound may let a parked pod fit (upstream's VolumeBinding events).
+            self.claims.add_handler(
+                lambda _: self._move_all(), lambda _, __: self._move_all(), lambda _: None
+            ),
         ]
         self.factory.start()
         await self.factory.wait_synced()
@@ -336,6 +354,10 @@ class Scheduler:
         if not total:
             self._park(info, NO_NODES, affinity=False)
             return None
+        problem = filters.volume_binding(pod, self._claim, self.storage_classes.indexer.get)
+        if problem is not None:
+            self._park(info, filters.pre_filter_message(info, total, problem), affinity=False)
+            return None
         fit = filters.Fit(info, self.state, namespace_labels=self._namespace_labels)
         wanted = self.num_feasible_nodes_to_find(total)
         start = self._next_start % total
@@ -505,6 +527,9 @@ class Scheduler:
                 _log.exception("scheduler %s: a write failed", self.name)
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _claim(self, namespace: str, name: str) -> Obj | None:
+        return self.claims.indexer.get(f"{namespace}/{name}")
 
     def _namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
         obj = self.namespaces.indexer.get(namespace)
