@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from kbox.client.interface import NODES, PODS
-from kbox.controllers import daemonset, history
+from kbox.controllers import daemonsetpods, history
 from kbox.testing.cluster import Cluster, SyncCluster
 from kbox.util import aiotasks
 from tests.support.apiserver import KUBECTL
@@ -156,10 +156,10 @@ class Unavailability:
                 continue
             self.events += 1
             live = [p for p in current.values() if not p["metadata"].get("deletionTimestamp")]
-            ready_nodes = {daemonset.target_node(p) for p in live if _ready(p)}
+            ready_nodes = {daemonsetpods.target_node(p) for p in live if _ready(p)}
             self.peak_unavailable = max(self.peak_unavailable, len(set(self.nodes) - ready_nodes))
             for node in self.nodes:
-                held = sum(1 for p in live if daemonset.target_node(p) == node)
+                held = sum(1 for p in live if daemonsetpods.target_node(p) == node)
                 self.peak_per_node = max(self.peak_per_node, held)
 
     def __enter__(self) -> Unavailability:
@@ -431,3 +431,54 @@ def test_truncation_keeps_live_revisions() -> None:
     assert history.max_revision(revisions) == 5
     template = {"spec": {"containers": []}}
     assert history.template_of({"data": history.template_patch({"spec": {"template": template}})}) == template
+
+
+# -- the decisions, on their own ---------------------------------------------------------------------
+
+
+def _node(name: str) -> Obj:
+    return {"metadata": {"name": name, "labels": {}}, "spec": {}}
+
+
+def _pod(name: str, node: str, hash_text: str, *, ready: bool = True) -> Obj:
+    conditions = [{"type": "Ready", "status": "True" if ready else "False"}]
+    return {
+        "metadata": {"name": name, "labels": {"controller-revision-hash": hash_text}},
+        "spec": {"nodeName": node},
+        "status": {"phase": "Running", "conditions": conditions},
+    }
+
+
+def test_rolling_step_rounds_percentages_up_and_replaces_unavailable_pods_first() -> None:
+    nodes = [_node(f"n{i}") for i in range(5)]
+    rolling = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "30%", "maxSurge": 0}}
+    ds = daemon_set("x", updateStrategy=rolling)
+    ds["metadata"].update(namespace="default", uid="u", annotations={})
+    pods_now = [_pod(f"p{i}", f"n{i}", "old", ready=i != 4) for i in range(5)]
+    deletes, creates = daemonsetpods.rolling_update_plan(ds, nodes, pods_now, "new")
+    # 30% of 5 rounds up to 2; the not-ready old pod goes besides, without counting against them.
+    assert sorted(p["metadata"]["name"] for p in deletes) == ["p0", "p1", "p4"] and creates == []
+    # A new pod that is not available yet uses up one of the two.
+    pods_now[0] = _pod("p0", "n0", "new", ready=False)
+    deletes, _ = daemonsetpods.rolling_update_plan(ds, nodes, pods_now, "new")
+    assert sorted(p["metadata"]["name"] for p in deletes) == ["p1", "p4"]
+
+
+def test_daemon_tolerations_replace_a_matching_one_and_cover_host_network() -> None:
+    spec: Obj = {
+        "hostNetwork": True,
+        "tolerations": [
+            {
+                "key": "node.kubernetes.io/not-ready",
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": 5,
+            },
+            {"key": "mine", "operator": "Exists"},
+        ],
+    }
+    daemonsetpods.add_daemon_tolerations(spec)
+    not_ready = [t for t in spec["tolerations"] if t["key"] == "node.kubernetes.io/not-ready"]
+    assert not_ready == [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}]
+    keys = [t["key"] for t in spec["tolerations"]]
+    assert "mine" in keys and "node.kubernetes.io/network-unavailable" in keys and len(keys) == 8
