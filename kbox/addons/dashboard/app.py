@@ -2,18 +2,15 @@
 
 Routes (everything but the login page, the static assets and ``/healthz`` needs a session):
 
-==========================  ======================================================================
-``GET /``                   the page (``static/index.html``); without a session, a redirect to login
-``GET /login``              the login form; ``?ticket=`` (from ``kbox dashboard``) logs in at once
-``POST /login``             a pasted token, checked against the apiserver
-``POST /logout``            ends the session
-``POST /_/tickets``         ``Authorization: Bearer <token>`` → a one-time login link (the CLI's door)
-``GET /_/whoami``           the session's username
-``GET /_/watch``            WebSocket: live lists (:mod:`kbox.addons.dashboard.watches`)
-``* /k8s/<api path>``       one apiserver request (:mod:`kbox.addons.dashboard.proxy`)
-``GET /_/exec/<api path>``  WebSocket: an exec session (:mod:`kbox.addons.dashboard.proxy`)
-``GET /_/yaml``, ``POST /_/apply``, ``POST /_/edit``  YAML out and in (:mod:`.manifests`)
-==========================  ======================================================================
+- ``GET /``: the page (``static/index.html``); without a session, a redirect to the login form
+- ``GET /login``: the login form; ``?ticket=`` (from ``kbox dashboard``) logs in at once
+- ``POST /login``: a pasted token, checked against the apiserver; ``POST /logout`` ends the session
+- ``POST /_/tickets``: ``Authorization: Bearer <token>`` → a one-time login link (the CLI's door)
+- ``GET /_/whoami``: the session's username
+- ``GET /_/watch``: WebSocket, live lists (:mod:`kbox.addons.dashboard.watches`)
+- ``* /k8s/<api path>``: one apiserver request (:mod:`kbox.addons.dashboard.proxy`)
+- ``GET /_/exec/<api path>``: WebSocket, an exec session (:mod:`kbox.addons.dashboard.proxy`)
+- ``GET /_/yaml``, ``POST /_/apply``, ``POST /_/edit``: YAML out and in (:mod:`.manifests`)
 
 Cross-site requests: the cookie is ``SameSite=Strict``, writes need the ``X-Kbox-Dashboard`` header
 (which no other site can send without a CORS preflight this server never grants) and WebSockets an
