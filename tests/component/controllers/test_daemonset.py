@@ -384,6 +384,26 @@ def test_update_strategy_defaults_and_validation(c: SyncCluster, ns: str) -> Non
     assert updated["metadata"]["annotations"]["deprecated.daemonset.template.generation"] == "2"
 
 
+def test_min_ready_seconds_and_a_failed_pod_replaced(c: SyncCluster, ns: str) -> None:
+    c.apply(daemon_set("slow", minReadySeconds=2), namespace=ns)
+    ready = until(lambda: _status_is(c, ns, "slow", numberReady=3), 10)
+    assert ready["status"].get("numberAvailable", 0) < 3  # ready, but not for 2 seconds yet
+    assert ready["status"]["numberUnavailable"] == 3 - ready["status"].get("numberAvailable", 0)
+    settled(c, ns, "slow", c.node_names)  # then available, without any other event
+
+    victim = pods(c, ns, "slow")[0]
+    name = victim["metadata"]["name"]
+    c.run(c.client.patch(PODS, name, {"status": {"phase": "Failed"}}, namespace=ns, subresource="status"))
+
+    def replaced() -> list[Obj] | None:
+        now = pods(c, ns, "slow")
+        return now if len(now) == 3 and name not in {p["metadata"]["name"] for p in now} else None
+
+    until(replaced, 10)
+    events = ok(c, "get", "events", "-n", ns, "--field-selector", "reason=FailedDaemonPod")
+    assert f"Found failed daemon pod {ns}/{name} on node {victim['spec']['nodeName']}" in events
+
+
 # -- nodes joining and leaving (last: it changes the module's cluster) --------------------------------
 
 
