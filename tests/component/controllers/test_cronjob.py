@@ -10,7 +10,9 @@ on it; whether a Job's pods run is the Job controller's business."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator
+import json
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,11 @@ from kbox.client import interface
 from kbox.controllers import cronjob
 from kbox.controllers.cronjob import CRONJOBS, JOBS, CronJobController
 from kbox.controllers.cronschedule import UTC, ManualClock
+from kbox.testing.cluster import Cluster as EmbeddedCluster
+from kbox.testing.cluster import SyncCluster
 from tests.component.controllers import Cluster, cluster, eventually, template
+from tests.support.apiserver import KUBECTL
+from tests.support.wait import until
 
 Obj = dict[str, Any]
 NS = "default"
@@ -334,3 +340,92 @@ async def test_validation_accepts_the_forms_kubernetes_accepts(c: Cluster) -> No
     with pytest.raises(StatusError) as caught:
         await create(c, cronjob_body("x" * 53))
     assert "must be no more than 52 characters" in caught.value.message
+
+
+# -- the embedded cluster and the real kubectl ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kc() -> Iterator[tuple[SyncCluster, ManualClock]]:
+    # Five minutes behind the real time, so every schedule time the tests reach is in the past for
+    # the apiserver too (kubectl's LAST SCHEDULE shows an age, not a time to come).
+    clock = ManualClock(datetime.datetime.now(UTC) - datetime.timedelta(minutes=5))
+    with EmbeddedCluster(runtime="fake", cronjob_clock=clock) as running:
+        yield running, clock
+
+
+def kubectl(kc: SyncCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    cache = Path(kc.state_dir) / "kubectl-cache"
+    return subprocess.run(
+        [KUBECTL, f"--kubeconfig={kc.kubeconfig_path}", f"--cache-dir={cache}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_kubectl_create_get_and_create_job_from_cronjob(kc: tuple[SyncCluster, ManualClock]) -> None:
+    cluster_, clock = kc
+    made = kubectl(
+        cluster_, "create", "cronjob", "tick", "--image=busybox", "--schedule=*/1 * * * *", "--", "true"
+    )
+    assert made.returncode == 0, made.stderr
+    listed = kubectl(cluster_, "get", "cronjobs")
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"]
+    assert row.split()[:10] == ["tick", "*/1", "*", "*", "*", "*", "<none>", "False", "0", "<none>"]
+
+    # kubectl builds the Job client-side from the template; it validates, runs and completes.
+    manual = kubectl(cluster_, "create", "job", "manual-1", "--from=cronjob/tick")
+    assert manual.returncode == 0, manual.stderr
+    waited = kubectl(cluster_, "wait", "--for=condition=complete", "job/manual-1", "--timeout=30s")
+    assert waited.returncode == 0, waited.stderr
+    job = json.loads(kubectl(cluster_, "get", "job", "manual-1", "-o", "json").stdout)
+    assert job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+
+    # The CronJob last ran ten minutes ago (by the apiserver's clock): the controller's clock, five
+    # minutes behind, finds the minute it is at due, and the Job controller runs that Job to completion.
+    if clock.now().second >= 50:  # keep the minute from turning between here and the controller's sync
+        to_next_minute(clock)
+    ten_ago = (datetime.datetime.now(UTC) - datetime.timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    patched = kubectl(
+        cluster_, "patch", "cronjob", "tick", "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"lastScheduleTime": ten_ago}}),
+    )  # fmt: skip
+    assert patched.returncode == 0, patched.stderr
+    first = clock.now().replace(second=0, microsecond=0)
+    completed_run(cluster_, f"tick-{int(first.timestamp()) // 60}", first)
+    row = kubectl(cluster_, "get", "cronjobs", "tick", "--no-headers").stdout.split()
+    assert row[6:9] == ["<none>", "False", "0"]
+    assert row[9].endswith(("m", "s")) and row[9][0].isdigit(), row  # an age such as 4m59s
+
+    # The next minute, by jumping the controller's clock from the test's thread.
+    minute = to_next_minute(clock)
+    completed_run(cluster_, f"tick-{int(minute.timestamp()) // 60}", minute)
+
+
+def completed_run(cluster_: SyncCluster, name: str, scheduled: datetime.datetime) -> None:
+    """Job ``name`` appears, completes, and the CronJob records it."""
+    until(lambda: kubectl(cluster_, "get", "job", name).returncode == 0)
+    waited = kubectl(cluster_, "wait", "--for=condition=complete", f"job/{name}", "--timeout=30s")
+    assert waited.returncode == 0, waited.stderr
+
+    def recorded() -> Obj | None:
+        cj: Obj = json.loads(kubectl(cluster_, "get", "cronjob", "tick", "-o", "json").stdout)
+        status = cj.get("status") or {}
+        last = status.get("lastScheduleTime")
+        done = last == scheduled.strftime("%Y-%m-%dT%H:%M:%SZ") and not status.get("active")
+        return cj if done and status.get("lastSuccessfulTime") else None
+
+    until(recorded)
+
+
+def test_kubectl_shows_a_bad_schedule_in_one_line(kc: tuple[SyncCluster, ManualClock]) -> None:
+    cluster_, _ = kc
+    refused = kubectl(cluster_, "create", "cronjob", "bad", "--image=busybox", "--schedule=61 * * * *")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        'error: failed to create cronjob: CronJob.batch "bad" is invalid: spec.schedule: Invalid value: '
+        '"61 * * * *": end of range (61) above maximum (59): 61'
+    ]
