@@ -54,8 +54,8 @@ def _go_error(code: str, expr: str) -> PatternError:
 
 
 def _unicode_class(name: str, negated: bool) -> str:
-    if name == "L":
-        return "[\\W\\d_]" if negated else "[^\\W\\d_]"
+    if name == "L":  # letters in Unicode mode, whatever the pattern's ASCII flag
+        return "(?u:[\\W\\d_])" if negated else "(?u:[^\\W\\d_])"
     if name in ("N", "Nd"):
         return "[^0-9]" if negated else "[0-9]"
     if name == "Lu":
@@ -205,13 +205,10 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
         for python_text, go_code in _PY_ERRORS:
             if python_text in str(exc):
                 expr = pattern
-                if go_code in (
-                    "missing argument to repetition operator",
-                    "invalid nested repetition operator",
-                ):
-                    expr = pattern[exc.pos : exc.pos + 2] if exc.pos is not None else pattern
-                    if go_code == "missing argument to repetition operator":
-                        expr = expr[:1]
+                if exc.pos is not None and go_code == "missing argument to repetition operator":
+                    expr = translated[exc.pos : exc.pos + 1]
+                elif exc.pos is not None and go_code == "invalid nested repetition operator":
+                    expr = translated[max(exc.pos - 1, 0) : exc.pos + 1]
                 raise _go_error(go_code, expr) from None
         raise _go_error("invalid syntax", pattern) from None
 
