@@ -56,13 +56,17 @@ class JobStrategy(Strategy):
             spec["podReplacementPolicy"] = "Failed" if policy is not None else "TerminatingOrFailed"
         if isinstance(policy, dict) and isinstance(policy.get("rules"), list):
             for rule in policy["rules"]:
-                for pattern in (rule.get("onPodConditions") or []) if isinstance(rule, dict) else []:
+                patterns = rule.get("onPodConditions") if isinstance(rule, dict) else None
+                for pattern in patterns if isinstance(patterns, list) else []:
                     if isinstance(pattern, dict) and not pattern.get("status"):
                         pattern["status"] = "True"
         template = spec.get("template")
-        if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        pod_spec = template.get("spec") if isinstance(template, dict) else None
+        if isinstance(pod_spec, dict) and all(
+            isinstance(pod_spec.get(key, []), list) for key in ("containers", "initContainers", "volumes")
+        ):
             # Kubernetes defaults restartPolicy to Always here, which validation then refuses.
-            podspec.default_pod_spec(template["spec"])
+            podspec.default_pod_spec(pod_spec)
         _default_labels(obj)
 
     def prepare_for_create(self, obj: Obj) -> None:
@@ -116,6 +120,24 @@ class JobStrategy(Strategy):
                         errors.invalid("spec.selector", selector, "`selector` not auto-generated")
                     )
         template = spec.get("template")
+        template_meta = template.get("metadata") if isinstance(template, dict) else None
+        if template_meta is not None and not isinstance(template_meta, dict):
+            problems.append(errors.invalid("spec.template.metadata", template_meta, "must be an object"))
+            template = {**template, "metadata": {}}  # the rest of the template is still checked
+        elif isinstance(template_meta, dict) and not isinstance(template_meta.get("labels") or {}, dict):
+            labels = template_meta["labels"]
+            problems.append(errors.invalid("spec.template.metadata.labels", labels, "must be an object"))
+            template = {**template, "metadata": {**template_meta, "labels": {}}}
+        template_spec = template.get("spec") if isinstance(template, dict) else None
+        if isinstance(template_spec, dict):
+            # Lists that are not lists get one error here; the pod spec's own checks expect lists.
+            for key in ("containers", "initContainers", "volumes"):
+                if key in template_spec and not isinstance(template_spec[key], list):
+                    problems.append(
+                        errors.invalid(f"spec.template.spec.{key}", template_spec[key], "must be a list")
+                    )
+                    template = {**template, "spec": {**template_spec, key: []}}
+                    template_spec = template["spec"]
         problems += podspec.validate_pod_template(template, "spec.template", match_labels)
         pod_spec = (template.get("spec") if isinstance(template, dict) else None) or {}
         restart = pod_spec.get("restartPolicy") if isinstance(pod_spec, dict) else None
@@ -230,10 +252,10 @@ def _validate_failure_policy(policy: Any, restart: Any, pod_spec: Any) -> list[F
     if len(rules) > 20:
         problems.append(errors.invalid(f"{path}.rules", len(rules), "must have at most 20 items"))
     containers = {
-        c.get("name")
+        c["name"]
         for key in ("containers", "initContainers")
         for c in ((pod_spec.get(key) if isinstance(pod_spec, dict) else None) or [])
-        if isinstance(c, dict)
+        if isinstance(c, dict) and isinstance(c.get("name"), str)
     }
     for index, rule in enumerate(rules):
         where = f"{path}.rules[{index}]"
@@ -282,7 +304,7 @@ def _validate_exit_codes(requirement: Any, path: str, containers: set[Any]) -> l
         return [errors.invalid(path, requirement, "must be an object")]
     problems: list[FieldError] = []
     name = requirement.get("containerName")
-    if name is not None and name not in containers:
+    if name is not None and (not isinstance(name, str) or name not in containers):
         problems.append(
             errors.invalid(
                 f"{path}.containerName",
