@@ -3,7 +3,7 @@ runtime), logged in through the link ``kbox dashboard --url`` prints (which also
 
 The flow of issue 11: the kube-system pods Running; a Deployment created in the YAML editor; its pod
 appearing on the open Pods page with no reload; scaled to 3 from its page, the new pods appearing live;
-a pod's logs; the Deployment deleted after confirmation and its pods leaving the list. Plus a phone-width
+a pod's logs; a shell in it; the Deployment deleted after confirmation and its pods leaving the list. Plus a phone-width
 look (the menu opens from its button) and the keyboard shortcut to the filter. Screenshots of each step
 go to ``$KBOX_TEST_ARTIFACTS`` (default ``test-artifacts/``)/dashboard.
 
@@ -166,17 +166,27 @@ def test_the_issue_flow_in_chromium(
             expect(page.locator("#logs")).to_contain_text("hello from the dashboard test")
             shot("07-logs")
 
+            # A shell in the pod's container, through the exec WebSocket.
+            page.go_back()
+            page.get_by_role("link", name="Shell").first.click()
+            terminal = page.locator("#terminal")
+            expect(terminal.locator(".xterm-rows")).to_contain_text("#")
+            terminal.click()
+            page.keyboard.type("echo answer-$((6*7))\n")
+            expect(terminal.locator(".xterm-rows")).to_contain_text("answer-42")
+            shot("08-shell")
+
             # Phone width: the navigation hides behind the menu button; "/" jumps to the filter.
             page.set_viewport_size({"width": 390, "height": 800})
             page.goto(f"{base}/#/r/core/v1/pods")
             expect(page.locator("#sidebar")).to_be_hidden()
             page.get_by_role("button", name="Menu").click()
             expect(page.locator("#sidebar")).to_be_visible()
-            shot("08-phone-menu")
+            shot("09-phone-menu")
             nav.get_by_role("link", name="Deployments").click()
             page.keyboard.press("/")
             expect(page.locator("#name-filter")).to_be_focused()
-            shot("09-phone-deployments")
+            shot("10-phone-deployments")
             page.set_viewport_size({"width": 1280, "height": 900})
 
             # Delete, confirmed; the pods leave the open Pods page.
@@ -187,7 +197,7 @@ def test_the_issue_flow_in_chromium(
             expect(page.locator("#resource-list tbody tr").filter(has_text="web")).to_have_count(0)
             nav.get_by_role("link", name="Pods", exact=True).click()
             expect(web_rows).to_have_count(0)
-            shot("10-deleted")
+            shot("11-deleted")
             assert problems == []
         finally:
             browser.close()

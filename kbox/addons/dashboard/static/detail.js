@@ -7,6 +7,7 @@ import { CHILDREN, apiPath, findKind, healthBadge, kindOf, listHref, objectHref,
 
 const SCALABLE = new Set(["Deployment", "StatefulSet", "ReplicaSet"]);
 const RESTARTABLE = new Set(["Deployment", "StatefulSet", "DaemonSet"]);
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
 
 function scalar(value) {
   return value === null || ["string", "number", "boolean"].includes(typeof value);
@@ -98,13 +99,22 @@ function summary(kind, obj) {
   if (kind.kind === "Pod") {
     rows.push(["Status", badge(...podState(obj))], ["Node", obj.spec.nodeName || "(not scheduled)"],
       ["Pod IP", (obj.status || {}).podIP || ""]);
+  } else if (kind.kind === "Node") {
+    const status = obj.status || {};
+    const text = (map) => Object.entries(map || {}).map(([k, v]) => `${k} ${v}`).join(", ");
+    rows.push(["Capacity", text(status.capacity)], ["Allocatable", text(status.allocatable)],
+      ["Addresses", (status.addresses || []).map((a) => `${a.type} ${a.address}`).join(", ")]);
   } else if (obj.spec && obj.spec.replicas !== undefined) {
     rows.push(["Replicas", `${(obj.status || {}).readyReplicas || 0} ready of ${obj.spec.replicas}`], ["Health", healthBadge(kind, obj)]);
   }
   for (const [key, value] of Object.entries(obj.status || {})) {
     if (scalar(value) && !["phase", "podIP", "readyReplicas"].includes(key)) rows.push([key, String(value)]);
   }
-  rows.push(["Labels", chips(meta.labels)], ["Annotations", chips(meta.annotations)]);
+  let annotations = meta.annotations;
+  if (kind.kind === "Secret" && annotations && annotations[LAST_APPLIED]) {
+    annotations = { ...annotations, [LAST_APPLIED]: "(hidden: it holds the secret's values)" };
+  }
+  rows.push(["Labels", chips(meta.labels)], ["Annotations", chips(annotations)]);
   return section("Summary", keyValues(rows));
 }
 
@@ -166,8 +176,19 @@ function yamlSection(main, kind, path) {
   const result = h("div");
   let editing = false;
   let original = "";
+  // A Secret's YAML holds its values: shown only when asked, like the values themselves.
+  let revealed = kind.kind !== "Secret";
+  const show = h("button.plain", { type: "button", id: "yaml-show", hidden: revealed, onclick: () => {
+    revealed = true;
+    show.hidden = true;
+    load();
+  } }, "Show YAML");
   const load = async () => {
     if (editing) return;
+    if (!revealed) {
+      pre.textContent = "Hidden: a Secret's YAML holds its values.";
+      return;
+    }
     try {
       pre.textContent = await getYaml(path);
     } catch (err) {
@@ -193,7 +214,12 @@ function yamlSection(main, kind, path) {
     clear(result);
     load();
   } }, "Cancel");
-  const editButton = h("button.plain", { type: "button", id: "yaml-edit", onclick: () => {
+  const editButton = h("button.plain", { type: "button", id: "yaml-edit", onclick: async () => {
+    if (!revealed) {
+      revealed = true;
+      show.hidden = true;
+      await load();
+    }
     editing = true;
     original = pre.textContent;
     editor.value = original;
@@ -203,7 +229,7 @@ function yamlSection(main, kind, path) {
     editor.focus();
   } }, "Edit");
   const el = h("section.panel", { id: "yaml-section", "aria-label": "YAML" },
-    h("div.page-head", {}, h("h2", {}, "YAML"), h("div", {}, editButton, applyButton, " ", cancelButton)), result, pre, editor);
+    h("div.page-head", {}, h("h2", {}, "YAML"), h("div.actions", {}, show, editButton, applyButton, cancelButton)), result, pre, editor);
   return { el, load };
 }
 
