@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "serve": "kbox.cli.serve:serve",
     "service": "kbox.cli.service:service",
     "addons": "kbox.cli.addons:addons",
+    "node": "kbox.cli.node:node",
     "dashboard": "kbox.cli.dashboard:dashboard",
     "completion": "kbox.cli.addons:completion",
     "store": "kbox.cli.store:store",

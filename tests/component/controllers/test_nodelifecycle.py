@@ -1,5 +1,5 @@
 """The node lifecycle and taint eviction controllers in an embedded two-node cluster (fake runtime, a
-2 s grace period, 1 s default tolerations): a node whose kubelet stops turns Unknown and is tainted, its
+1.5 s grace period, 1 s default tolerations): a node whose kubelet stops turns Unknown and is tainted, its
 Deployment pods are evicted (event, DisruptionTarget) and replaced on the other node, tolerations are
 honoured (forever: kept; tolerationSeconds: deleted when it runs out), and recovery removes the taints;
 with every node down nothing is evicted (full-disruption mode) until one comes back; a kubelet
@@ -32,8 +32,8 @@ NOT_READY = "node.kubernetes.io/not-ready"
 def c() -> Iterator[SyncCluster]:
     with Cluster(
         nodes=2,
-        lease_interval=0.5,
-        node_monitor_grace_period=2.0,
+        lease_interval=0.3,
+        node_monitor_grace_period=1.5,
         default_not_ready_toleration_seconds=1,
         default_unreachable_toleration_seconds=1,
         node_eviction_rate=10.0,  # the token bucket is covered on its own below
