@@ -243,8 +243,7 @@ def status_of(
         "updateRevision": update,
         "collisionCount": collision_count,
     }
-    wanted = replicas_of(sts)
-    if update_type(sts) == "RollingUpdate" and updated == wanted and ready == wanted and replicas == wanted:
+    if update_type(sts) == "RollingUpdate" and updated == replicas and ready == replicas:
         # The rollout is complete: the update revision becomes the current one.
         status["currentReplicas"] = updated
         status["currentRevision"] = update

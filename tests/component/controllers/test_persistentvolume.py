@@ -351,3 +351,30 @@ def test_kubectl_get_storageclass(c: SyncCluster) -> None:
         "Immediate",
         "false",
     ]
+
+
+def test_kubelet_waits_for_an_unbound_claim_with_failed_mount(c: SyncCluster, ns: str) -> None:
+    # Placed on the node directly (no scheduler): the kubelet itself must hold the pod back.
+    body = pod("direct", "later-claim")
+    body["spec"]["nodeName"] = c.node_names[0]
+    c.apply(body, namespace=ns)
+    expected = (
+        "Unable to attach or mount volumes: unmounted volumes=[data], unattached volumes=[], failed to "
+        "process volumes=[data]: failed to fetch PVC from API server: "
+        'persistentvolumeclaims "later-claim" not found'
+    )
+    until(lambda: ("FailedMount", expected) in events(c, ns, "direct"), timeout=10)
+    assert c.get("pods", "direct", ns)["status"]["phase"] == "Pending"
+    c.apply(claim("later-claim"), namespace=ns)
+    ready = c.wait_for("pods", "direct", ns, condition="Ready", timeout=15)
+    assert ready is not None
+    volume_name = c.get("persistentvolumeclaims", "later-claim", ns)["spec"]["volumeName"]
+    folder = c.get("persistentvolumes", volume_name)["spec"]["hostPath"]["path"]
+    runtime = c.cluster.runtime
+    mounts = [
+        m
+        for box in runtime._containers.values()  # type: ignore[union-attr]
+        if box.config.name == "main" and box.sandbox.config.pod.name == "direct"
+        for m in box.config.mounts
+    ]
+    assert any(m.host_path == folder and m.container_path == "/data" and not m.read_only for m in mounts)

@@ -148,6 +148,13 @@ def kubectl(c: SyncCluster, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_ordered_ready_creates_in_order_with_identity_and_claims(c: SyncCluster, ns: str) -> None:
     since = revision_now(c, ns)
+    headless = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {"clusterIP": "None", "selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }
+    c.apply(headless, namespace=ns)
     # Each pod becomes ready a moment after it starts, so an early successor would be visible.
     c.apply(statefulset("web", 3, annotations={"fake.kbox.io/start-delay": "200ms"}), namespace=ns)
     sts = settled(c, ns, "web", 3)
@@ -186,9 +193,22 @@ def test_ordered_ready_creates_in_order_with_identity_and_claims(c: SyncCluster,
         assert not claim["metadata"].get("ownerReferences")  # Retain, Retain
     revision = c.get("controllerrevisions", status["updateRevision"], ns)
     assert revision["revision"] == 1 and revision["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"
+    # The governing headless Service's endpoints carry the pods' hostnames: what the cluster DNS
+    # answers web-0.web.<namespace>.svc.cluster.local from.
+    until(lambda: len(_hostnames(c, ns, "web")) == 3, timeout=10)
+    assert _hostnames(c, ns, "web") == ["web-0", "web-1", "web-2"]
     messages = events_of(c, ns, "web")
     assert "create Pod web-0 in StatefulSet web successful" in messages
     assert "create Claim data-web-0 Pod web-0 in StatefulSet web success" in messages
+
+
+def _hostnames(c: SyncCluster, ns: str, service: str) -> list[str]:
+    endpoints = c.get("endpoints", service, ns)
+    return sorted(
+        address.get("hostname", "")
+        for subset in endpoints.get("subsets") or []
+        for address in subset.get("addresses") or []
+    )
 
 
 def test_scale_down_goes_in_reverse_one_at_a_time_and_keeps_claims(c: SyncCluster, ns: str) -> None:
@@ -296,10 +316,15 @@ def test_rolling_update_in_reverse_order_holds_at_the_partition(c: SyncCluster, 
         # kubectl words any RollingUpdate with a partition (0 by default) this way, as on Kubernetes.
         and "partitioned roll out complete: 3 new pods have been updated..." in out.stdout
     ), out
+    undo = kubectl(c, "rollout", "undo", "statefulset/roll", "-n", ns)
+    assert undo.returncode == 0, undo
+    back = settled(c, ns, "roll", 3)
+    # The first template again: its revision is reused, renumbered as the newest.
+    assert back["status"]["updateRevision"] == first == back["status"]["currentRevision"]
+    assert c.get("controllerrevisions", first, ns)["revision"] == 3
     history_out = kubectl(c, "rollout", "history", "statefulset/roll", "-n", ns)
-    assert history_out.returncode == 0 and "1" in history_out.stdout and "2" in history_out.stdout, (
-        history_out
-    )
+    assert history_out.returncode == 0, history_out
+    assert [line.split()[0] for line in history_out.stdout.splitlines()[2:] if line.strip()] == ["2", "3"]
 
 
 def test_on_delete_replaces_only_deleted_pods(c: SyncCluster, ns: str) -> None:
