@@ -88,6 +88,8 @@ class DaemonSetController(base.Controller):
         self.pods.add_index(cache.OWNER_UID, cache.by_owner_uid)
         self.revisions = self.informer(history.CONTROLLERREVISIONS, keys=self._keys_for_revision)
         self.nodes = self.informer(NODES, enqueue=False)
+        self._templates: dict[str, tuple[str, int, daemonsetpods.PodTemplate]] = {}
+        """Per DaemonSet key: its uid, generation and placement template (which remembers nodes)."""
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -138,6 +140,7 @@ class DaemonSetController(base.Controller):
         if cached is None:
             self.expectations.forget(key)
             self.backoff.forget(key)
+            self._templates.pop(key, None)
             return
         ds = copy.deepcopy(cached)
         if ds["metadata"].get("deletionTimestamp"):
@@ -160,7 +163,9 @@ class DaemonSetController(base.Controller):
         strategy = (ds["spec"].get("updateStrategy") or {}).get("type")
         if self.expectations.satisfied(key, self.pods) and strategy == "RollingUpdate":
             pods = await self._claim_pods(ds, selector)
-            deletes, creates = daemonsetpods.rolling_update_plan(ds, nodes, pods, hash_text)
+            deletes, creates = daemonsetpods.rolling_update_plan(
+                ds, nodes, pods, hash_text, template=self._template(ds, nodes)
+            )
             await self._sync_nodes(ds, key, deletes, creates, hash_text)
         pods = await self._claim_pods(ds, selector)
         await self._cleanup_history(ds, pods, old, hash_text)
@@ -217,6 +222,20 @@ class DaemonSetController(base.Controller):
         limit = 10 if limit is None else int(limit)
         live = {(p["metadata"].get("labels") or {}).get(HASH_LABEL, "") for p in pods} | {hash_text}
         await history.truncate(self.client, old, limit=limit, live=live, count_live=True)
+
+    def _template(self, ds: Obj, nodes: list[Obj]) -> daemonsetpods.PodTemplate:
+        """The DaemonSet's placement template, kept while its uid and generation stay the same."""
+        key = cache.key_of(ds)
+        uid = ds["metadata"]["uid"]
+        generation = int(ds["metadata"].get("generation") or 0)
+        kept = self._templates.get(key)
+        if kept is not None and kept[0] == uid and kept[1] == generation:
+            template = kept[2]
+            template.forget_missing({n["metadata"]["name"] for n in nodes})
+            return template
+        template = daemonsetpods.PodTemplate(ds)
+        self._templates[key] = (uid, generation, template)
+        return template
 
     # -- claiming ----------------------------------------------------------------------------
 
@@ -287,7 +306,7 @@ class DaemonSetController(base.Controller):
     async def _manage(self, ds: Obj, key: str, nodes: list[Obj], pods: list[Obj], hash_text: str) -> None:
         """Create the missing daemon pods and delete the ones that should not be (podsShouldBeOnNode)."""
         by_node = daemonsetpods.pods_by_node(pods)
-        template = daemonsetpods.PodTemplate(ds)
+        template = self._template(ds, nodes)
         surge = daemonsetpods.allows_surge(ds)
         min_ready = int(ds["spec"].get("minReadySeconds") or 0)
         creates: list[str] = []
@@ -393,7 +412,10 @@ class DaemonSetController(base.Controller):
     async def _write_status(
         self, ds: Obj, nodes: list[Obj], pods: list[Obj], hash_text: str, *, observe: bool
     ) -> None:
-        status = daemonsetpods.calculate_status(ds, nodes, pods, hash_text, observe=observe)
+        template = self._template(ds, nodes)
+        status = daemonsetpods.calculate_status(
+            ds, nodes, pods, hash_text, observe=observe, template=template
+        )
         current = ds.get("status") or {}
         patch = {k: v for k, v in status.items() if current.get(k) != v}
         if patch:
