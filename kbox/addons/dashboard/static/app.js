@@ -2,9 +2,9 @@
 // that draws one page per location hash. Each page registers its cleanups (watches, streams) with onLeave.
 "use strict";
 
-import { LiveList, clear, h, leavePage } from "./core.js";
+import { LiveList, clear, h, k8s, leavePage } from "./core.js";
 import { detailPage } from "./detail.js";
-import { BUILTIN, customKind, customKinds, listHref } from "./kinds.js";
+import { BUILTIN, customKind, customKinds, discoveredKinds, listHref, otherKinds } from "./kinds.js";
 import { listPage, overviewPage } from "./lists.js";
 import { state } from "./state.js";
 import { execPage, logsPage, newPage } from "./tools.js";
@@ -18,15 +18,35 @@ function navLink(href, label) {
   return h("li", {}, h("a", { href, dataset: { href } }, label));
 }
 
+const AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
 function drawNav() {
   const sections = new Map();
+  const shown = new Set();
   for (const kind of [...BUILTIN, ...customKinds]) {
     if (!sections.has(kind.section)) sections.set(kind.section, []);
     sections.get(kind.section).push(navLink(listHref(kind), kind.title));
+    shown.add(`${kind.group}/${kind.plural}`);
   }
+  const more = otherKinds.filter((k) => !shown.has(`${k.group}/${k.plural}`))
+    .sort((a, b) => a.title.localeCompare(b.title));
+  const wasOpen = nav.querySelector("details") && nav.querySelector("details").open;
   clear(nav, h("ul", {}, navLink("#/overview", "Overview"), navLink("#/new", "Create from YAML")),
-    [...sections].map(([title, links]) => [h("h2", {}, title), h("ul", {}, links)]));
+    [...sections].map(([title, links]) => [h("h2", {}, title), h("ul", {}, links)]),
+    more.length && h("details", { open: wasOpen || more.some((k) => location.hash.startsWith(listHref(k))) },
+      h("summary", {}, "More resources"),
+      h("ul", {}, more.map((k) => navLink(listHref(k), k.group ? `${k.title} (${k.group})` : k.title)))));
   markCurrent();
+}
+
+async function discover() {
+  try {
+    const documents = await Promise.all(["/api", "/apis"].map((p) => k8s("GET", p, undefined, undefined, AGGREGATED)));
+    otherKinds.splice(0, otherKinds.length, ...discoveredKinds(documents));
+    drawNav();
+  } catch (err) {
+    console.error("discovery failed", err);
+  }
 }
 
 function markCurrent() {
@@ -64,8 +84,14 @@ function route() {
     console.error(err);
     clear(main, h("div.alert.error", { role: "alert" }, String(err)));
   }
+  // After a navigation from the menu, move focus to the new page's heading (screen readers announce it;
+  // Tab continues from there). Pages that focus something themselves (an editor, a terminal) keep it.
   const heading = main.querySelector("h1");
-  if (heading && document.activeElement === document.body) heading.setAttribute("tabindex", "-1");
+  const from = document.activeElement;
+  if (heading && (from === document.body || nav.contains(from) || from === null)) {
+    heading.setAttribute("tabindex", "-1");
+    heading.focus({ preventScroll: true });
+  }
 }
 
 function drawNamespaces(items) {
@@ -77,6 +103,7 @@ function drawNamespaces(items) {
 
 function boot() {
   drawNav();
+  discover();
   new LiveList("/api/v1/namespaces", {}, drawNamespaces);
   new LiveList("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", {}, (crds) => {
     customKinds.splice(0, customKinds.length, ...crds.map(customKind).sort((a, b) => a.title.localeCompare(b.title)));

@@ -76,8 +76,8 @@ async function failure(resp) {
 }
 
 // One apiserver request through /k8s; JSON in and out. Errors throw ApiError with the server's Status.
-export async function k8s(method, path, body, contentType) {
-  const headers = { Accept: "application/json" };
+export async function k8s(method, path, body, contentType, accept) {
+  const headers = { Accept: accept || "application/json" };
   if (method !== "GET") headers["X-Kbox-Dashboard"] = "1";
   const init = { method, headers, credentials: "same-origin" };
   if (body !== undefined) {

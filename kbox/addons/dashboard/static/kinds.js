@@ -197,23 +197,54 @@ export const BUILTIN = [
 
 export const customKinds = [];
 
+export const otherKinds = [];
+
+// "ControllerRevisions", "NetworkPolicies", "Endpoints": the kind in the plural, as a heading.
+function title(plural, kindName) {
+  if (plural === kindName.toLowerCase()) return kindName;
+  if (/[^aeiou]y$/.test(kindName)) return kindName.slice(0, -1) + "ies";
+  if (/(s|x|ch|sh)$/.test(kindName)) return kindName + "es";
+  return kindName + "s";
+}
+
 export function customKind(crd) {
   const spec = crd.spec || {};
   const served = (spec.versions || []).filter((v) => v.served);
   const version = (served.find((v) => v.storage) || served[0] || {}).name || "v1";
   return kind(spec.group, version, spec.names.plural, spec.names.kind, spec.scope !== "Cluster",
-    spec.names.kind + "s", "Custom resources");
+    title(spec.names.plural, spec.names.kind), "Custom resources");
+}
+
+// Every other listable type the apiserver serves (aggregated discovery, preferred versions), so nothing
+// served is out of reach: leases, endpointslices, storage classes ... get the generic list and page.
+export function discoveredKinds(documents) {
+  const found = [];
+  for (const doc of documents) {
+    for (const item of (doc && doc.items) || []) {
+      const group = (item.metadata || {}).name || "";
+      const preferred = (item.versions || [])[0];
+      if (!preferred) continue;
+      for (const res of preferred.resources || []) {
+        const verbs = res.verbs || [];
+        const kindName = (res.responseKind || {}).kind;
+        if (!kindName || !verbs.includes("list") || !verbs.includes("watch")) continue;
+        found.push(kind(group, preferred.version, res.resource, kindName, res.scope === "Namespaced",
+          title(res.resource, kindName), "More resources"));
+      }
+    }
+  }
+  return found;
 }
 
 export function findKind(group, version, plural) {
-  const all = [...BUILTIN, ...customKinds];
+  const all = [...BUILTIN, ...customKinds, ...otherKinds];
   return all.find((k) => k.group === group && k.version === version && k.plural === plural)
     || all.find((k) => k.group === group && k.plural === plural);
 }
 
 export function kindOf(apiVersion, kindName) {
   const group = apiVersion.includes("/") ? apiVersion.split("/")[0] : "";
-  return [...BUILTIN, ...customKinds].find((k) => k.kind === kindName && k.group === group) || null;
+  return [...BUILTIN, ...customKinds, ...otherKinds].find((k) => k.kind === kindName && k.group === group) || null;
 }
 
 // What a kind's objects own (for the detail page's "Owns" list).
