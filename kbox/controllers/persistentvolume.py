@@ -33,128 +33,22 @@ import asyncio
 import copy
 import logging
 import shutil
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from kbox.api import quantity, selectors
 from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import MERGE_PATCH, PODS, Client, Obj, Resource, StatusError
 from kbox.controllers import base
+from kbox.controllers import volumebinding as vb
 from kbox.controllers.meta import timestamp
 
 _log = logging.getLogger(__name__)
 
-PVS = Resource("", "v1", "persistentvolumes", namespaced=False)
-PVCS = Resource("", "v1", "persistentvolumeclaims")
-STORAGE_CLASSES = Resource("storage.k8s.io", "v1", "storageclasses", namespaced=False)
-
-PROVISIONER = "kbox.io/hostpath"
-"""The provisioner name of kbox's local-path volumes (minikube's is ``k8s.io/minikube-hostpath``)."""
-DEFAULT_CLASS = "standard"
-DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
-PVC_PROTECTION = "kubernetes.io/pvc-protection"
-PV_PROTECTION = "kubernetes.io/pv-protection"
-PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
-BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
-BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
-SELECTED_NODE = "volume.kubernetes.io/selected-node"
-STORAGE_PROVISIONER = "volume.kubernetes.io/storage-provisioner"
-BY_CLAIM = "spec.volumes.persistentVolumeClaim"
-"""Pod index: ``<namespace>/<claim>`` of each claim a pod mounts."""
-
-
-def default_class() -> Obj:
-    """kbox's default StorageClass (minikube's ``standard``, with kbox's provisioner)."""
-    return {
-        "apiVersion": "storage.k8s.io/v1",
-        "kind": "StorageClass",
-        "metadata": {
-            "name": DEFAULT_CLASS,
-            "annotations": {DEFAULT_CLASS_ANNOTATION: "true"},
-            "labels": {"addonmanager.kubernetes.io/mode": "EnsureExists"},
-        },
-        "provisioner": PROVISIONER,
-        "reclaimPolicy": "Delete",
-        "volumeBindingMode": "Immediate",
-    }
-
-
-async def ensure_default_class(client: Client) -> None:
-    """Create the default StorageClass when it is missing (minikube's addon does the same, "EnsureExists":
-    an existing one, edited or not, is left alone)."""
-    try:
-        await client.create(STORAGE_CLASSES, default_class())
-    except StatusError as exc:
-        if exc.code != 409:
-            raise
-
-
-def claims_of(pod: Obj) -> list[str]:
-    """``<namespace>/<claim>`` for each persistentVolumeClaim volume of ``pod``."""
-    namespace = (pod.get("metadata") or {}).get("namespace", "")
-    return [
-        f"{namespace}/{(v.get('persistentVolumeClaim') or {}).get('claimName', '')}"
-        for v in (pod.get("spec") or {}).get("volumes") or []
-        if isinstance(v, dict) and v.get("persistentVolumeClaim")
-    ]
-
-
-def _storage(obj: Obj, *path: str) -> Decimal:
-    value: Any = obj
-    for key in path:
-        value = (value or {}).get(key) if isinstance(value, dict) else None
-    try:
-        return quantity.parse(value) if value is not None else Decimal(0)
-    except (ValueError, ArithmeticError):
-        return Decimal(0)
-
-
-def _class_of(obj: Obj) -> str:
-    return str((obj.get("spec") or {}).get("storageClassName") or "")
-
-
-def _finished(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
-
-def volume_fits(claim: Obj, volume: Obj) -> bool:
-    """Whether ``volume`` could serve ``claim``: unclaimed (or pre-bound to it), same class, the access
-    modes and capacity it asks for, and labels matching its selector."""
-    spec = claim.get("spec") or {}
-    vspec = volume.get("spec") or {}
-    metadata = claim["metadata"]
-    ref = vspec.get("claimRef")
-    if ref:
-        if ref.get("name") != metadata["name"] or ref.get("namespace") != metadata["namespace"]:
-            return False
-        if ref.get("uid") and ref["uid"] != metadata.get("uid"):
-            return False
-    elif (volume.get("status") or {}).get("phase") not in ("Available", "Pending", None):
-        return False
-    if volume["metadata"].get("deletionTimestamp"):
-        return False
-    if _class_of(volume) != _class_of(claim):
-        return False
-    if spec.get("volumeMode", "Filesystem") != vspec.get("volumeMode", "Filesystem"):
-        return False
-    if not set(spec.get("accessModes") or []) <= set(vspec.get("accessModes") or []):
-        return False
-    if _storage(volume, "spec", "capacity", "storage") < _storage(
-        claim, "spec", "resources", "requests", "storage"
-    ):
-        return False
-    selector = spec.get("selector")
-    if selector:
-        try:
-            parsed = selectors.from_label_selector(selector)
-        except StatusError:
-            return False
-        if not parsed.matches(volume["metadata"].get("labels") or {}):
-            return False
-    return True
+# Re-exported: the composition root creates the default class through this module.
+ensure_default_class = vb.ensure_default_class
+PVS, PVCS = vb.PVS, vb.PVCS
 
 
 class PersistentVolumeController(base.Controller):
@@ -179,11 +73,11 @@ class PersistentVolumeController(base.Controller):
         """Where provisioned volumes' folders live (``<profile state dir>/volumes``)."""
         self.events = events
         self.recorder = EventRecorder(self.client, component="persistentvolume-controller")
-        self.claims = self.informer(PVCS, keys=self._keys_for_claim)
-        self.volumes = self.informer(PVS, keys=self._keys_for_volume)
-        self.classes = self.informer(STORAGE_CLASSES, keys=self._keys_for_class)
+        self.claims = self.informer(vb.PVCS, keys=self._keys_for_claim)
+        self.volumes = self.informer(vb.PVS, keys=self._keys_for_volume)
+        self.classes = self.informer(vb.STORAGE_CLASSES, keys=self._keys_for_class)
         self.pods = self.informer(PODS, keys=self._keys_for_pod)
-        self.pods.add_index(BY_CLAIM, claims_of)
+        self.pods.add_index(vb.BY_CLAIM, vb.claims_of)
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -206,11 +100,11 @@ class PersistentVolumeController(base.Controller):
         return [
             f"pvc/{cache.key_of(c)}"
             for c in self.claims.indexer.list()
-            if _class_of(c) == name and not (c.get("spec") or {}).get("volumeName")
+            if vb.class_of(c) == name and not (c.get("spec") or {}).get("volumeName")
         ]
 
     def _keys_for_pod(self, pod: Obj) -> list[str]:
-        return [f"pvc/{key}" for key in claims_of(pod)]
+        return [f"pvc/{key}" for key in vb.claims_of(pod)]
 
     # -- sync --------------------------------------------------------------------------------
 
@@ -236,13 +130,13 @@ class PersistentVolumeController(base.Controller):
         if volume_name:
             await self._sync_bound_claim(claim, volume_name)
             return
-        candidates = [v for v in self.volumes.indexer.list() if volume_fits(claim, v)]
+        candidates = [v for v in self.volumes.indexer.list() if vb.volume_fits(claim, v)]
         if candidates:
             # A volume pre-bound to this claim first, then the smallest that fits.
             candidates.sort(
                 key=lambda v: (
                     not (v.get("spec") or {}).get("claimRef"),
-                    _storage(v, "spec", "capacity", "storage"),
+                    vb.storage_of(v, "spec", "capacity", "storage"),
                     v["metadata"]["name"],
                 )
             )
@@ -254,7 +148,7 @@ class PersistentVolumeController(base.Controller):
         volume = self.volumes.indexer.get(volume_name)
         if volume is None:
             try:
-                volume = await self.client.get(PVS, volume_name)
+                volume = await self.client.get(vb.PVS, volume_name)
             except StatusError as exc:
                 if exc.code != 404:
                     raise
@@ -292,15 +186,15 @@ class PersistentVolumeController(base.Controller):
             return
         metadata = claim["metadata"]
         annotations = dict(metadata.get("annotations") or {})
-        annotations[BIND_COMPLETED] = "yes"
-        annotations[BOUND_BY_CONTROLLER] = "yes"
+        annotations[vb.BIND_COMPLETED] = "yes"
+        annotations[vb.BOUND_BY_CONTROLLER] = "yes"
         patch = {
             "metadata": {"annotations": annotations, "resourceVersion": metadata["resourceVersion"]},
             "spec": {"volumeName": volume["metadata"]["name"]},
         }
         try:
             updated = await self.client.patch(
-                PVCS, metadata["name"], patch, namespace=metadata["namespace"], patch_type=MERGE_PATCH
+                vb.PVCS, metadata["name"], patch, namespace=metadata["namespace"], patch_type=MERGE_PATCH
             )
         except StatusError as exc:
             if exc.code == 404:
@@ -327,9 +221,9 @@ class PersistentVolumeController(base.Controller):
                 "spec": {"claimRef": ref},
             }
             if not current:
-                patch["metadata"]["annotations"] = {BOUND_BY_CONTROLLER: "yes"}
+                patch["metadata"]["annotations"] = {vb.BOUND_BY_CONTROLLER: "yes"}
             try:
-                volume = await self.client.patch(PVS, vmeta["name"], patch, patch_type=MERGE_PATCH)
+                volume = await self.client.patch(vb.PVS, vmeta["name"], patch, patch_type=MERGE_PATCH)
             except StatusError as exc:
                 if exc.code == 404:
                     return None
@@ -352,7 +246,7 @@ class PersistentVolumeController(base.Controller):
         metadata = claim["metadata"]
         try:
             await self.client.patch(
-                PVCS,
+                vb.PVCS,
                 metadata["name"],
                 {"status": wanted},
                 namespace=metadata["namespace"],
@@ -364,7 +258,7 @@ class PersistentVolumeController(base.Controller):
                 raise
 
     async def _provision_or_wait(self, claim: Obj) -> None:
-        class_name = _class_of(claim)
+        class_name = vb.class_of(claim)
         if not class_name:
             self._event(
                 claim,
@@ -393,8 +287,8 @@ class PersistentVolumeController(base.Controller):
                     "waiting for first consumer to be created before binding",
                 )
                 return
-            await self._annotate(claim, {SELECTED_NODE: node})
-        if provisioner != PROVISIONER:
+            await self._annotate(claim, {vb.SELECTED_NODE: node})
+        if provisioner != vb.PROVISIONER:
             self._event(
                 claim,
                 "Normal",
@@ -408,9 +302,9 @@ class PersistentVolumeController(base.Controller):
 
     def _consumer_node(self, claim: Obj) -> str | None:
         """The node of a scheduled, unfinished pod that uses ``claim`` (WaitForFirstConsumer)."""
-        for pod in self.pods.indexer.by_index(BY_CLAIM, cache.key_of(claim)):
+        for pod in self.pods.indexer.by_index(vb.BY_CLAIM, cache.key_of(claim)):
             node = (pod.get("spec") or {}).get("nodeName")
-            if node and not _finished(pod) and not pod["metadata"].get("deletionTimestamp"):
+            if node and not vb.finished(pod) and not pod["metadata"].get("deletionTimestamp"):
                 return str(node)
         return None
 
@@ -420,7 +314,7 @@ class PersistentVolumeController(base.Controller):
             return
         metadata = claim["metadata"]
         await self.client.patch(
-            PVCS,
+            vb.PVCS,
             metadata["name"],
             {"metadata": {"annotations": annotations}},
             namespace=metadata["namespace"],
@@ -430,8 +324,8 @@ class PersistentVolumeController(base.Controller):
     async def _provision(self, claim: Obj, storage_class: Obj) -> None:
         metadata = claim["metadata"]
         name = f"pvc-{metadata['uid']}"
-        if self.volumes.indexer.get(name) is not None:
-            return  # made already; its event brings the claim back to bind it
+        if self.volumes.indexer.get(name) is not None or await self._exists(name):
+            return  # made already (the cache may lag); its event brings the claim back to bind it
         claim_key = cache.key_of(claim)
         self._event(
             claim,
@@ -441,7 +335,7 @@ class PersistentVolumeController(base.Controller):
         )
         path = self.volumes_dir / name
         try:
-            await asyncio.to_thread(_make_folder, path)
+            await asyncio.to_thread(vb.make_folder, path)
         except OSError as exc:
             self._event(
                 claim,
@@ -450,32 +344,9 @@ class PersistentVolumeController(base.Controller):
                 f'failed to provision volume with StorageClass "{storage_class["metadata"]["name"]}": {exc}',
             )
             raise
-        spec = claim.get("spec") or {}
-        volume: Obj = {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": name, "annotations": {PROVISIONED_BY: PROVISIONER}},
-            "spec": {
-                "capacity": {
-                    "storage": (spec.get("resources") or {}).get("requests", {}).get("storage", "0")
-                },
-                "accessModes": list(spec.get("accessModes") or ["ReadWriteOnce"]),
-                "persistentVolumeReclaimPolicy": storage_class.get("reclaimPolicy") or "Delete",
-                "storageClassName": storage_class["metadata"]["name"],
-                "volumeMode": spec.get("volumeMode", "Filesystem"),
-                "hostPath": {"path": str(path), "type": ""},
-                "claimRef": {
-                    "kind": "PersistentVolumeClaim",
-                    "apiVersion": "v1",
-                    "namespace": metadata["namespace"],
-                    "name": metadata["name"],
-                    "uid": metadata["uid"],
-                    "resourceVersion": metadata.get("resourceVersion", ""),
-                },
-            },
-        }
+        volume = vb.provisioned_volume(claim, storage_class, path)
         try:
-            await self.client.create(PVS, volume)
+            await self.client.create(vb.PVS, volume)
         except StatusError as exc:
             if exc.code != 409:
                 self._event(
@@ -485,19 +356,28 @@ class PersistentVolumeController(base.Controller):
             return
         self._event(claim, "Normal", "ProvisioningSucceeded", f"Successfully provisioned volume {name}")
 
+    async def _exists(self, volume_name: str) -> bool:
+        try:
+            await self.client.get(vb.PVS, volume_name)
+        except StatusError as exc:
+            if exc.code == 404:
+                return False
+            raise
+        return True
+
     async def _release_claim_protection(self, claim: Obj) -> None:
         metadata = claim["metadata"]
         finalizers = metadata.get("finalizers") or []
-        if PVC_PROTECTION not in finalizers:
+        if vb.PVC_PROTECTION not in finalizers:
             return
-        for pod in self.pods.indexer.by_index(BY_CLAIM, cache.key_of(claim)):
-            if not _finished(pod):
+        for pod in self.pods.indexer.by_index(vb.BY_CLAIM, cache.key_of(claim)):
+            if not vb.finished(pod):
                 return  # still in use; the pod's events bring the claim back
         # The cache may lag a pod just created: ask the apiserver before letting the claim go.
         listed = await self.client.list(PODS, namespace=metadata["namespace"])
-        if any(cache.key_of(claim) in claims_of(p) and not _finished(p) for p in listed["items"]):
+        if any(cache.key_of(claim) in vb.claims_of(p) and not vb.finished(p) for p in listed["items"]):
             return
-        await self._drop_finalizer(PVCS, claim, PVC_PROTECTION)
+        await self._drop_finalizer(vb.PVCS, claim, vb.PVC_PROTECTION)
 
     async def _drop_finalizer(self, resource: Resource, obj: Obj, finalizer: str) -> None:
         metadata = obj["metadata"]
@@ -519,8 +399,8 @@ class PersistentVolumeController(base.Controller):
         metadata = volume["metadata"]
         phase = (volume.get("status") or {}).get("phase")
         if metadata.get("deletionTimestamp"):
-            if phase != "Bound" and PV_PROTECTION in (metadata.get("finalizers") or []):
-                await self._drop_finalizer(PVS, volume, PV_PROTECTION)
+            if phase != "Bound" and vb.PV_PROTECTION in (metadata.get("finalizers") or []):
+                await self._drop_finalizer(vb.PVS, volume, vb.PV_PROTECTION)
             return
         ref = (volume.get("spec") or {}).get("claimRef")
         if not ref:
@@ -547,7 +427,7 @@ class PersistentVolumeController(base.Controller):
 
     async def _claim_exists(self, ref: Obj) -> bool:
         try:
-            claim = await self.client.get(PVCS, ref.get("name", ""), namespace=ref.get("namespace", ""))
+            claim = await self.client.get(vb.PVCS, ref.get("name", ""), namespace=ref.get("namespace", ""))
         except StatusError as exc:
             if exc.code == 404:
                 return False
@@ -576,14 +456,14 @@ class PersistentVolumeController(base.Controller):
             return
         await asyncio.to_thread(shutil.rmtree, path, True)
         try:
-            await self.client.delete(PVS, metadata["name"], preconditions={"uid": metadata["uid"]})
+            await self.client.delete(vb.PVS, metadata["name"], preconditions={"uid": metadata["uid"]})
         except StatusError as exc:
             if exc.code not in (404, 409):
                 raise
 
     def _own_folder(self, volume: Obj) -> Path | None:
         """The folder of a volume this provisioner made (never a path outside ``volumes_dir``)."""
-        if (volume["metadata"].get("annotations") or {}).get(PROVISIONED_BY) != PROVISIONER:
+        if (volume["metadata"].get("annotations") or {}).get(vb.PROVISIONED_BY) != vb.PROVISIONER:
             return None
         raw = ((volume.get("spec") or {}).get("hostPath") or {}).get("path")
         if not raw:
@@ -602,7 +482,7 @@ class PersistentVolumeController(base.Controller):
             wanted["lastPhaseTransitionTime"] = timestamp()
         try:
             return await self.client.patch(
-                PVS,
+                vb.PVS,
                 volume["metadata"]["name"],
                 {"status": wanted},
                 patch_type=MERGE_PATCH,
@@ -618,9 +498,3 @@ class PersistentVolumeController(base.Controller):
     def _event(self, obj: Obj, kind: str, reason: str, message: str) -> None:
         if self.events:
             self.recorder.record(copy.deepcopy(obj), kind, reason, message)
-
-
-def _make_folder(path: Path) -> None:
-    """A provisioned volume's folder, writable by any container user (as minikube's provisioner makes it)."""
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o777)
