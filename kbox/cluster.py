@@ -222,6 +222,11 @@ class Cluster:
     def _kubelet_overrides(self) -> dict[str, Any]:
         """Pods resolve through the cluster DNS address when Services work (kube-proxy owns it)."""
         overrides = dict(self.settings.kubelet)
+        # The kubelet renews its Lease at least four times per grace period of the node lifecycle
+        # controller (Kubernetes: 10 s and 40 s), so a short grace period never flaps healthy nodes.
+        grace = self.settings.node_lifecycle.node_monitor_grace_period
+        if overrides.get("lease_interval", KubeletSettings.lease_interval) > grace / 4:
+            overrides["lease_interval"] = grace / 4
         if self.settings.kube_proxy:
             overrides.setdefault("cluster_dns", [self.settings.dns_ip])
             overrides.setdefault("cluster_domain", self.settings.cluster_domain)
