@@ -36,7 +36,19 @@ def is_active(pod: Obj) -> bool:
 
 def is_terminating(pod: Obj) -> bool:
     """Deleted but still running: counted in ``status.terminating``."""
-    return bool(pod["metadata"].get("deletionTimestamp")) and phase(pod) not in ("Succeeded", "Failed")
+    return (
+        bool(pod["metadata"].get("deletionTimestamp"))
+        and phase(pod) not in ("Succeeded", "Failed")
+        and not is_released(pod)
+    )
+
+
+def is_released(pod: Obj) -> bool:
+    """Deleted with no grace left: its kubelet stopped the containers and let go of it (or it was
+    force-deleted), and only finalizers keep it. kbox's kubelet does not write the Failed phase a
+    Kubernetes kubelet gives such a pod, so this stands in for it."""
+    metadata = pod["metadata"]
+    return bool(metadata.get("deletionTimestamp")) and metadata.get("deletionGracePeriodSeconds") == 0
 
 
 def is_ready(pod: Obj) -> bool:
@@ -52,7 +64,7 @@ def is_failed(pod: Obj, job: Obj) -> bool:
     if phase(pod) == "Failed":
         return True
     if only_replace_failed(job):
-        return False
+        return is_released(pod) and phase(pod) != "Succeeded"
     return bool(pod["metadata"].get("deletionTimestamp")) and phase(pod) != "Succeeded"
 
 

@@ -1,12 +1,13 @@
 """The Job controller against the apiserver, fake-runtime kubelets and a test binder (containers exit
 with the code and after the delay their pod's annotations ask for): completions with parallelism and
 the interim then final conditions, pods counted through the tracking finalizer (a deleted pod is a
-failure), backoffLimit, Indexed Jobs, activeDeadlineSeconds, suspend and resume, podFailurePolicy
+failure, and with a podFailurePolicy only once the kubelet let it go), backoffLimit (container restarts
+with restartPolicy OnFailure), Indexed Jobs, activeDeadlineSeconds, suspend and resume, podFailurePolicy
 (FailJob, Ignore), pods freed when their Job is deleted; the back-off arithmetic; JobStrategy's defaults
 and validation through the API. Then, in a full embedded cluster with the real kubectl: ``kubectl
 wait --for=condition=complete|failed``, ``kubectl get jobs`` and ``kubectl describe job``, a one-line
-refusal of an invalid Job, and the TTL-after-finished controller deleting a Job and (through the garbage
-collector) its pods. Not covered: backoffLimitPerIndex and successPolicy (refused by validation)."""
+refusal of an invalid Job, the fixture's short Job back-off, a deleted running Job's pods going, and the
+TTL-after-finished controller deleting a Job and (through the garbage collector) its pods. Not covered: backoffLimitPerIndex and successPolicy (refused by validation)."""
 
 from __future__ import annotations
 
@@ -491,3 +492,37 @@ def test_deleting_a_running_job_deletes_its_pods(kc: SyncCluster) -> None:
     # The garbage collector deletes the pod; the Job controller lets go of its tracking finalizer.
     assert kubectl(kc, "delete", "job", "long").returncode == 0
     until(lambda: kubectl(kc, "get", "pods", "-l", "job-name=long", "-o", "name").stdout == "", timeout=20)
+
+
+async def test_with_a_failure_policy_a_deleted_pod_is_replaced_once_it_failed(c: Cluster) -> None:
+    policy = {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
+    await create(c, job_body("careful", exit_after="60", backoffLimit=3, podFailurePolicy=policy))
+
+    async def one_running() -> Obj | None:
+        pods = [p for p in await job_pods(c, "careful") if p["status"].get("phase") == "Running"]
+        return pods[0] if len(pods) == 1 else None
+
+    first = await eventually(one_running)
+    await c.client.delete(interface.PODS, first["metadata"]["name"], namespace="default")
+
+    async def replaced() -> Obj | None:
+        job = await get_job(c, "careful")
+        names = {p["metadata"]["name"] for p in await job_pods(c, "careful")}
+        if first["metadata"]["name"] not in names and len(names) == 1:
+            return job
+        return None
+
+    job = await eventually(replaced)
+    # podReplacementPolicy Failed: the pod counted once the kubelet reported it Failed.
+    assert job["status"]["failed"] == 1 and condition(job, "Failed") is None
+
+
+async def test_restart_policy_on_failure_counts_container_restarts(c: Cluster) -> None:
+    body = job_body("restarts", exit_code=1, backoffLimit=1)
+    body["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    await create(c, body)
+    job = await finished(c, "restarts", "Failed")
+    assert condition(job, "Failed")["reason"] == "BackoffLimitExceeded"  # type: ignore[index]
+    # The one pod never failed by itself: it was running (restarting) when the Job gave up on it,
+    # was deleted and counted as failed.
+    assert job["status"]["failed"] == 1 and (await reasons(c, "restarts")).count("SuccessfulCreate") == 1
