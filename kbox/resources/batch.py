@@ -119,7 +119,7 @@ class JobStrategy(Strategy):
                     problems.append(
                         errors.invalid("spec.selector", selector, "`selector` not auto-generated")
                     )
-        template = spec.get("template")
+        template: Any = spec.get("template")
         template_meta = template.get("metadata") if isinstance(template, dict) else None
         if template_meta is not None and not isinstance(template_meta, dict):
             problems.append(errors.invalid("spec.template.metadata", template_meta, "must be an object"))
