@@ -189,6 +189,7 @@ class StatefulSetController(base.Controller):
             for r in self.revisions.indexer.by_index(cache.OWNER_UID, uid)
             if history.is_controlled_by(r, sts)
         ]
+        revisions += await self._adopt_revisions(sts)
         status = sts.get("status") or {}
         collisions = int(status.get("collisionCount") or 0)
         data = history.template_patch(sts)
@@ -206,6 +207,26 @@ class StatefulSetController(base.Controller):
         wanted = status.get("currentRevision")
         current = next((r for r in revisions if r["metadata"]["name"] == wanted), None)
         return current or update, update, collisions
+
+    async def _adopt_revisions(self, sts: Obj) -> list[Obj]:
+        """Orphaned revisions of this set (it was deleted with ``--cascade=orphan`` and made again):
+        named ``<set>-<hash>`` and labelled as its template, they are adopted, so its history and its
+        pods' revision labels carry over."""
+        selector = _selector(sts)
+        prefix = f"{sts['metadata']['name']}-"
+        adopted: list[Obj] = []
+        for revision in self.revisions.indexer.by_index(cache.NAMESPACE, sts["metadata"]["namespace"]):
+            metadata = revision["metadata"]
+            if controller_ref(revision) is not None or metadata.get("deletionTimestamp"):
+                continue
+            if not metadata["name"].startswith(prefix) or selector is None:
+                continue
+            if not selector.matches(metadata.get("labels") or {}):
+                continue
+            result = await history.set_owner(self.client, revision, sts, kind=sp.KIND, adopt=True)
+            if result is not None:
+                adopted.append(result)
+        return adopted
 
     async def _truncate_history(self, sts: Obj, state: dict[int, Obj], current: Obj, update: Obj) -> None:
         uid = sts["metadata"]["uid"]

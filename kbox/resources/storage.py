@@ -206,7 +206,9 @@ class PersistentVolumeClaimStrategy(Strategy):
             )
         except (ValueError, ArithmeticError):
             shrunk = False  # validate() reported it
-        if shrunk:
+        if new_requests != old_requests and (old.get("status") or {}).get("phase") != "Bound":
+            problems.append(errors.forbidden("spec", CLAIM_IMMUTABLE))  # only a bound claim may grow
+        elif shrunk:
             problems.append(
                 errors.forbidden(
                     "spec.resources.requests.storage", "field can not be less than previous value"

@@ -326,6 +326,25 @@ def test_validation(c: SyncCluster, ns: str) -> None:
         c.run(c.client.patch(PVCS, "fixed", {"spec": {"accessModes": ["ReadWriteMany"]}}, namespace=ns))
     assert "spec is immutable after creation" in caught.value.message
 
+    bound(c, ns, "fixed")
+    with pytest.raises(StatusError) as caught:
+        c.run(
+            c.client.patch(
+                PVCS, "fixed", {"spec": {"resources": {"requests": {"storage": "1Ki"}}}}, namespace=ns
+            )
+        )
+    assert "spec.resources.requests.storage: Forbidden: field can not be less than previous value" in (
+        caught.value.message
+    )
+    c.apply(claim("unbound", storageClassName=""), namespace=ns)
+    with pytest.raises(StatusError) as caught:
+        c.run(
+            c.client.patch(
+                PVCS, "unbound", {"spec": {"resources": {"requests": {"storage": "2Mi"}}}}, namespace=ns
+            )
+        )
+    assert "spec is immutable after creation" in caught.value.message
+
     with pytest.raises(StatusError) as caught:
         c.run(c.client.patch(CLASSES, "standard", {"provisioner": "other"}))
     assert "provisioner: Forbidden: updates to provisioner are forbidden." in caught.value.message

@@ -400,3 +400,55 @@ def test_validation(c: SyncCluster, ns: str) -> None:
         "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template'"
         in caught.value.message
     )
+
+
+def test_orphaned_pods_and_revisions_are_adopted_by_a_new_set(c: SyncCluster, ns: str) -> None:
+    c.apply(statefulset("again", 2, claims=False), namespace=ns)
+    revision = settled(c, ns, "again", 2)["status"]["currentRevision"]
+    uids = {p: c.get("pods", p, ns)["metadata"]["uid"] for p in ("again-0", "again-1")}
+    c.delete("statefulsets", "again", ns, propagation_policy="Orphan")
+    c.wait_for("statefulsets", "again", ns, condition="delete", timeout=10)
+    until(lambda: not c.get("pods", "again-0", ns)["metadata"].get("ownerReferences"), timeout=10)
+
+    c.apply(statefulset("again", 2, claims=False), namespace=ns)
+    sts = settled(c, ns, "again", 2)
+    assert sts["status"]["currentRevision"] == revision  # the orphaned revision, adopted
+    owner = sts["metadata"]["uid"]
+    for name, uid in uids.items():
+        pod = c.get("pods", name, ns)
+        assert pod["metadata"]["uid"] == uid  # the same pods, not new ones
+        assert [r["uid"] for r in pod["metadata"]["ownerReferences"]] == [owner]
+    assert c.get("controllerrevisions", revision, ns)["metadata"]["ownerReferences"][0]["uid"] == owner
+
+
+def test_claim_owner_references_follow_the_retention_policy() -> None:
+    from kbox.controllers import statefulsetpods as sp
+
+    def sts(when_deleted: str, when_scaled: str) -> Obj:
+        policy = {"whenDeleted": when_deleted, "whenScaled": when_scaled}
+        return {
+            "metadata": {"name": "s", "uid": "set"},
+            "spec": {"persistentVolumeClaimRetentionPolicy": policy},
+        }
+
+    pod = {"metadata": {"name": "s-1", "uid": "pod"}}
+    other = {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "other"}
+    claim = {"metadata": {"ownerReferences": [other]}}
+
+    def owners(policy: Obj, *, condemned: bool, current: Obj = claim) -> list[str] | None:
+        refs = sp.claim_owner_refs(current, policy, pod, condemned=condemned)
+        return None if refs is None else [r["uid"] for r in refs]
+
+    assert owners(sts("Retain", "Retain"), condemned=True) is None  # nothing to change
+    assert owners(sts("Delete", "Retain"), condemned=False) == ["other", "set"]
+    assert owners(sts("Delete", "Retain"), condemned=True) == ["other", "set"]
+    assert owners(sts("Retain", "Delete"), condemned=False) is None
+    assert owners(sts("Retain", "Delete"), condemned=True) == ["other", "pod"]
+    # Both Delete: a pod scaled away becomes the only owner among the two (else the claim would outlive it).
+    assert owners(sts("Delete", "Delete"), condemned=True) == ["other", "pod"]
+    owned = {
+        "metadata": {
+            "ownerReferences": [other, sp.owner_reference(sts("Delete", "Delete"), controller=False)]
+        }
+    }
+    assert owners(sts("Retain", "Retain"), condemned=False, current=owned) == ["other"]  # Retain drops it
