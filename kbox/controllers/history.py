@@ -80,10 +80,21 @@ def revision_name(parent_name: str, hash_text: str) -> str:
 
 def template_patch(parent: Obj) -> Obj:
     """What a revision of ``parent`` stores: its pod template as a strategic merge patch that replaces
-    the whole template (kubectl's ``rollout undo`` applies ``data`` as such a patch)."""
-    template = copy.deepcopy((parent.get("spec") or {}).get("template") or {})
+    the whole template (kubectl's ``rollout undo`` applies ``data`` as such a patch). Keys are sorted at
+    every level, as Go's encoder writes a map, so the served bytes are those kubectl computes from the
+    parent when it checks whether a revision is the current one ("skipped rollback")."""
+    template = dict((parent.get("spec") or {}).get("template") or {})
     template["$patch"] = "replace"
-    return {"spec": {"template": template}}
+    result: Obj = _sorted_keys({"spec": {"template": template}})
+    return result
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
 
 
 def template_of(revision: Obj) -> Obj:

@@ -311,6 +311,9 @@ def test_rolling_update_within_max_unavailable_and_rollout_with_kubectl(c: SyncC
     assert numbers == {"logs:1": 3, "logs:2": 2}  # the old revision reused, renumbered
     listing = ok(c, "rollout", "history", "ds/logs", "-n", ns)
     assert [line.split()[0] for line in listing.strip().split("\n")[2:]] == ["2", "3"], listing
+    # kubectl compares the revision's bytes with the DaemonSet's template to see it is current.
+    skipped = ok(c, "rollout", "undo", "ds/logs", "-n", ns, "--to-revision=3")
+    assert "skipped rollback (current template already matches revision 3)" in skipped
 
 
 def test_surge_keeps_every_node_available(c: SyncCluster, ns: str) -> None:
