@@ -9,8 +9,8 @@ create, on update and when reading from storage::
 brought in that its field does not specify, as upstream's decode and defaulting steps together
 do); :meth:`Schema.validate` is the last. Validation reports, in kube-apiserver's order: the schema
 checks (types, formats, bounds, enum, required ...), embedded resources, then list-set and list-map
-uniqueness. ``x-kubernetes-validations`` (CEL) rules are not evaluated: :meth:`Schema.warnings` says
-so once per schema, for the caller to pass on as a ``Warning`` header.
+uniqueness, then ``x-kubernetes-validations`` (CEL) rules — those kbox can evaluate (see :mod:`.cel`);
+:meth:`Schema.warnings` names the others, for the caller to pass on as ``Warning`` headers.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 from kbox.api.errors import FieldError
-from kbox.api.structural import listtypes, objectmeta, pruning, regex, structural, validate
+from kbox.api.structural import cel, listtypes, objectmeta, pruning, regex, structural, validate
 from kbox.api.structural.node import Node, parse
 
-CEL_WARNING = "x-kubernetes-validations rules are not enforced by kbox"
+CEL_WARNING = cel.NOT_ENFORCED
 
 
 class Schema:
@@ -30,6 +30,7 @@ class Schema:
     def __init__(self, root: Node) -> None:
         self.root = root
         pruning.prune_defaults(root)
+        self._has_rules = cel.has_rules(root)
         self._warnings = _warnings(root)
 
     @classmethod
@@ -66,7 +67,9 @@ class Schema:
         return structural.schema_errors(self.root, path)
 
     def warnings(self) -> list[str]:
-        """What kbox does not enforce in this schema (CEL rules, patterns Python cannot run)."""
+        """What kbox does not enforce in this schema, one line each: CEL rules it cannot evaluate
+        (``...x-kubernetes-validations[0]: rule '...' is not enforced by kbox: uses isSorted()``) and
+        patterns Python cannot run."""
         return list(self._warnings)
 
     def list_types(self) -> dict[str, Any]:
@@ -107,45 +110,68 @@ class Schema:
 
     def validate(self, obj: dict[str, Any]) -> list[FieldError]:
         """Every validation error of a whole object, worded as kube-apiserver words them."""
-        result = validate.validate_node(self.root, obj, "")
-        errs = validate.to_field_errors(result)
-        errs.extend(objectmeta.validate(obj, self.root))
-        errs.extend(listtypes.validate(obj, self.root))
-        return errs
-
-    def validate_status(self, obj: dict[str, Any]) -> list[FieldError]:
-        """The status subresource's validation: only ``status``, against its own schema (paths start
-        at ``status``, messages name the field relative to it, as upstream)."""
-        status_node = self.root.properties.get("status")
-        if status_node is None or "status" not in obj:
-            return []
-        result = validate.validate_node(status_node, obj["status"], "")
-        return validate.to_field_errors(result, base="status")
+        return self._validate(obj, None)
 
     def validate_update(self, obj: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
         """Validation on update: as on create, except that list-set/map duplicates already present in
-        the old object do not block the update (upstream ratchets that check)."""
+        the old object do not block the update (upstream ratchets that check), and CEL transition
+        rules (``oldSelf``) run against the correlated old values."""
+        return self._validate(obj, old)
+
+    def validate_status(self, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[FieldError]:
+        """The status subresource's validation (upstream's status strategy): ``status`` against its own
+        schema (paths start at ``status``, messages name fields relative to it), list-set/map
+        uniqueness of the whole object (unless the old object already broke it), then the CEL rules of
+        the whole object with ``old`` for transition rules."""
+        status_node = self.root.properties.get("status")
+        errs: list[FieldError] = []
+        if status_node is not None and "status" in obj:
+            result = validate.validate_node(status_node, obj["status"], "")
+            errs = validate.to_field_errors(result, base="status")
+        if old is None or not listtypes.validate(old, self.root):
+            errs.extend(listtypes.validate(obj, self.root))
+        if self._has_rules:
+            errs.extend(self._cel(obj, self.root, "<nil>", old, old is not None, errs, root=True))
+        return errs
+
+    def _validate(self, obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
         result = validate.validate_node(self.root, obj, "")
         errs = validate.to_field_errors(result)
         errs.extend(objectmeta.validate(obj, self.root))
-        if not listtypes.validate(old, self.root):
+        if old is None or not listtypes.validate(old, self.root):
             errs.extend(listtypes.validate(obj, self.root))
+        if self._has_rules:
+            errs.extend(self._cel(obj, self.root, "<nil>", old, old is not None, errs, root=True))
         return errs
+
+    def _cel(
+        self,
+        value: Any,
+        node: Node,
+        path: str,
+        old: Any,
+        updating: bool,
+        errs: list[FieldError],
+        *,
+        root: bool = False,
+    ) -> list[FieldError]:
+        stop = cel.blocked(errs)
+        if stop is not None:
+            return [stop]
+        if updating:
+            return cel.validate(value, node, path, old, root=root)
+        return cel.validate(value, node, path, root=root)
 
 
 def _warnings(root: Node) -> list[str]:
-    """Said once per schema: CEL rules, and patterns whose RE2 syntax kbox cannot evaluate."""
-    found_cel = False
+    """Said once per schema: CEL rules kbox cannot evaluate, patterns whose RE2 kbox cannot run."""
     unsupported: list[str] = []
     seen: set[int] = set()
 
     def walk(node: Node) -> None:
-        nonlocal found_cel
         if id(node) in seen:
             return
         seen.add(id(node))
-        if node.validations:
-            found_cel = True
         if node.pattern:
             try:
                 regex.compile_pattern(node.pattern)
@@ -159,4 +185,4 @@ def _warnings(root: Node) -> list[str]:
             walk(child)
 
     walk(root)
-    return ([CEL_WARNING] if found_cel else []) + unsupported
+    return cel.warnings(root) + unsupported

@@ -2,8 +2,9 @@
 
 Expected lines are kube-apiserver's (apiextensions-apiserver v1.32 integration tests pin most of them:
 "forbidden in nested value validation", "missing types without extensions", "structural incomplete").
-Also covered: reading a CRD version (``ValueError`` for what cannot be a schema), the CEL warning,
-list-set/list-map duplicate detection, and the merge shape handed to server-side apply.
+Also covered: reading a CRD version (``ValueError`` for what cannot be a schema), the warning for
+patterns kbox cannot run, list-set/list-map duplicate detection, and the merge shape handed to
+server-side apply. CEL rules have their own file (test_structural_cel.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kbox.api.structural import CEL_WARNING, Schema
+from kbox.api.structural import Schema
 
 P = "spec.versions[0].schema.openAPIV3Schema"
 
@@ -341,31 +342,6 @@ def test_from_crd_version_reads_the_schema_or_says_why_not() -> None:
         Schema.from_schema({"type": "object", "properties": {"a": {"type": "object", "required": "x"}}})
     with pytest.raises(ValueError, match=r"items: must be a schema object"):
         Schema.from_schema({"type": "array", "items": [{"type": "string"}]})
-
-
-def test_cel_rules_are_reported_as_not_enforced_once() -> None:
-    schema = load(
-        """
-type: object
-properties:
-  spec:
-    type: object
-    x-kubernetes-validations:
-    - rule: self.minReplicas <= self.maxReplicas
-      message: minReplicas must not exceed maxReplicas
-    properties:
-      minReplicas: {type: integer}
-      maxReplicas: {type: integer}
-      inner:
-        type: object
-        x-kubernetes-validations: [{rule: has(self.a)}]
-        properties: {a: {type: string}}
-"""
-    )
-    assert schema.warnings() == [CEL_WARNING]
-    assert CEL_WARNING == "x-kubernetes-validations rules are not enforced by kbox"
-    assert schema.validate({"spec": {"minReplicas": 5, "maxReplicas": 1}}) == []
-    assert load("type: object").warnings() == []
 
 
 def test_patterns_kbox_cannot_run_are_warned_about_and_not_enforced() -> None:

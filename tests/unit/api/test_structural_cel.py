@@ -1,0 +1,292 @@
+"""``x-kubernetes-validations`` (CEL) rules: which ones kbox evaluates, and kube-apiserver's wording when
+one fails (message, default message, reason, fieldPath, messageExpression, missing keys, transition
+rules with ``oldSelf``, values typed by the schema, rules skipped after blocking errors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from kbox.api.structural import Schema
+
+NOT_CHECKED = (
+    "<nil>: Invalid value: null: some validation rules were not checked because the object was invalid; "
+    "correct the existing errors to complete validation"
+)
+
+
+def load(text: str) -> Schema:
+    return Schema.from_schema(yaml.safe_load(text))
+
+
+def lines(schema: Schema, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:
+    errs = schema.validate(obj) if old is None else schema.validate_update(obj, old)
+    return [f"{e.field}: {e.message()}" for e in errs]
+
+
+SCALING = load(
+    """
+type: object
+x-kubernetes-validations:
+- rule: self.metadata.name.startsWith('app-')
+  message: name must start with app-
+properties:
+  spec:
+    type: object
+    x-kubernetes-validations:
+    - rule: self.minReplicas <= self.maxReplicas
+      message: minReplicas must not exceed maxReplicas
+    - rule: "!has(self.mode) || self.mode != 'Off' || self.minReplicas == 0"
+    - rule: self.ratio < 1.5
+      fieldPath: .ratio
+      reason: FieldValueForbidden
+    - rule: size(self.tags) <= 2
+      messageExpression: "'too many tags: ' + string(size(self.tags))"
+    properties:
+      minReplicas: {type: integer, minimum: 0}
+      maxReplicas: {type: integer}
+      mode: {type: string}
+      ratio: {type: number}
+      tags: {type: array, items: {type: string}, default: []}
+      image:
+        type: string
+        x-kubernetes-validations:
+        - rule: self == oldSelf
+          message: image is immutable
+      targets:
+        type: array
+        x-kubernetes-list-type: map
+        x-kubernetes-list-map-keys: [name]
+        items:
+          type: object
+          required: [name]
+          properties:
+            name: {type: string}
+            weight:
+              type: integer
+              x-kubernetes-validations:
+              - rule: self >= oldSelf
+                message: weight may only grow
+"""
+)
+
+
+def _obj(**spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"minReplicas": 1, "maxReplicas": 3, "ratio": 1, "tags": []}
+    base.update(spec)
+    return {"apiVersion": "example.com/v1", "kind": "Scaler", "metadata": {"name": "app-a"}, "spec": base}
+
+
+def test_all_rules_here_are_enforced() -> None:
+    assert SCALING.warnings() == []
+    assert lines(SCALING, _obj()) == []
+
+
+def test_a_false_rule_uses_its_message() -> None:
+    assert lines(SCALING, _obj(minReplicas=5)) == [
+        'spec: Invalid value: "object": minReplicas must not exceed maxReplicas'
+    ]
+
+
+def test_a_false_rule_without_message_quotes_the_rule() -> None:
+    assert lines(SCALING, _obj(mode="Off")) == [
+        "spec: Invalid value: \"object\": failed rule: !has(self.mode) || self.mode != 'Off' || self.minReplicas == 0"
+    ]
+    assert lines(SCALING, _obj(mode="Off", minReplicas=0)) == []
+
+
+def test_reason_and_field_path() -> None:
+    assert lines(SCALING, _obj(ratio=2)) == ["spec.ratio: Forbidden: failed rule: self.ratio < 1.5"]
+
+
+def test_numbers_are_doubles_when_the_schema_says_number() -> None:
+    """``ratio: 1`` is an integer in JSON but a double to CEL, so ``self.ratio < 1.5`` type-checks."""
+    assert lines(SCALING, _obj(ratio=1)) == []
+
+
+def test_message_expression() -> None:
+    assert lines(SCALING, _obj(tags=["a", "b", "c"])) == ['spec: Invalid value: "object": too many tags: 3']
+
+
+def test_root_rules_see_metadata() -> None:
+    obj = _obj()
+    obj["metadata"]["name"] = "other"
+    assert lines(SCALING, obj) == ['<nil>: Invalid value: "object": name must start with app-']
+
+
+def test_a_missing_key_fails_as_upstream() -> None:
+    schema = load(
+        """
+type: object
+properties:
+  spec:
+    type: object
+    x-kubernetes-validations: [{rule: self.a > 0}]
+    properties: {a: {type: integer}}
+"""
+    )
+    assert lines(schema, {"spec": {}}) == [
+        'spec: Invalid value: "object": no such key: a evaluating rule: self.a > 0'
+    ]
+    assert lines(schema, {"spec": {"a": 1}}) == []
+
+
+def test_transition_rules_run_only_on_update_against_the_correlated_old_value() -> None:
+    old = _obj(image="nginx:1", targets=[{"name": "a", "weight": 5}, {"name": "b", "weight": 1}])
+    new = _obj(
+        image="nginx:2",
+        targets=[{"name": "b", "weight": 2}, {"name": "a", "weight": 4}, {"name": "c", "weight": 0}],
+    )
+    assert lines(SCALING, new) == []  # create: no old value, no transition rule
+    assert lines(SCALING, new, old) == [
+        'spec.image: Invalid value: "string": image is immutable',
+        'spec.targets[1].weight: Invalid value: "integer": weight may only grow',
+    ]
+
+
+def test_rules_are_skipped_after_blocking_errors() -> None:
+    assert lines(SCALING, _obj(minReplicas="five", maxReplicas=1)) == [
+        'spec.minReplicas: Invalid value: "string": spec.minReplicas in body must be of type integer: "string"',
+        NOT_CHECKED,
+    ]
+    # a plain Invalid (a bound) is not blocking: the rules still run
+    assert lines(SCALING, _obj(minReplicas=-1, maxReplicas=-2)) == [
+        "spec.minReplicas: Invalid value: -1: spec.minReplicas in body should be greater than or equal to 0",
+        'spec: Invalid value: "object": minReplicas must not exceed maxReplicas',
+    ]
+
+
+def test_rules_in_items_and_maps_name_their_element() -> None:
+    schema = load(
+        """
+type: object
+properties:
+  spec:
+    type: object
+    properties:
+      ports:
+        type: array
+        items:
+          type: object
+          x-kubernetes-validations: [{rule: self.port != 22, message: ssh is not allowed}]
+          properties: {port: {type: integer}}
+      limits:
+        type: object
+        additionalProperties:
+          type: integer
+          x-kubernetes-validations: [{rule: self <= 100}]
+"""
+    )
+    obj = {"spec": {"ports": [{"port": 80}, {"port": 22}], "limits": {"cpu": 50, "mem": 200}}}
+    assert lines(schema, obj) == [
+        'spec.ports[1]: Invalid value: "object": ssh is not allowed',
+        'spec.limits[mem]: Invalid value: "integer": failed rule: self <= 100',
+    ]
+
+
+def test_formats_become_cel_types() -> None:
+    schema = load(
+        """
+type: object
+properties:
+  spec:
+    type: object
+    x-kubernetes-validations:
+    - rule: self.end > self.start
+      message: end must be after start
+    - rule: self.timeout < duration('1h')
+      message: timeout must be under an hour
+    properties:
+      start: {type: string, format: date-time}
+      end: {type: string, format: date-time}
+      timeout: {type: string, format: duration}
+"""
+    )
+    good = {"spec": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z", "timeout": "30m"}}
+    bad = {"spec": {"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z", "timeout": "2h"}}
+    assert lines(schema, good) == []
+    assert lines(schema, bad) == [
+        'spec: Invalid value: "object": end must be after start',
+        'spec: Invalid value: "object": timeout must be under an hour',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rule", "why"),
+    [
+        ("self.tags.isSorted()", "uses isSorted()"),
+        ("quantity(self.q).isGreaterThan(quantity('1'))", "uses isGreaterThan(), quantity()"),
+        ("self.name.lowerAscii() == self.name", "uses lowerAscii()"),
+        ("self.x == oldSelf.x", None),
+    ],
+)
+def test_rules_using_kubernetes_libraries_are_reported_not_enforced(rule: str, why: str | None) -> None:
+    schema = Schema.from_schema(
+        {
+            "type": "object",
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "x-kubernetes-validations": [{"rule": rule}],
+                    "properties": {
+                        "tags": {"type": "array", "items": {"type": "string"}},
+                        "q": {"type": "string"},
+                        "name": {"type": "string"},
+                        "x": {"type": "string"},
+                    },
+                }
+            },
+        }
+    )
+    if why is None:
+        assert schema.warnings() == []
+        return
+    assert schema.warnings() == [
+        f"openAPIV3Schema.properties[spec].x-kubernetes-validations[0]: rule {rule!r} is not enforced by kbox: {why}"
+    ]
+    assert lines(schema, {"spec": {"tags": ["b", "a"], "q": "0", "name": "X"}}) == []
+
+
+def test_function_names_inside_string_literals_do_not_count() -> None:
+    schema = load(
+        """
+type: object
+properties:
+  spec:
+    type: object
+    x-kubernetes-validations: [{rule: "self.note != 'call isSorted() please'"}]
+    properties: {note: {type: string}}
+"""
+    )
+    assert schema.warnings() == []
+    assert lines(schema, {"spec": {"note": "call isSorted() please"}}) == [
+        "spec: Invalid value: \"object\": failed rule: self.note != 'call isSorted() please'"
+    ]
+
+
+def test_status_updates_run_the_rules_of_the_whole_object() -> None:
+    schema = load(
+        """
+type: object
+properties:
+  spec: {type: object, properties: {replicas: {type: integer}}}
+  status:
+    type: object
+    x-kubernetes-validations:
+    - rule: self.ready <= self.total
+      message: ready cannot exceed total
+    - rule: self.total >= oldSelf.total
+      message: total may not shrink
+    properties:
+      ready: {type: integer}
+      total: {type: integer}
+"""
+    )
+    old = {"spec": {}, "status": {"ready": 1, "total": 3}}
+    new = {"spec": {}, "status": {"ready": 4, "total": 2}}
+    assert [f"{e.field}: {e.message()}" for e in schema.validate_status(new, old)] == [
+        'status: Invalid value: "object": ready cannot exceed total',
+        'status: Invalid value: "object": total may not shrink',
+    ]
