@@ -3,7 +3,7 @@ runtime), logged in through the link ``kbox dashboard --url`` prints (which also
 
 The flow of issue 11: the kube-system pods Running; a Deployment created in the YAML editor; its pod
 appearing on the open Pods page with no reload; scaled to 3 from its page, the new pods appearing live;
-a pod's logs; a shell in it; the Deployment deleted after confirmation and its pods leaving the list. Plus a phone-width
+a pod's logs; a shell in it; a rollout restart; the Deployment deleted after confirmation and its pods leaving the list. Plus a phone-width
 look (the menu opens from its button) and the keyboard shortcut to the filter. Screenshots of each step
 go to ``$KBOX_TEST_ARTIFACTS`` (default ``test-artifacts/``)/dashboard.
 
@@ -189,8 +189,11 @@ def test_the_issue_flow_in_chromium(
             shot("10-phone-deployments")
             page.set_viewport_size({"width": 1280, "height": 900})
 
-            # Delete, confirmed; the pods leave the open Pods page.
+            # Restart the rollout (the template gets kubectl's restartedAt), then delete, confirmed;
+            # the pods leave the open Pods page.
             page.goto(f"{base}/#/r/apps/v1/deployments/default/web")
+            page.click("#restart")
+            expect(page.locator("#yaml")).to_contain_text("kubectl.kubernetes.io/restartedAt")
             page.click("#delete")
             page.get_by_role("dialog").get_by_role("button", name="Delete").click()
             expect(page.get_by_role("heading", name="Deployments")).to_be_visible()

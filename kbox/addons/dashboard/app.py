@@ -53,8 +53,18 @@ Authed = Callable[[web.Request, Upstream, str], Awaitable[web.StreamResponse]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def make_app(upstream: Upstream, *, cluster: str, sessions: Sessions | None = None) -> web.Application:
-    app = web.Application(client_max_size=manifests.MAX_MANIFEST, middlewares=[_security_headers])
+def make_app(
+    upstream: Upstream,
+    *,
+    cluster: str,
+    sessions: Sessions | None = None,
+    hosts: frozenset[str] | None = None,
+) -> web.Application:
+    """``hosts``: the host names the server answers to (others get 421), so a page on another site
+    cannot reach it by rebinding its own name to 127.0.0.1; ``None`` answers any."""
+    app = web.Application(
+        client_max_size=manifests.MAX_MANIFEST, middlewares=[_host_check(hosts), _security_headers]
+    )
     app[UPSTREAM] = upstream
     app[SESSIONS] = sessions or Sessions()
     app[COOKIE] = f"kbox-dashboard-{cluster}"
@@ -76,6 +86,19 @@ def make_app(upstream: Upstream, *, cluster: str, sessions: Sessions | None = No
     router.add_route("*", "/k8s/{tail:.*}", _authed(proxy.forward))
     router.add_static("/static/", STATIC, append_version=False)
     return app
+
+
+def _host_check(hosts: frozenset[str] | None) -> Any:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        name = urlsplit(f"//{request.host}").hostname or ""
+        if hosts is not None and name not in hosts:
+            return proxy.status_response(
+                421, f"this server does not answer for {name!r}", "MisdirectedRequest"
+            )
+        return await handler(request)
+
+    return check
 
 
 @web.middleware

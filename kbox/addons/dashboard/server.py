@@ -61,7 +61,7 @@ class DashboardServer:
     async def run(self) -> None:
         upstream = Upstream(self.settings.api_url(), ca_file=self.settings.ca_file)
         runner = web.AppRunner(
-            make_app(upstream, cluster=self.settings.cluster),
+            make_app(upstream, cluster=self.settings.cluster, hosts=self._hosts()),
             handle_signals=False,
             shutdown_timeout=2.0,
             access_log=None,
@@ -80,6 +80,12 @@ class DashboardServer:
             self._ready = False
             await runner.cleanup()
             await upstream.close()
+
+    def _hosts(self) -> frozenset[str] | None:
+        """On loopback, only loopback names: no other site can reach it by DNS rebinding."""
+        if self.settings.host in ("127.0.0.1", "::1", "localhost"):
+            return frozenset({"127.0.0.1", "localhost", "::1"})
+        return None
 
     async def _listen(self, runner: web.AppRunner) -> int:
         candidates = [self.settings.port] if self.settings.port else [await self._recorded_port(), 0]

@@ -144,7 +144,12 @@ class Live {
     };
     ws.binaryType = "arraybuffer";
     ws.onclose = () => {
-      if (this.ws === ws) setTimeout(() => this.connect(), 1000);
+      if (this.ws !== ws) return;
+      // The server restarted (sessions live in memory) or the session expired: back to the login page.
+      fetch("/_/whoami", { credentials: "same-origin" }).then((resp) => {
+        if (resp.status === 401) location.assign("/login");
+        else setTimeout(() => this.connect(), 1000);
+      }, () => setTimeout(() => this.connect(), 1000));
     };
   }
 
