@@ -328,6 +328,22 @@ def test_surge_keeps_every_node_available(c: SyncCluster, ns: str) -> None:
     assert watch.peak_per_node == 2  # 34% of 3 nodes rounds up to 1 node with two pods at a time
 
 
+def test_revision_history_limit_keeps_the_newest_old_revisions(c: SyncCluster, ns: str) -> None:
+    fast = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "100%"}}
+    for version in range(1, 5):
+        body = daemon_set("short", f"v:{version}", updateStrategy=fast, revisionHistoryLimit=1)
+        c.apply(body, namespace=ns)
+        settled(c, ns, "short", c.node_names)
+
+    def two_left() -> list[Obj] | None:
+        found = c.run(c.client.list(history.CONTROLLERREVISIONS, namespace=ns))["items"]
+        return found if len(found) == 2 else None
+
+    left = history.sort_revisions(until(two_left, 10))
+    images = [history.template_of(r)["spec"]["containers"][0]["image"] for r in left]
+    assert images == ["v:3", "v:4"] and [r["revision"] for r in left] == [3, 4]
+
+
 def test_on_delete_replaces_only_deleted_pods(c: SyncCluster, ns: str) -> None:
     strategy = {"type": "OnDelete"}
     c.apply(daemon_set("manual", "m:1", updateStrategy=strategy), namespace=ns)
