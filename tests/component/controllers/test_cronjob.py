@@ -182,6 +182,18 @@ async def test_runs_a_job_at_each_schedule_time_and_tracks_it(c: Cluster, clock:
     assert jobs[1]["metadata"]["name"] == f"tick-{int(second.timestamp()) // 60}"
 
 
+async def test_an_active_job_deleted_by_hand_leaves_the_active_list(c: Cluster, clock: ManualClock) -> None:
+    await create(c, cronjob_body("lost"))
+    to_next_minute(clock)
+    [job] = await wait_jobs(c, "lost", 1)
+    await wait_status(c, "lost", lambda s: s.get("active"))
+    await c.client.delete(JOBS, job["metadata"]["name"], namespace=NS)
+    await wait_status(c, "lost", lambda s: not s.get("active"))
+    assert await wait_event(c, "lost", "MissingJob") == [
+        f"Active job went missing: {job['metadata']['name']}"
+    ]
+
+
 async def test_forbid_waits_for_the_active_job_and_replace_replaces_it(
     c: Cluster, clock: ManualClock
 ) -> None:
