@@ -1,7 +1,7 @@
 """``kbox node list|add|stop|start|delete`` through the installed command on a fake-runtime profile:
 a node added as ``<profile>-m02`` registers and turns Ready (kubectl sees it), stops (its kubelet no
 longer renews the Lease) and stays stopped across ``kbox stop`` / ``kbox start``, starts again, and is
-deleted; mistakes (an unknown node, a name taken, the control-plane node deleted) end in one line.
+deleted with the pods bound to it; mistakes (an unknown node, a name taken, the control-plane node deleted) end in one line.
 The node failure that follows a stop (Unknown, taints, eviction) is the node lifecycle controller's
 test and the Docker end-to-end test's."""
 
@@ -57,8 +57,13 @@ def test_node_add_stop_start_delete(cluster: KboxCluster) -> None:
     assert listed(cluster)[ADDED][:2] == ["running", "Ready"]
     assert "kbox.io/kubelet-stopped" not in (nodes(cluster)[ADDED]["metadata"].get("annotations") or {})
 
+    pod = f"""{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "pinned"}},
+        "spec": {{"nodeName": "{ADDED}", "containers": [{{"name": "main", "image": "busybox"}}]}}}}"""
+    cluster.kubectl_ok("create", "-f", "-", input=pod)
+    until(lambda: "Running" in cluster.kubectl_ok("get", "pod", "pinned"))
     assert cluster.ok("node", "delete", ADDED).strip() == f"node {ADDED} deleted"
     assert ADDED not in nodes(cluster)
+    assert "pinned" not in cluster.kubectl_ok("get", "pods", "-o", "name")  # no drain, no orphans
     assert ADDED not in listed(cluster)
 
 
