@@ -54,6 +54,11 @@ def prune(obj: Any, root: Node | None) -> list[str]:
     return sorted(paths.unknown)
 
 
+def prune_value(value: Any, node: Node) -> None:
+    """Prune one value (a default) by its own schema, in place."""
+    _prune(value, node, _Paths(), embedded_root=node.embedded)
+
+
 def _prune(value: Any, node: Node | None, paths: _Paths, *, embedded_root: bool = False) -> None:
     if node is not None and node.preserve_unknown:
         _skip_prune(value, node, paths)
@@ -177,7 +182,7 @@ def prune_defaults(node: Node) -> None:
         seen.add(id(current))
         if current.has_default:
             value = current.default_copy()
-            _prune(value, current, _Paths(), embedded_root=current.embedded)
+            prune_value(value, current)
             current.default = value
         for child in current.properties.values():
             walk(child)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from kbox.api.errors import FieldError, forbidden, invalid, required
-from kbox.api.structural import regex
+from kbox.api.structural import defaults, regex
 from kbox.api.structural.gofmt import GoValue
 from kbox.api.structural.node import TYPES, Node
 
@@ -398,6 +398,10 @@ def _schema_rules(node: Node, path: str, *, root: bool) -> list[FieldError]:
 
 
 def schema_errors(root: Node, path: str) -> list[FieldError]:
-    """The CRD validation's schema rules, then (when those pass) the structural ones."""
+    """The CRD validation's schema rules, then the structural ones, then (for a structural schema) the
+    defaults, as upstream orders them."""
     errs = _schema_rules(root, path, root=True)
-    return errs + structural_errors(root, path)
+    not_structural = structural_errors(root, path)
+    if not_structural:
+        return errs + not_structural
+    return errs + defaults.validate_defaults(root, path)

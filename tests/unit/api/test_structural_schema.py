@@ -456,3 +456,47 @@ def test_list_types_is_the_merge_shape_for_server_side_apply() -> None:
         {"type": "object", "properties": {"metadata": {"type": "object"}, "spec": {"type": "object"}}}
     )
     assert "metadata" not in with_meta.list_types()["properties"]
+
+
+def test_bad_defaults_are_crd_errors() -> None:
+    schema = Schema.from_schema(
+        {
+            "type": "object",
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "default": {"unknown": 1},
+                    "properties": {
+                        "replicas": {"type": "integer", "default": "abc"},
+                        "size": {"type": "string", "enum": ["S", "M"], "default": "L"},
+                        "ref": {
+                            "type": "object",
+                            "required": ["name"],
+                            "properties": {"name": {"type": "string"}},
+                            "default": {},
+                        },
+                        "n": {
+                            "type": "integer",
+                            "default": 3,
+                            "x-kubernetes-validations": [{"rule": "self > 5"}],
+                        },
+                        "ok": {"type": "integer", "default": 7, "minimum": 1},
+                    },
+                }
+            },
+        }
+    )
+    assert [f"{e.field}: {e.message()}" for e in schema.schema_errors(P)] == [
+        f'{P}.properties[spec].default: Invalid value: map[string]interface {{}}{{"unknown":1}}: '
+        "must not have unknown fields",
+        f'{P}.properties[spec].properties[replicas].default: Invalid value: "string":  in body must be of type '
+        'integer: "string"',
+        f'{P}.properties[spec].properties[size].default: Unsupported value: "L": supported values: "S", "M"',
+        f"{P}.properties[spec].properties[ref].default.name: Required value",
+        f'{P}.properties[spec].properties[n].default: Invalid value: "integer": failed rule: self > 5',
+    ]
+
+
+def test_defaults_are_checked_only_once_the_schema_is_structural() -> None:
+    schema = Schema.from_schema({"type": "object", "properties": {"a": {"default": "x"}}})
+    assert [e.field for e in schema.schema_errors(P)] == [f"{P}.properties[a].type"]
