@@ -253,13 +253,21 @@ export function detailPage(main, group, version, plural, namespace, name) {
     body, owned, events, yaml.el);
 
   let version_ = null;
+  let children = null;
+  let about = null;
   const self = new LiveList(apiPath(kind, ns), { fieldSelector: `metadata.name=${name}` }, (items) => {
     const current = items[0];
     if (!current) {
       if (self.synced) clear(body, h("div.alert.warn", { role: "status" }, `${kind.kind} ${name} does not exist (any more).`));
       return;
     }
+    const first = obj === null;
     obj = current;
+    if (first) {
+      // The owned objects and events are matched by this object's uid: redraw them once it is known.
+      if (children) children.changed();
+      if (about) about.changed();
+    }
     clear(body, summary(kind, obj), ownersSection(obj), kind.kind === "Pod" && containersSection(obj),
       kind.kind === "ConfigMap" && dataSection(obj, false), kind.kind === "Secret" && dataSection(obj, true),
       conditionsTable((obj.status || {}).conditions));
@@ -272,19 +280,16 @@ export function detailPage(main, group, version, plural, namespace, name) {
 
   const child = CHILDREN[kind.kind] && findKind(...CHILDREN[kind.kind]);
   if (child) {
-    const children = new LiveList(apiPath(child, ns), {
+    children = new LiveList(apiPath(child, ns), {
       filter: (o) => obj && (o.metadata.ownerReferences || []).some((r) => r.uid === obj.metadata.uid),
     }, (items) => clear(owned, section(`Owns: ${child.title}`, items.length ? h("ul.links", { id: "owned" },
       items.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name)).map((o) => h("li", {},
         h("a", { href: objectHref(child, o) }, o.metadata.name), " ", healthBadge(child, o)))) : h("p.muted", {}, "None."))));
     onLeave(children.stop);
-    // The filter needs this object's uid: redraw once it is known.
-    const poll = setInterval(() => { if (obj) { children.changed(); clearInterval(poll); } }, 100);
-    onLeave(() => clearInterval(poll));
   }
 
   const eventKind = findKind("", "v1", "events");
-  const about = new LiveList(apiPath(eventKind, ns), {
+  about = new LiveList(apiPath(eventKind, ns), {
     filter: (e) => {
       const io = e.involvedObject || {};
       return obj ? io.uid === obj.metadata.uid || (io.kind === kind.kind && io.name === name) : io.name === name;
