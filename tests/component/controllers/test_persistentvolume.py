@@ -397,3 +397,44 @@ def test_kubelet_waits_for_an_unbound_claim_with_failed_mount(c: SyncCluster, ns
         for m in box.config.mounts
     ]
     assert any(m.host_path == folder and m.container_path == "/data" and not m.read_only for m in mounts)
+
+
+def test_pre_bound_volumes_and_claims(c: SyncCluster, ns: str, tmp_path: Path) -> None:
+    klass = f"pre-{ns}"[:60]
+    (tmp_path / "reserved").mkdir()
+    reserved = volume(f"{ns}-reserved", "10Mi", tmp_path / "reserved", klass=klass)
+    reserved["spec"]["claimRef"] = {"namespace": ns, "name": "mine"}  # an administrator's reservation
+    reserved["spec"]["persistentVolumeReclaimPolicy"] = "Delete"  # no deleter for a hand-made hostPath
+    c.apply(reserved)
+    c.apply(volume(f"{ns}-chosen", "10Mi", tmp_path / "chosen", klass=klass))
+    try:
+        c.wait_for(
+            "persistentvolumes", f"{ns}-reserved", predicate=lambda o: phase(o) == "Available", timeout=10
+        )
+        c.apply(claim("other", storageClassName=klass), namespace=ns)
+        assert bound(c, ns, "other")["spec"]["volumeName"] == f"{ns}-chosen"  # the reserved one is not taken
+        c.delete("persistentvolumeclaims", "other", ns)
+        c.wait_for(
+            "persistentvolumes", f"{ns}-chosen", predicate=lambda o: phase(o) == "Released", timeout=10
+        )
+
+        c.apply(claim("mine", storageClassName=klass), namespace=ns)
+        assert bound(c, ns, "mine")["spec"]["volumeName"] == f"{ns}-reserved"
+        c.delete("persistentvolumeclaims", "mine", ns)
+        failed = c.wait_for(
+            "persistentvolumes", f"{ns}-reserved", predicate=lambda o: phase(o) == "Failed", timeout=10
+        )
+        assert failed is not None and "no deletable volume plugin matched" in failed["status"]["message"]
+        assert (tmp_path / "reserved").is_dir()  # never removed: kbox did not make it
+
+        # A claim naming its volume (spec.volumeName) binds to exactly that one.
+        c.apply(volume(f"{ns}-named", "10Mi", tmp_path / "named", klass=klass))
+        c.apply(claim("named", storageClassName=klass, volumeName=f"{ns}-named"), namespace=ns)
+        bound(c, ns, "named")
+        pv = c.wait_for(
+            "persistentvolumes", f"{ns}-named", predicate=lambda o: phase(o) == "Bound", timeout=10
+        )
+        assert pv is not None and pv["spec"]["claimRef"]["name"] == "named"
+    finally:
+        for name in ("reserved", "chosen", "named"):
+            c.delete("persistentvolumes", f"{ns}-{name}", missing_ok=True)
