@@ -40,6 +40,14 @@ from tests.support.images import (
 ENSURE_DOCKER = "scripts/ensure-docker.sh"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Docker tests share one engine, its bridge routes and the built images: under pytest-xdist they all
+    run in one worker (``--dist loadgroup``), one after another, while the rest spreads over the others."""
+    for item in items:
+        if item.nodeid.startswith("tests/e2e/"):
+            item.add_marker(pytest.mark.xdist_group("docker"))
+
+
 @dataclass(frozen=True)
 class BuiltImages:
     """Tags of the locally built test images."""
