@@ -348,10 +348,26 @@ class DaemonSetController(base.Controller):
             elif on_node:
                 deletes += [p for p in on_node if not p["metadata"].get("deletionTimestamp")]
         known = {n["metadata"]["name"] for n in nodes}
-        for name, on_node in by_node.items():
-            if name not in known:  # the node is gone (or never was): its pods cannot run
-                deletes += [p for p in on_node if not p["metadata"].get("deletionTimestamp")]
+        stranded = {name: on_node for name, on_node in by_node.items() if name not in known}
+        await self._delete_stranded(ds, key, stranded)
         await self._sync_nodes(ds, key, deletes, creates, hash_text)
+
+    async def _delete_stranded(self, ds: Obj, key: str, stranded: dict[str, list[Obj]]) -> None:
+        """Pods on (or pinned to) a node that no longer exists can never run or be confirmed gone by a
+        kubelet: delete them at once, terminating ones too, as upstream's pod garbage collector does
+        (kbox has none). A fresh GET of the node first, so a node cache that lags never costs a pod."""
+        for name, on_node in stranded.items():
+            try:
+                await self.client.get(NODES, name)
+                continue  # there after all: the node cache has not caught up yet
+            except StatusError as exc:
+                if exc.code != 404:
+                    raise
+            for pod in on_node:
+                self.expectations.deleting(key, pod)
+                if await meta.delete_exact(self.client, PODS, pod, grace_period_seconds=0):
+                    message = f"Deleted pod: {pod['metadata']['name']} (its node {name} is gone)"
+                    self._event(ds, "Normal", "SuccessfulDelete", message)
 
     async def _sync_nodes(
         self, ds: Obj, key: str, deletes: list[Obj], creates: list[str], hash_text: str

@@ -439,6 +439,13 @@ def test_a_joining_node_gets_a_pod_and_a_leaving_one_loses_it(c: SyncCluster, ns
             c.run(c.client.delete(NODES, extra))
     settled(c, ns, "everywhere", c.node_names)
 
+    def stranded_pod_gone() -> bool:
+        # Not merely terminating: with no kubelet to confirm, the controller deletes it at once.
+        every = c.run(c.client.list(PODS, namespace=ns, label_selector="app=everywhere"))["items"]
+        return len(every) == len(c.node_names)
+
+    until(stranded_pod_gone, 10)
+
 
 # -- the history helpers -----------------------------------------------------------------------------
 
