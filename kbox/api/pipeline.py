@@ -13,6 +13,7 @@ from typing import Any
 
 from kbox.api import admission, errors, eviction, fieldcheck, negotiation, objects, selectors, subresources
 from kbox.api.catalog import Catalog
+from kbox.api.crd import custom, definition
 from kbox.api.crd import scale as custom_scale
 from kbox.api.patch import apply as apply_patch
 from kbox.api.patch import json_patch, merge_patch, strategic
@@ -94,6 +95,8 @@ class Pipeline:
     ) -> Obj:
         obj = check_object(generic, body, namespace)
         _check_fields(generic, obj, field_validation, warnings)
+        if warnings is not None and isinstance(generic.strategy, definition.CustomResourceDefinitionStrategy):
+            warnings.extend(generic.strategy.warnings(obj))  # what kbox does not enforce in its schemas
         evaluate = generic.resource.extra.get("evaluate")
         review = generic.resource.extra.get("review")  # async (catalog, object): reviews that read the API
         if not generic.resource.stored and (callable(evaluate) or callable(review)):
@@ -125,6 +128,8 @@ class Pipeline:
     ) -> tuple[Obj, bool]:
         obj = check_object(generic, body, namespace)
         _check_fields(generic, obj, field_validation, warnings)
+        if warnings is not None and isinstance(generic.strategy, definition.CustomResourceDefinitionStrategy):
+            warnings.extend(generic.strategy.warnings(obj))  # what kbox does not enforce in its schemas
 
         def replace(current: Obj | None) -> Obj:
             return obj
@@ -161,6 +166,10 @@ class Pipeline:
                 raise errors.bad_request("PATCH with apply requires a fieldManager query parameter")
             manager = field_manager
             create_missing = subresource is None
+            strategy = generic.strategy
+            apply_schema = (
+                strategy.apply_schema() if isinstance(strategy, custom.CustomResourceStrategy) else None
+            )
 
             def transform(current: Obj | None) -> Obj:
                 return apply_patch.apply(
@@ -172,6 +181,7 @@ class Pipeline:
                     version=resource.version,
                     kind=resource.kind,
                     now=objects.timestamp(),
+                    schema=apply_schema,
                 )
 
         else:
@@ -179,12 +189,13 @@ class Pipeline:
             def transform(current: Obj | None) -> Obj:
                 if current is None:
                     raise errors.not_found(resource.group, resource.plural, name)
+                seen = current.get("metadata", {}).get("resourceVersion")
                 base = without_rv(current)
                 assert base is not None
                 if patch_type == negotiation.MERGE_PATCH:
                     patched = merge_patch.apply(base, patch)
                 elif patch_type == negotiation.JSON_PATCH:
-                    patched = json_patch.apply(base, patch)
+                    patched = _json_patch(base, patch, seen)
                 else:
                     patched = strategic.apply(
                         base, patch, group=resource.group, version=resource.version, kind=resource.kind
@@ -298,8 +309,30 @@ class Pipeline:
         return await subresources.token(self.catalog, generic, info, body)
 
 
+def _json_patch(base: Obj, patch: Any, resource_version: str | None) -> Obj:
+    """A JSON patch sees the object's resourceVersion (kopf guards its patches with a ``test`` of it);
+    left as it was, it is no precondition, so a lost race is retried as for the other patch types."""
+    if resource_version is not None:
+        base.setdefault("metadata", {})["resourceVersion"] = resource_version
+    patched: Obj = json_patch.apply(base, patch)
+    metadata = patched.get("metadata")
+    if isinstance(metadata, dict) and metadata.get("resourceVersion") == resource_version:
+        metadata.pop("resourceVersion", None)
+    return patched
+
+
 def _check_fields(generic: GenericStore, obj: Obj, mode: str | None, warnings: list[str] | None) -> None:
     resource = generic.resource
+    if isinstance(generic.strategy, custom.CustomResourceStrategy):
+        # A custom resource: unknown fields are those its schema prunes (the strategy drops them).
+        found = generic.strategy.unknown_fields(obj)
+        if found and (mode or "Warn") == "Strict":
+            raise errors.bad_request(
+                "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in found)
+            )
+        if found and (mode or "Warn") == "Warn" and warnings is not None:
+            warnings.extend(f'unknown field "{f}"' for f in found)
+        return
     fieldcheck.check(obj, resource.group, resource.version, resource.kind, mode, warnings)
 
 

@@ -17,6 +17,7 @@ strategy (``pkg/registry/customresource`` in shape).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,23 @@ from kbox.api.strategy import StatusStrategy, Strategy
 
 Obj = dict[str, Any]
 
+APPLY_TYPE_META: dict[str, Any] = {
+    "apiVersion": {"type": "string"},
+    "kind": {"type": "string"},
+    "metadata": {"$ref": "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"},
+}
+
+
+@dataclass(frozen=True)
+class CustomResourceDef(ResourceDef):
+    """A custom resource's ``ResourceDef``: its list kind is the CRD's ``names.listKind``."""
+
+    custom_list_kind: str = ""
+
+    @property
+    def list_kind(self) -> str:
+        return self.custom_list_kind or f"{self.kind}List"
+
 
 @dataclass
 class CrdState:
@@ -40,7 +58,7 @@ class CrdState:
 
 class CustomResourceStrategy(Strategy):
     tracks_generation = True
-    non_spec_fields = ("apiVersion", "kind", "metadata")
+    non_spec_fields: tuple[str, ...] = ("apiVersion", "kind", "metadata")
 
     def __init__(
         self,
@@ -76,15 +94,32 @@ class CustomResourceStrategy(Strategy):
         super().prepare_for_create(obj)
 
     def default(self, obj: Obj) -> None:
-        # Decoding in kube-apiserver prunes unknown fields, then applies defaults.
-        self.schema.prune(obj)
-        self.schema.default(obj)
+        # Decoding in kube-apiserver prunes unknown fields, applies defaults, prunes again.
+        self.schema.normalize(obj)
 
     def validate(self, obj: Obj) -> list[FieldError]:
         problems = list(self.schema.validate(obj))
         if self.scale_paths is not None:
             problems += scale.validate(obj, self.scale_paths)
         return problems
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        problems = list(self.schema.validate_update(new, old))
+        if self.scale_paths is not None:
+            problems += scale.validate(new, self.scale_paths)
+        return problems
+
+    def unknown_fields(self, obj: Obj) -> list[str]:
+        """Paths of the fields pruning would drop (for ``fieldValidation``), without changing ``obj``."""
+        return self.schema.prune(copy.deepcopy(obj))
+
+    def apply_schema(self) -> dict[str, Any]:
+        """The object's shape for server-side apply: list and map types, with ObjectMeta."""
+        shape = copy.deepcopy(self.schema.list_types())
+        shape.setdefault("type", "object")
+        properties = shape.setdefault("properties", {})
+        properties.update(APPLY_TYPE_META)
+        return shape
 
 
 class CustomResourceStatusStrategy(StatusStrategy):
@@ -98,9 +133,7 @@ class CustomResourceStatusStrategy(StatusStrategy):
         self.main.default(new)
 
     def validate_status(self, new: Obj, old: Obj) -> list[FieldError]:
-        problems = [
-            p for p in self.main.schema.validate(new) if p.field == "status" or p.field.startswith("status.")
-        ]
+        problems = list(self.main.schema.validate_status(new))
         if self.main.scale_paths is not None:
             problems += scale.validate(new, self.main.scale_paths, spec=False)
         return problems
@@ -125,7 +158,7 @@ def resources_for(crd: Obj, names: Obj, state: CrdState) -> list[ResourceDef]:
     storage = definition.storage_version(crd)
     kind = str(names.get("kind"))
     plural = str(names.get("plural"))
-    result = []
+    result: list[ResourceDef] = []
     for version in served_versions(crd):
         subresources = _dict(version.get("subresources"))
         has_status = "status" in subresources and subresources.get("status") is not None
@@ -158,7 +191,7 @@ def resources_for(crd: Obj, names: Obj, state: CrdState) -> list[ResourceDef]:
         if scale_paths is not None:
             extra["scale"] = scale_paths
         result.append(
-            ResourceDef(
+            CustomResourceDef(
                 group,
                 str(version.get("name")),
                 kind,
@@ -171,6 +204,7 @@ def resources_for(crd: Obj, names: Obj, state: CrdState) -> list[ResourceDef]:
                 subresources=tuple(subs),
                 status_strategy=CustomResourceStatusStrategy(strategy) if has_status else None,
                 extra=extra,
+                custom_list_kind=str(names.get("listKind") or f"{kind}List"),
             )
         )
     return result

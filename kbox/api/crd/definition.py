@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from kbox.api import objects
+from kbox.api.crd import schema as schemas
 from kbox.api.crd import validation
 from kbox.api.errors import FieldError
 from kbox.api.resource import ResourceDef, SubresourceDef
@@ -120,6 +121,20 @@ class CustomResourceDefinitionStrategy(Strategy):
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return validation.validate_update(new, old, established=is_true(old, ESTABLISHED))
+
+    def warnings(self, obj: Obj) -> list[str]:
+        """The ``Warning`` headers of a create or update: what the schemas ask that kbox does not
+        enforce (CEL ``x-kubernetes-validations``, patterns beyond Python's regular expressions)."""
+        found: list[str] = []
+        for version in spec(obj).get("versions") or []:
+            if not isinstance(version, dict):
+                continue
+            try:
+                texts = schemas.load(version).warnings()
+            except ValueError:
+                continue
+            found += [t for t in texts if t not in found]
+        return found
 
     def deletion_waits(self, obj: Obj) -> bool:
         # A live CRD's delete always goes through the cleanup finalizer: its objects go first.

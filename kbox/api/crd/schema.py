@@ -23,32 +23,48 @@ Obj = dict[str, Any]
 
 
 class VersionSchema(Protocol):
-    """What serving uses of one version's schema."""
+    """What serving uses of one version's schema (:class:`kbox.api.structural.Schema`)."""
 
     def structural_errors(self) -> list[str]: ...
-    def default(self, obj: Obj) -> None: ...
-    def prune(self, obj: Obj) -> None: ...
+    def schema_errors(self, path: str) -> list[FieldError]: ...
+    def normalize(self, obj: Obj) -> list[str]: ...
+    def prune(self, obj: Obj) -> list[str]: ...
     def validate(self, obj: Obj) -> list[FieldError]: ...
+    def validate_update(self, obj: Obj, old: Obj) -> list[FieldError]: ...
+    def validate_status(self, obj: Obj) -> list[FieldError]: ...
     def warnings(self) -> list[str]: ...
+    def list_types(self) -> dict[str, Any]: ...
 
 
 class AcceptAll:
-    """A schema that prunes nothing, defaults nothing and accepts every object."""
+    """A schema that prunes nothing, defaults nothing and accepts every object (no engine)."""
 
     def structural_errors(self) -> list[str]:
         return []
 
-    def default(self, obj: Obj) -> None:
-        return None
+    def schema_errors(self, path: str) -> list[FieldError]:
+        return []
 
-    def prune(self, obj: Obj) -> None:
-        return None
+    def normalize(self, obj: Obj) -> list[str]:
+        return []
+
+    def prune(self, obj: Obj) -> list[str]:
+        return []
 
     def validate(self, obj: Obj) -> list[FieldError]:
         return []
 
+    def validate_update(self, obj: Obj, old: Obj) -> list[FieldError]:
+        return []
+
+    def validate_status(self, obj: Obj) -> list[FieldError]:
+        return []
+
     def warnings(self) -> list[str]:
         return []
+
+    def list_types(self) -> dict[str, Any]:
+        return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
 
 def _engine() -> Any:

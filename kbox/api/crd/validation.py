@@ -4,9 +4,9 @@ dot, names DNS-1035 labels (kinds may have mixed case), exactly one storage vers
 version, valid subresource paths and printer columns, a known conversion strategy; on update the group
 and plural never change, and scope and kind not once the CRD is established.
 
-Schemas are checked by the structural-schema engine (:mod:`.schema`): a schema it cannot read at all is
-an error here; one that reads but is not structural is accepted and reported as the
-``NonStructuralSchema`` condition (:mod:`.registrar`).
+Schemas are checked by the structural-schema engine (:mod:`.schema`): as in apiextensions.k8s.io/v1, a
+schema that is not structural (or breaks the schema rules: defaults that do not validate, list-map
+keys that are not required ...) is refused with the engine's field errors.
 """
 
 from __future__ import annotations
@@ -120,10 +120,10 @@ def _version_schema(version: Obj, path: str) -> list[FieldError]:
     if not isinstance(given, dict):
         return [errors.required(schema_path)]
     try:
-        schemas.load(version)
+        loaded = schemas.load(version)
     except ValueError as exc:
         return [errors.invalid(schema_path, "", str(exc))]
-    return []
+    return list(loaded.schema_errors(schema_path))
 
 
 def _simple_path(value: str, path: str) -> list[FieldError]:

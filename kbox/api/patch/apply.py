@@ -725,10 +725,12 @@ def apply(
     version: str,
     kind: str,
     now: str,
+    schema: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The object after ``manager`` applies the configuration ``applied`` to ``live`` (``None``: create).
 
-    The result carries the updated ``metadata.managedFields``; the inputs are not modified.
+    The result carries the updated ``metadata.managedFields``; the inputs are not modified. ``schema``:
+    the kind's shape when the built-in schemas do not know it (a custom resource's list and map types).
     """
     api_version = f"{group}/{version}" if group else version
     if not isinstance(applied, dict):
@@ -744,7 +746,7 @@ def apply(
     metadata = applied.get("metadata")
     if isinstance(metadata, dict) and metadata.get("managedFields") is not None:
         raise errors.bad_request("metadata.managedFields must be nil")
-    schema = _root_schema(group, version, kind)
+    schema = schema or _root_schema(group, version, kind)
     try:
         applied_set = field_set(applied, schema, strict=True)
     except _TypedError as exc:

@@ -312,6 +312,118 @@ def test_server_side_apply_and_cluster_scope(c: SyncCluster, api: client.ApiClie
     assert namespaced.value.status == 404
 
 
+# -- schemas ---------------------------------------------------------------------------------------------
+
+SCHEMA_CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: databases.schema.example.com}
+spec:
+  group: schema.example.com
+  scope: Namespaced
+  names: {plural: databases, kind: Database}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [engine]
+            x-kubernetes-validations: [{rule: "self.engine.lowerAscii() == self.engine"}]
+            properties:
+              engine: {type: string, enum: [postgres, mysql]}
+              replicas: {type: integer, minimum: 0, default: 1}
+              ports:
+                type: array
+                x-kubernetes-list-type: map
+                x-kubernetes-list-map-keys: [name]
+                items:
+                  type: object
+                  required: [name]
+                  properties:
+                    name: {type: string}
+                    port: {type: integer}
+"""
+
+
+def test_schema_validation_defaulting_pruning_and_apply(c: SyncCluster) -> None:
+    created = kubectl(c, "apply", "-f", "-", stdin=SCHEMA_CRD)
+    assert created.returncode == 0, created.stderr
+    assert "Warning: " in created.stderr and "is not enforced by kbox" in created.stderr  # lowerAscii()
+    ok(c, "wait", "--for=condition=Established", "crd/databases.schema.example.com", "--timeout=10s")
+
+    bad = kubectl(
+        c,
+        "apply",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(
+            {
+                "apiVersion": "schema.example.com/v1",
+                "kind": "Database",
+                "metadata": {"name": "bad"},
+                "spec": {"engine": "oracle", "replicas": -1},
+            }
+        ),
+    )
+    assert bad.returncode != 0
+    assert 'spec.engine: Unsupported value: "oracle": supported values: "postgres", "mysql"' in bad.stderr
+    assert (
+        "spec.replicas: Invalid value: -1: spec.replicas in body should be greater than or equal to 0"
+        in bad.stderr
+    )
+
+    strict = kubectl(
+        c,
+        "create",
+        "--validate=strict",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(
+            {
+                "apiVersion": "schema.example.com/v1",
+                "kind": "Database",
+                "metadata": {"name": "typo"},
+                "spec": {"engine": "mysql", "replicaz": 2},
+            }
+        ),
+    )
+    assert strict.returncode != 0 and 'unknown field "spec.replicaz"' in strict.stderr
+
+    first = {
+        "apiVersion": "schema.example.com/v1",
+        "kind": "Database",
+        "metadata": {"name": "db"},
+        "spec": {"engine": "postgres", "ports": [{"name": "main", "port": 5432}], "extra": True},
+    }
+    ok(
+        c,
+        "apply",
+        "--server-side",
+        "--field-manager=one",
+        "--validate=false",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(first),
+    )
+    db = c.get("databases.schema.example.com", "db")
+    assert db["spec"] == {"engine": "postgres", "replicas": 1, "ports": [{"name": "main", "port": 5432}]}
+    # A second manager adds a port: list-map items merge by their key instead of replacing the list.
+    second = {
+        "apiVersion": "schema.example.com/v1",
+        "kind": "Database",
+        "metadata": {"name": "db"},
+        "spec": {"engine": "postgres", "ports": [{"name": "metrics", "port": 9187}]},
+    }
+    ok(c, "apply", "--server-side", "--field-manager=two", "-f", "-", stdin=yaml.safe_dump(second))
+    db = c.get("databases.schema.example.com", "db")
+    assert [p["name"] for p in db["spec"]["ports"]] == ["main", "metrics"]
+
+
 # -- validation and names --------------------------------------------------------------------------------
 
 
@@ -376,6 +488,7 @@ def test_versions(c: SyncCluster, api: client.ApiClient) -> None:
             version("v3alpha1", served=False, storage=False, columns=False),
         ],
     )
+    crd["spec"]["names"]["listKind"] = "MultiItems"
     established(c, crd)
     objects = client.CustomObjectsApi(api)
     created = objects.create_namespaced_custom_object(
@@ -390,6 +503,7 @@ def test_versions(c: SyncCluster, api: client.ApiClient) -> None:
     assert via_v1["apiVersion"] == "versions.example.com/v1"
     listed = objects.list_namespaced_custom_object("versions.example.com", "v2", "default", "multis")
     assert listed["items"][0]["apiVersion"] == "versions.example.com/v2"
+    assert listed["kind"] == "MultiItems" and listed["apiVersion"] == "versions.example.com/v2"
     with pytest.raises(ApiException) as unserved:
         objects.get_namespaced_custom_object("versions.example.com", "v3alpha1", "default", "multis", "m")
     assert unserved.value.status == 404
