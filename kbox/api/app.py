@@ -154,7 +154,7 @@ async def _version(request: web.Request) -> web.StreamResponse:
 
 
 async def _openid_configuration(request: web.Request) -> web.StreamResponse:
-    return json_response(serviceaccounts.openid_configuration())
+    return json_response(await request.app[CATALOG].tokens.openid_configuration())
 
 
 async def _jwks(request: web.Request) -> web.StreamResponse:

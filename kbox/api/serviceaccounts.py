@@ -1,7 +1,9 @@
 """Service account tokens: the JWTs the TokenRequest API issues, and their verification.
 
-A token is an RS256 JWT signed with the cluster's service-account key (``pki/sa.key`` next to the CA,
-made on first use) with the claims kube-apiserver puts in a bound token: ``iss``
+A token is a JWT signed with the cluster's service-account key (``pki/sa.key`` next to the CA, made on
+first use: ECDSA P-256, so ES256 — signing costs a sixth of RS256's, which counts when thousands of pods
+each get a token; a profile made with an RSA key keeps it and RS256, as kube-apiserver takes either)
+with the claims kube-apiserver puts in a bound token: ``iss``
 (https://kubernetes.default.svc.cluster.local), ``sub`` (``system:serviceaccount:NS:NAME``), ``aud``,
 ``exp``, ``iat``, ``nbf``, ``jti`` and the private ``kubernetes.io`` claim naming the namespace, the
 ServiceAccount (name and uid) and the object the token is bound to (a pod and its node, or a secret).
@@ -15,7 +17,7 @@ ServiceAccount or the pod a token was issued for ends that token at once.
 :func:`review` answers TokenReviews the same way (and knows the cluster's own token), and the issuer's
 discovery document and key set (``/openid/v1/jwks``) let services outside kbox verify tokens alone.
 
-The key is made or read off the event loop (RSA key generation takes a moment) and only when a token
+The key is made or read off the event loop and only when a token
 is first issued or checked, so a cluster that never uses service account tokens pays nothing.
 """
 
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from kbox.api import errors
 from kbox.api.authn import ADMIN, UserInfo
@@ -54,6 +56,14 @@ KEY_FILE = "sa.key"
 PUBLIC_KEY_FILE = "sa.pub"
 PREFIX = "system:serviceaccount:"
 _PRIVATE = "kubernetes.io"
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+
+
+def algorithm(key: PrivateKey) -> str:
+    """The JWT algorithm a key signs with: ES256 for the P-256 keys kbox makes, RS256 for RSA ones."""
+    return "RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
 
 
 @dataclass(frozen=True)
@@ -138,30 +148,34 @@ class TokenIssuer:
     def __init__(self, directory: Path | None = None, *, admin_token: str = "") -> None:
         self.directory = directory
         self.admin_token = admin_token  # the cluster's own token, which TokenReview recognises too
-        self._key: rsa.RSAPrivateKey | None = None
+        self._key: PrivateKey | None = None
         self._kid = ""
+        self._alg = "ES256"
         self._lock = asyncio.Lock()
 
-    async def _private_key(self) -> rsa.RSAPrivateKey:
+    async def _private_key(self) -> PrivateKey:
         if self._key is None:
             async with self._lock:
                 if self._key is None:
                     key = await asyncio.to_thread(self._load_or_create)
                     self._kid = key_id(key.public_key())
+                    self._alg = algorithm(key)
                     self._key = key
         return self._key
 
-    def _load_or_create(self) -> rsa.RSAPrivateKey:
+    def _load_or_create(self) -> PrivateKey:
         if self.directory is None:
-            return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return ec.generate_private_key(ec.SECP256R1())
         path = self.directory / KEY_FILE
         if path.exists():
             loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            if not isinstance(loaded, rsa.RSAPrivateKey):
-                raise ValueError(f"{path} is not an RSA private key")
-            return loaded
+            if isinstance(loaded, rsa.RSAPrivateKey) or (
+                isinstance(loaded, ec.EllipticCurvePrivateKey) and isinstance(loaded.curve, ec.SECP256R1)
+            ):
+                return loaded
+            raise ValueError(f"{path} is neither an RSA nor an ECDSA P-256 private key")
         self.directory.mkdir(parents=True, exist_ok=True)
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key = ec.generate_private_key(ec.SECP256R1())
         _write(
             path,
             key.private_bytes(
@@ -177,7 +191,7 @@ class TokenIssuer:
 
     async def sign(self, token_claims: Obj) -> str:
         key = await self._private_key()
-        return jwt.encode(token_claims, key, algorithm="RS256", headers={"kid": self._kid})
+        return jwt.encode(token_claims, key, algorithm=self._alg, headers={"kid": self._kid})
 
     async def verify(self, token: str, *, audiences: tuple[str, ...] = API_AUDIENCES) -> Obj:
         """The claims of a token this issuer signed for one of ``audiences``, still in its validity
@@ -186,7 +200,7 @@ class TokenIssuer:
         decoded: Obj = jwt.decode(
             token,
             key.public_key(),
-            algorithms=["RS256"],
+            algorithms=[self._alg],
             audience=list(audiences),
             issuer=ISSUER,
             options={"require": ["exp", "iat", "nbf", "sub", "iss", "aud"]},
@@ -198,23 +212,28 @@ class TokenIssuer:
     async def jwks(self) -> Obj:
         """The public key as a JSON Web Key Set (``/openid/v1/jwks``), for verifiers outside kbox."""
         key = await self._private_key()
-        jwk: Obj = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-        return {"keys": [{"use": "sig", **jwk, "kid": self._kid, "alg": "RS256"}]}
+        public = key.public_key()
+        jwk: Obj
+        if isinstance(public, rsa.RSAPublicKey):
+            jwk = jwt.algorithms.RSAAlgorithm.to_jwk(public, as_dict=True)
+        else:
+            jwk = jwt.algorithms.ECAlgorithm.to_jwk(public, as_dict=True)
+        return {"keys": [{"use": "sig", **jwk, "kid": self._kid, "alg": self._alg}]}
+
+    async def openid_configuration(self) -> Obj:
+        """``/.well-known/openid-configuration``: the issuer's discovery document, as kube-apiserver
+        serves it when the jwks URI is derived from the issuer (with the algorithm of its key)."""
+        await self._private_key()
+        return {
+            "issuer": ISSUER,
+            "jwks_uri": f"{ISSUER}/openid/v1/jwks",
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [self._alg],
+        }
 
 
-def openid_configuration() -> Obj:
-    """``/.well-known/openid-configuration``: the issuer's discovery document, as kube-apiserver
-    serves it when the jwks URI is derived from the issuer."""
-    return {
-        "issuer": ISSUER,
-        "jwks_uri": f"{ISSUER}/openid/v1/jwks",
-        "response_types_supported": ["id_token"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-    }
-
-
-def key_id(public: rsa.RSAPublicKey) -> str:
+def key_id(public: PublicKey) -> str:
     """Kubernetes' key id: the unpadded base64url SHA-256 of the DER public key."""
     der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")

@@ -253,7 +253,9 @@ async def test_tokens_verify_with_the_published_keys(kubectl: Kubectl) -> None:
     [key] = keys
     assert key["kid"] == jwt.get_unverified_header(token)["kid"]
     public = jwt.PyJWK.from_dict(key).key
-    claims = jwt.decode(token, public, algorithms=["RS256"], audience="vault", issuer=discovery["issuer"])
+    [algorithm] = discovery["id_token_signing_alg_values_supported"]
+    assert algorithm == key["alg"] == "ES256"
+    claims = jwt.decode(token, public, algorithms=[algorithm], audience="vault", issuer=discovery["issuer"])
     assert claims["sub"] == "system:serviceaccount:default:default"
 
 

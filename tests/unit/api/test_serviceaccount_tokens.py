@@ -17,6 +17,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kbox.api import authn, serviceaccounts, subresources
 from kbox.api.catalog import Catalog
@@ -87,7 +88,7 @@ def test_user_of_a_pod_bound_token() -> None:
     }
 
 
-async def test_signed_with_a_persisted_rsa_key(tmp_path: Path) -> None:
+async def test_signed_with_a_persisted_ecdsa_key(tmp_path: Path) -> None:
     issuer = TokenIssuer(tmp_path)
     now = datetime.datetime.now(datetime.UTC)
     claims = serviceaccounts.claims(
@@ -100,11 +101,31 @@ async def test_signed_with_a_persisted_rsa_key(tmp_path: Path) -> None:
     assert key_file.stat().st_mode & 0o777 == 0o600
     public = serialization.load_pem_public_key((tmp_path / "sa.pub").read_bytes())
     der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    assert header["alg"] == "RS256"
+    assert header["alg"] == "ES256"
     assert header["kid"] == base64.urlsafe_b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")
     assert _payload(token) == claims
     # Another issuer over the same directory (a restarted apiserver) verifies it.
     assert await TokenIssuer(tmp_path).verify(token) == claims
+
+
+async def test_a_profiles_rsa_key_keeps_signing_rs256(tmp_path: Path) -> None:
+    """A profile made before kbox switched to ECDSA keys keeps its RSA key, so its tokens stay valid."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (tmp_path / "sa.key").write_bytes(pem)
+    issuer = TokenIssuer(tmp_path)
+    now = datetime.datetime.now(datetime.UTC)
+    claims = serviceaccounts.claims(
+        namespace="default", account=Ref("default", "u"), audiences=list(serviceaccounts.API_AUDIENCES),
+        expiration_seconds=600, now=now,
+    )  # fmt: skip
+    token = await issuer.sign(claims)
+    assert jwt.get_unverified_header(token)["alg"] == "RS256"
+    assert jwt.decode(token, key.public_key(), algorithms=["RS256"], audience=claims["aud"]) == claims
+    assert (await issuer.jwks())["keys"][0]["alg"] == "RS256"
+    assert (await issuer.openid_configuration())["id_token_signing_alg_values_supported"] == ["RS256"]
 
 
 async def test_verification_refuses_bad_tokens(tmp_path: Path) -> None:
