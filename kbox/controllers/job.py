@@ -14,7 +14,8 @@ Each sync of ``ns/name`` reads the Job and its pods (by controller reference) fr
    container restarts; BackoffLimitExceeded), or ``activeDeadlineSeconds`` past (DeadlineExceeded; the
    key is re-queued for the moment it will be). As Kubernetes 1.31+, the interim ``FailureTarget``
    condition is written first, the active pods are deleted, and ``Failed`` follows once no pod is left
-   running. Success likewise writes ``SuccessCriteriaMet``, then ``Complete`` with ``completionTime``.
+   running. Success (enough completions, or an Indexed Job's ``successPolicy`` rule met) likewise
+   writes ``SuccessCriteriaMet``, then ``Complete`` with ``completionTime``; pods still running are deleted.
 3. **Manages pods**, once the cache shows this controller's own earlier creations and deletions (the
    expectations, as the ReplicaSet controller): a suspended Job's active pods are deleted (their
    finalizers removed first, so they count as neither success nor failure) and the Suspended condition
@@ -26,6 +27,11 @@ Each sync of ``ns/name`` reads the Job and its pods (by controller reference) fr
 Pods whose Job is gone, finished or replaced by a namesake get their finalizer removed (keys
 ``pod:ns/name``), so nothing is left stuck terminating. Events: SuccessfulCreate, SuccessfulDelete,
 FailedCreate, Suspended, Resumed, Completed, and the failure reason as a Warning.
+
+Differences from Kubernetes: orphaned pods matching a Job's selector are not adopted (nor owned pods
+whose labels stop matching released); backoffLimitPerIndex and maxFailedIndexes are refused by
+validation; a deleted pod counts as finished once its kubelet let go of it (deletion grace 0), since
+kbox's kubelet writes no Failed phase for deleted pods.
 """
 
 from __future__ import annotations

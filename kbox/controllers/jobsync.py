@@ -170,6 +170,8 @@ class JobSync:
                 and (index := jp.completion_index(p)) is not None
             }
             succeeded = len(succeeded_indexes)
+            if finish is None:
+                finish = self._success_policy(succeeded_indexes)
 
         error: Exception | None = None
         if finish is not None:
@@ -218,6 +220,26 @@ class JobSync:
                 message = jp.match_failure_policy(self.job, pod).message
                 if message is not None:
                     return Finish("FailureTarget", "PodFailurePolicy", message)
+        return None
+
+    def _success_policy(self, succeeded: set[int]) -> Finish | None:
+        """An Indexed Job's successPolicy: the first rule its succeeded indexes satisfy (enough of
+        ``succeededIndexes``, all of them without ``succeededCount``, or ``succeededCount`` of any)."""
+        policy = self.spec.get("successPolicy")
+        if not isinstance(policy, dict) or not succeeded:
+            return None
+        for n, rule in enumerate(policy.get("rules") or []):
+            count = rule.get("succeededCount")
+            if rule.get("succeededIndexes") is not None:
+                wanted = jp.parse_indexes(rule["succeededIndexes"], self.completions or 0)
+                if not wanted:
+                    continue
+                matched = len(wanted & succeeded)
+                met = matched == len(wanted) if count is None else matched >= count
+            else:
+                met = count is not None and len(succeeded) >= count
+            if met:
+                return Finish("SuccessCriteriaMet", "SuccessPolicy", f"Matched rules at index {n}")
         return None
 
     def _past_backoff_on_failure(self, limit: int) -> bool:

@@ -166,7 +166,9 @@ class JobStrategy(Strategy):
         managed_by = spec.get("managedBy")
         if managed_by is not None and (not isinstance(managed_by, str) or not managed_by):
             problems.append(errors.invalid("spec.managedBy", managed_by, "must be a domain-prefixed path"))
-        for unsupported in ("backoffLimitPerIndex", "maxFailedIndexes", "successPolicy"):
+        if spec.get("successPolicy") is not None:
+            problems += _validate_success_policy(spec["successPolicy"], spec)
+        for unsupported in ("backoffLimitPerIndex", "maxFailedIndexes"):
             if spec.get(unsupported) is not None:
                 problems.append(
                     errors.forbidden(f"spec.{unsupported}", "not supported by kbox's Job controller")
@@ -234,6 +236,75 @@ def _without_scheduling(template: Any) -> Any:
         for field in _SCHEDULING_FIELDS:
             spec.pop(field, None)
     return stripped
+
+
+_INDEXES = re.compile(r"^(\d+)(?:-(\d+))?$")
+
+
+def parse_index_list(text: str) -> list[tuple[int, int]] | str:
+    """``"0,2-4"`` → [(0, 0), (2, 4)]; a reason why not for a malformed or unordered list."""
+    intervals: list[tuple[int, int]] = []
+    for part in text.split(","):
+        match = _INDEXES.match(part)
+        if match is None:
+            return "must be a comma-separated list of indexes and ranges such as 0,2-4"
+        low = int(match.group(1))
+        high = int(match.group(2)) if match.group(2) is not None else low
+        if high < low:
+            return f"range {part} must not end before it starts"
+        if intervals and low <= intervals[-1][1]:
+            return "indexes and ranges must be in increasing order, without overlaps"
+        intervals.append((low, high))
+    return intervals
+
+
+def _validate_success_policy(policy: Any, spec: Obj) -> list[FieldError]:
+    path = "spec.successPolicy"
+    if spec.get("completionMode") != "Indexed":
+        return [errors.invalid(path, spec.get("completionMode"), "requires indexed completion mode")]
+    rules = policy.get("rules") if isinstance(policy, dict) else None
+    if not isinstance(rules, list) or not rules:
+        return [errors.required(f"{path}.rules")]
+    problems: list[FieldError] = []
+    if len(rules) > 20:
+        problems.append(errors.invalid(f"{path}.rules", len(rules), "must have at most 20 items"))
+    completions: int = spec["completions"] if _is_int(spec.get("completions")) else 0
+    for n, rule in enumerate(rules):
+        where = f"{path}.rules[{n}]"
+        if not isinstance(rule, dict):
+            problems.append(errors.invalid(where, rule, "must be an object"))
+            continue
+        indexes, count = rule.get("succeededIndexes"), rule.get("succeededCount")
+        if indexes is None and count is None:
+            problems.append(
+                errors.required(where, "at least one of succeededCount or succeededIndexes must be specified")
+            )
+        total: int | None = None
+        if indexes is not None:
+            parsed = parse_index_list(indexes) if isinstance(indexes, str) else "must be a string"
+            if isinstance(parsed, str):
+                problems.append(errors.invalid(f"{where}.succeededIndexes", indexes, parsed))
+            elif parsed[-1][1] >= completions:
+                problems.append(
+                    errors.invalid(f"{where}.succeededIndexes", indexes, "must be less than completions")
+                )
+            else:
+                total = sum(high - low + 1 for low, high in parsed)
+        if count is not None:
+            if not _is_int(count) or count < 0:
+                problems.append(
+                    errors.invalid(f"{where}.succeededCount", count, "must be greater than or equal to 0")
+                )
+            elif count > completions:
+                why = f"must be less than or equal to {completions} (the number of specified completions)"
+                problems.append(errors.invalid(f"{where}.succeededCount", count, why))
+            elif total is not None and count > total:
+                why = (
+                    f"must be smaller or equal to {total} "
+                    "(the number of indexes in the specified succeededIndexes field)"
+                )
+                problems.append(errors.invalid(f"{where}.succeededCount", count, why))
+    return problems
 
 
 def _validate_failure_policy(policy: Any, restart: Any, pod_spec: Any) -> list[FieldError]:

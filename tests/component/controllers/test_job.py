@@ -3,11 +3,11 @@ with the code and after the delay their pod's annotations ask for): completions 
 the interim then final conditions, pods counted through the tracking finalizer (a deleted pod is a
 failure, and with a podFailurePolicy only once the kubelet let it go), backoffLimit (container restarts
 with restartPolicy OnFailure), Indexed Jobs, activeDeadlineSeconds, suspend and resume, podFailurePolicy
-(FailJob, Ignore), pods freed when their Job is deleted; the back-off arithmetic; JobStrategy's defaults
+(FailJob, Ignore), an Indexed Job's successPolicy, pods freed when their Job is deleted; the back-off arithmetic; JobStrategy's defaults
 and validation through the API. Then, in a full embedded cluster with the real kubectl: ``kubectl
 wait --for=condition=complete|failed``, ``kubectl get jobs`` and ``kubectl describe job``, a one-line
 refusal of an invalid Job, the fixture's short Job back-off, a deleted running Job's pods going, and the
-TTL-after-finished controller deleting a Job and (through the garbage collector) its pods. Not covered: backoffLimitPerIndex and successPolicy (refused by validation)."""
+TTL-after-finished controller deleting a Job and (through the garbage collector) its pods. Not covered: backoffLimitPerIndex and maxFailedIndexes (refused by validation)."""
 
 from __future__ import annotations
 
@@ -526,3 +526,31 @@ async def test_restart_policy_on_failure_counts_container_restarts(c: Cluster) -
     # The one pod never failed by itself: it was running (restarting) when the Job gave up on it,
     # was deleted and counted as failed.
     assert job["status"]["failed"] == 1 and (await reasons(c, "restarts")).count("SuccessfulCreate") == 1
+
+
+async def test_success_policy_completes_an_indexed_job_early(c: Cluster) -> None:
+    policy = {"rules": [{"succeededIndexes": "1-2"}, {"succeededCount": 1}]}
+    await create(
+        c, job_body("enough", completionMode="Indexed", completions=3, parallelism=1, successPolicy=policy)
+    )
+    job = await finished(c, "enough", "Complete")
+    complete, met = condition(job, "Complete"), condition(job, "SuccessCriteriaMet")
+    assert complete is not None and complete["reason"] == "SuccessPolicy"
+    assert met is not None and met["message"] == complete["message"] == "Matched rules at index 1"
+    assert job["status"]["completedIndexes"] == "0" and job["status"]["succeeded"] == 1
+
+
+async def test_success_policy_validation(c: Cluster) -> None:
+    policy = {"rules": [{"succeededCount": 1}]}
+    message = await invalid(c, job_body("bad", successPolicy=policy))
+    assert 'spec.successPolicy: Invalid value: "NonIndexed": requires indexed completion mode' in message
+    indexed = {"completionMode": "Indexed", "completions": 3}
+    message = await invalid(
+        c, job_body("bad", successPolicy={"rules": [{"succeededIndexes": "2-1"}]}, **indexed)
+    )
+    assert "spec.successPolicy.rules[0].succeededIndexes" in message
+    message = await invalid(c, job_body("bad", successPolicy={"rules": [{"succeededCount": 4}]}, **indexed))
+    assert "must be less than or equal to 3 (the number of specified completions)" in message
+    assert "at least one of succeededCount or succeededIndexes" in await invalid(
+        c, job_body("bad", successPolicy={"rules": [{}]}, **indexed)
+    )
