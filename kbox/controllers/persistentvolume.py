@@ -24,7 +24,9 @@ anything else marks it Failed as Kubernetes does for volumes no deleter handles.
 ``kubernetes.io/pv-protection`` finalizer goes once it is not Bound.
 
 The controller is the one writer of these bindings, with resourceVersion preconditions on every update,
-so a stale cache costs a conflict and a retry, never a double binding.
+so a stale cache costs a conflict and a retry, never a double binding. What it decides without I/O (which
+volume fits, what a provisioned volume looks like, the default class) is in
+:mod:`kbox.controllers.volumebinding`.
 """
 
 from __future__ import annotations
