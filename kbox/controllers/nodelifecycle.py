@@ -225,6 +225,14 @@ def zone_state(ready: list[str], threshold: float) -> str:
     return NORMAL
 
 
+def eviction_rate(settings: NodeLifecycleSettings, state: str, size: int) -> float:
+    """Nodes per second to taint NoExecute in a zone of ``size`` nodes in ``state`` (upstream's
+    HealthyQPSFunc / ReducedQPSFunc)."""
+    if state == PARTIAL_DISRUPTION:
+        return settings.secondary_node_eviction_rate if size > settings.large_cluster_size_threshold else 0.0
+    return settings.node_eviction_rate
+
+
 async def update_taints(
     client: Client, name: str, *, add: Sequence[Obj] = (), remove: Sequence[tuple[str, str]] = ()
 ) -> Obj | None:
@@ -436,13 +444,6 @@ class NodeLifecycleController(base.Controller):
         wanted = TAINT_NOT_READY if ready == "False" else TAINT_UNREACHABLE
         return not has_taint(node, wanted, NO_EXECUTE)
 
-    def _rate(self, state: str, size: int) -> float:
-        if state == PARTIAL_DISRUPTION:
-            if size > self.settings.large_cluster_size_threshold:
-                return self.settings.secondary_node_eviction_rate
-            return 0.0
-        return self.settings.node_eviction_rate
-
     async def _sync_zones(self) -> None:
         nodes = sorted(self.nodes.indexer.list(), key=_transition_time)
         zones: dict[str, list[str]] = {}
@@ -476,6 +477,8 @@ class NodeLifecycleController(base.Controller):
             if ready == "True":
                 await self._untaint_no_execute(node)
                 continue
+            if condition(node, "Ready") is None:
+                continue  # never posted: the health check writes Unknown conditions after the grace period
             zone = zone_key(node)
             wanted, opposite = (
                 (TAINT_NOT_READY, TAINT_UNREACHABLE)
@@ -487,7 +490,7 @@ class NodeLifecycleController(base.Controller):
                 continue
             if not has_taint(node, opposite, NO_EXECUTE):
                 state = states.get(zone, NORMAL)
-                rate = self._rate(state, len(zones.get(zone, ())))
+                rate = eviction_rate(self.settings, state, len(zones.get(zone, ())))
                 limiter = self._limiter(zone, rate)
                 wait = limiter.take()
                 if wait is None:

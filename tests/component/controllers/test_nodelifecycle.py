@@ -241,6 +241,12 @@ def test_zone_states_and_rates() -> None:
     assert nodelifecycle.zone_state(["Unknown"] * 3 + ["True"] * 2, 0.55) == nodelifecycle.PARTIAL_DISRUPTION
     assert nodelifecycle.zone_state(["Unknown"] * 3 + ["True"] * 3, 0.55) == nodelifecycle.NORMAL
 
+    settings = nodelifecycle.NodeLifecycleSettings()
+    assert nodelifecycle.eviction_rate(settings, nodelifecycle.NORMAL, 3) == 0.1
+    assert nodelifecycle.eviction_rate(settings, nodelifecycle.FULL_DISRUPTION, 3) == 0.1  # others not
+    assert nodelifecycle.eviction_rate(settings, nodelifecycle.PARTIAL_DISRUPTION, 50) == 0.0
+    assert nodelifecycle.eviction_rate(settings, nodelifecycle.PARTIAL_DISRUPTION, 51) == 0.01
+
     class Clock:
         now = 0.0
 
