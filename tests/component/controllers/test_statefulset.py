@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dns.name
+import dns.rdatatype
 import pytest
 
+from kbox.addons.dns import records
 from kbox.api.errors import StatusError
 from kbox.client.interface import Resource
 from kbox.testing.cluster import Cluster, SyncCluster
@@ -28,6 +31,7 @@ STS = Resource("apps", "v1", "statefulsets")
 PVCS = Resource("", "v1", "persistentvolumeclaims")
 REVISIONS = Resource("apps", "v1", "controllerrevisions")
 EVENTS = Resource("", "v1", "events")
+SLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
 
 
 @pytest.fixture(scope="module")
@@ -197,9 +201,29 @@ def test_ordered_ready_creates_in_order_with_identity_and_claims(c: SyncCluster,
     # answers web-0.web.<namespace>.svc.cluster.local from.
     until(lambda: len(_hostnames(c, ns, "web")) == 3, timeout=10)
     assert _hostnames(c, ns, "web") == ["web-0", "web-1", "web-2"]
+    until(lambda: _resolve(c, ns, f"web-1.web.{ns}.svc.cluster.local"), timeout=10)
+    assert _resolve(c, ns, f"web-1.web.{ns}.svc.cluster.local") == [
+        c.get("pods", "web-1", ns)["status"]["podIP"]
+    ]
     messages = events_of(c, ns, "web")
     assert "create Pod web-0 in StatefulSet web successful" in messages
     assert "create Claim data-web-0 Pod web-0 in StatefulSet web success" in messages
+
+
+def _resolve(c: SyncCluster, ns: str, name: str) -> list[str]:
+    """A records for ``name`` as the DNS addon's zone answers them from the cluster's Services and
+    EndpointSlices."""
+    slices = c.run(c.client.list(SLICES, namespace=ns))["items"]
+    zone = records.ClusterZone(
+        "cluster.local",
+        service=lambda namespace, service: c.get("services", service, namespace),
+        slices=lambda namespace, service: [
+            s for s in slices if s["metadata"].get("labels", {}).get("kubernetes.io/service-name") == service
+        ],
+        namespace_has_services=lambda namespace: True,
+    )
+    answer = zone.resolve(dns.name.from_text(name), dns.rdatatype.A)
+    return sorted(rdata.address for rrset in answer.answer for rdata in rrset)
 
 
 def _hostnames(c: SyncCluster, ns: str, service: str) -> list[str]:
