@@ -2,7 +2,7 @@
 // Custom resources (from CRDs) get a generic entry made by customKind().
 "use strict";
 
-import { age, badge } from "./core.js";
+import { age, badge, h } from "./core.js";
 
 export function apiPath(kind, namespace, name, sub) {
   let path = kind.group ? `/apis/${kind.group}/${kind.version}` : `/api/${kind.version}`;
@@ -95,6 +95,14 @@ function ports(svc) {
     .map((p) => `${p.port}${p.nodePort ? ":" + p.nodePort : ""}/${p.protocol || "TCP"}`).join(", ");
 }
 
+// An event's object, linked to its page when its kind is known.
+export function involvedLink(event) {
+  const io = event.involvedObject || {};
+  const label = `${io.kind || ""}/${io.name || ""}`;
+  const kind = io.kind && kindOf(io.apiVersion || "v1", io.kind);
+  return kind && io.name ? h("a", { href: objectHref(kind, { namespace: io.namespace, name: io.name }) }, label) : label;
+}
+
 const COLUMNS = {
   Pod: [
     ["Ready", (p) => {
@@ -155,7 +163,7 @@ const COLUMNS = {
   Event: [
     ["Type", (e) => badge(e.type || "Normal", e.type === "Warning" ? "bad" : "neutral")],
     ["Reason", (e) => e.reason || ""],
-    ["Object", (e) => `${(e.involvedObject || {}).kind || ""}/${(e.involvedObject || {}).name || ""}`],
+    ["Object", (e) => involvedLink(e)],
     ["Message", (e) => e.message || ""],
     ["Last seen", (e) => age(e.lastTimestamp || e.eventTime || e.metadata.creationTimestamp)],
   ],

@@ -2,7 +2,7 @@
 "use strict";
 
 import { LiveList, age, badge, clear, errorBox, h, onLeave } from "./core.js";
-import { BUILTIN, apiPath, columns, findKind, health, listHref, objectHref } from "./kinds.js";
+import { BUILTIN, apiPath, columns, findKind, health, involvedLink, listHref, objectHref } from "./kinds.js";
 import { state } from "./state.js";
 
 function byKind(plural, group = "") {
@@ -18,6 +18,10 @@ function watchKind(kind, namespace, options, onChange, onError) {
 function sortByName(items) {
   return items.sort((a, b) => (a.metadata.namespace || "").localeCompare(b.metadata.namespace || "")
     || a.metadata.name.localeCompare(b.metadata.name));
+}
+
+function eventTime(e) {
+  return Date.parse(e.lastTimestamp || e.eventTime || e.metadata.creationTimestamp) || 0;
 }
 
 // -- overview --------------------------------------------------------------------------------------------
@@ -84,11 +88,10 @@ export function overviewPage(main) {
   }
 
   watchKind(byKind("events"), state.namespace, {}, (items) => {
-    const when = (e) => Date.parse(e.lastTimestamp || e.eventTime || e.metadata.creationTimestamp) || 0;
-    const recent = items.filter((e) => e.type === "Warning").sort((a, b) => when(b) - when(a)).slice(0, 20);
+    const recent = items.filter((e) => e.type === "Warning").sort((a, b) => eventTime(b) - eventTime(a)).slice(0, 20);
     clear(warnings, recent.map((e) => h("tr", {},
       h("td", {}, age(e.lastTimestamp || e.eventTime || e.metadata.creationTimestamp)),
-      h("td", {}, `${e.involvedObject.kind}/${e.involvedObject.name}`),
+      h("td", {}, involvedLink(e)),
       h("td", {}, e.reason || ""), h("td", {}, e.message || ""))));
     if (!recent.length) clear(warnings, h("tr", {}, h("td", { colspan: 4 }, "No warnings.")));
   });
@@ -123,7 +126,8 @@ export function listPage(main, group, version, plural) {
   const render = () => {
     if (!list) return;
     const needle = nameFilter.value.trim().toLowerCase();
-    const items = sortByName(list.list()).filter((o) => !needle || o.metadata.name.toLowerCase().includes(needle));
+    const sorted = kind.kind === "Event" ? list.list().sort((a, b) => eventTime(b) - eventTime(a)) : sortByName(list.list());
+    const items = sorted.filter((o) => !needle || o.metadata.name.toLowerCase().includes(needle));
     clear(count, `(${items.length})`);
     clear(tbody, items.map((o) => h("tr", { dataset: { name: o.metadata.name } },
       h("th", { scope: "row" }, h("a", { href: objectHref(kind, o) }, o.metadata.name)),
