@@ -32,6 +32,7 @@ that jumps an hour ahead makes a due CronJob run at once.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime
 import logging
@@ -78,9 +79,55 @@ class CronJobController(base.Controller):
         self.client = client or factory.client
         self.recorder = EventRecorder(self.client, component="cronjob-controller")
         self.events = events
-        self.cronjobs = self.informer(CRONJOBS)
+        # CronJob events go through this controller's own handlers (see :meth:`run`): a changed
+        # schedule is synced at its next time, not at once.
+        self.cronjobs = self.informer(CRONJOBS, enqueue=False)
         self.jobs = self.informer(JOBS, keys=self._keys_for_job)
         self.jobs.add_index(cache.OWNER_UID, cache.by_owner_uid)
+
+    async def run(self, *, workers: int = 1, ready: asyncio.Event | None = None) -> None:
+        registration = self.cronjobs.add_handler(
+            self._cronjob_added, self._cronjob_updated, self._cronjob_gone
+        )
+        try:
+            await super().run(workers=workers, ready=ready)
+        finally:
+            registration.remove()
+
+    def _cronjob_added(self, cj: Obj) -> None:
+        self.queue.add(cache.key_of(cj))
+
+    def _cronjob_gone(self, cj: Obj | cache.DeletedFinalStateUnknown) -> None:
+        self.queue.add(cache.key_of(cj))
+
+    def _cronjob_updated(self, old: Obj, new: Obj) -> None:
+        """A new schedule or time zone: sync at the new schedule's next time (as Kubernetes does, so an
+        edit does not start a run the new schedule "missed"); any other change: sync now."""
+        key = cache.key_of(new)
+        old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
+        if (old_spec.get("schedule"), old_spec.get("timeZone")) == (
+            new_spec.get("schedule"),
+            new_spec.get("timeZone"),
+        ):
+            self.queue.add(key)
+            return
+        text = str(new_spec.get("schedule") or "")
+        try:
+            zone = (
+                None
+                if "TZ" in text or new_spec.get("timeZone") is None
+                else cronschedule.load_zone(new_spec["timeZone"])
+            )
+            schedule = cronschedule.parse(text, zone)
+        except cronschedule.ScheduleError:
+            body = {"apiVersion": API_VERSION, "kind": KIND, **new}
+            self._event(
+                body, "Warning", "UnParseableCronJobSchedule", f"unparseable schedule for cronjob: {text}"
+            )
+            return
+        delay = next_schedule_delay(new, self.cron_clock.now(), schedule)
+        if delay is not None:
+            self.queue.add_after(key, delay)
 
     def _keys_for_job(self, job: Obj) -> list[str]:
         ref = controller_ref(job)

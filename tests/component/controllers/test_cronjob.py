@@ -194,6 +194,27 @@ async def test_an_active_job_deleted_by_hand_leaves_the_active_list(c: Cluster, 
     ]
 
 
+async def test_a_new_schedule_starts_at_its_next_time_not_at_a_missed_one(c: Cluster) -> None:
+    clock = ManualClock()
+    controller = CronJobController(c.factory, c.client, clock=clock)
+    c.start(controller, workers=1)
+    await create(c, cronjob_body("edited", "0 0 1 1 *"))
+    await eventually(lambda: controller.cronjobs.indexer.get(f"{NS}/edited"), message="the CronJob seen")
+    clock.advance(150)  # two whole minutes pass; the yearly schedule is not due
+    await c.client.patch(CRONJOBS, "edited", {"spec": {"schedule": "* * * * *"}}, namespace=NS)
+
+    def settled() -> bool:
+        cached = controller.cronjobs.indexer.get(f"{NS}/edited")
+        seen = cached is not None and cached["spec"]["schedule"] == "* * * * *"
+        return seen and not controller.queue.processing and len(controller.queue) == 0
+
+    await eventually(settled, message="the edit seen and the queue idle")
+    assert await jobs_of(c, "edited") == []  # the minutes the new schedule "missed" do not run
+    minute = to_next_minute(clock)
+    [job] = await wait_jobs(c, "edited", 1)
+    assert job["metadata"]["name"] == f"edited-{int(minute.timestamp()) // 60}"
+
+
 async def test_forbid_waits_for_the_active_job_and_replace_replaces_it(
     c: Cluster, clock: ManualClock
 ) -> None:
