@@ -30,6 +30,7 @@ from kbox.client.local import LocalClient
 from kbox.config import StoreSettings
 from kbox.controllers.base import Controller
 from kbox.controllers.crdkinds import CustomKindsController
+from kbox.controllers.cronjob import CronJobController
 from kbox.controllers.daemonset import DaemonSetController
 from kbox.controllers.deployment import DeploymentController
 from kbox.controllers.disruption import DisruptionController
@@ -82,6 +83,7 @@ class ClusterSettings:
     node_lifecycle: NodeLifecycleSettings = field(default_factory=NodeLifecycleSettings.from_env)
     job_backoff_base: float = 10.0  # Job controller: delay before a failed pod is replaced, doubling
     job_backoff_max: float = 360.0  # ... up to this
+    cronjob_clock: Any = None  # the CronJob controller's clock (tests: a cronschedule.ManualClock)
 
 
 def node_names(settings: ClusterSettings) -> list[str]:
@@ -292,6 +294,7 @@ class Cluster:
             PersistentVolumeController(factory, volumes_dir=self.settings.state_dir / "volumes"),
             StatefulSetController(factory),
             DisruptionController(factory),
+            CronJobController(factory, clock=self.settings.cronjob_clock),
             JobController(
                 factory,
                 backoff_base=self.settings.job_backoff_base,
