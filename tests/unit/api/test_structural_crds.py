@@ -5,10 +5,13 @@ maps, embedded selectors, preserve-unknown-fields, CEL rules and printer columns
 
 from __future__ import annotations
 
+import copy
 import datetime
 from typing import Any
 
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kbox.api.structural import Schema, printer_for_columns
 
@@ -347,3 +350,50 @@ def test_service_monitor() -> None:
     merge = schema.list_types()["properties"]["spec"]["properties"]
     assert merge["selector"]["x-kubernetes-map-type"] == "atomic"
     assert merge["endpoints"]["x-kubernetes-list-type"] == "atomic"
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+field_names = st.sampled_from(
+    ["spec", "status", "metadata", "selector", "endpoints", "issuerRef", "conditions", "privateKey", "x"]
+)
+objects = st.dictionaries(field_names, json_values, max_size=5)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    obj=objects,
+    nested=st.dictionaries(
+        st.sampled_from(
+            ["endpoints", "selector", "usages", "conditions", "secretName", "privateKey", "targetPort"]
+        ),
+        json_values,
+        max_size=4,
+    ),
+)
+def test_any_json_object_is_judged_without_crashing(obj: dict[str, Any], nested: dict[str, Any]) -> None:
+    """Whatever a client sends, the engine answers with field errors, never an exception."""
+    for text in (CERTIFICATE_CRD, SERVICE_MONITOR_CRD):
+        schema = _SCHEMAS.setdefault(text, Schema.from_crd_version(_version(text)))
+        candidate = copy.deepcopy(obj)
+        candidate.setdefault("spec", nested)
+        old = copy.deepcopy(candidate)
+        schema.normalize(candidate)
+        for err in (
+            schema.validate(candidate)
+            + schema.validate_update(candidate, old)
+            + schema.validate_status(candidate, old)
+        ):
+            assert err.field and err.message()
+
+
+_SCHEMAS: dict[str, Schema] = {}
