@@ -330,8 +330,12 @@ class NodeLifecycleController(base.Controller):
             self._health.pop(name, None)
             if self._ready_seen.pop(name, None) is not None:
                 _log.info("node %s was deleted", name)
+                ref = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
+                self._node_event(ref, "RemovingNode", f"Removing Node {name} from Controller")
                 self.queue.add(ZONES_KEY)
             return
+        if name not in self._ready_seen:
+            self._node_event(node, "RegisteredNode", f"Registered Node {name} in Controller")
         node = await self._check_health(node)
         await self._sync_no_schedule_taints(node)
         ready = ready_status(node)
@@ -345,6 +349,10 @@ class NodeLifecycleController(base.Controller):
         self._ready_seen[name] = ready
         if ready != seen or self._no_execute_mismatch(node, ready):
             self.queue.add(ZONES_KEY)
+
+    def _node_event(self, node: Obj, reason: str, event: str) -> None:
+        """upstream's RecordNodeEvent wording: ``Node <name> event: <what>``."""
+        self.recorder.record(node, "Normal", reason, f"Node {node['metadata']['name']} event: {event}")
 
     async def _check_health(self, node: Obj) -> Obj:
         """Stamp a new Lease renewal or heartbeat; past the grace period, write the conditions Unknown."""

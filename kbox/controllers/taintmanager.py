@@ -97,9 +97,11 @@ class TaintEvictionController(base.Controller):
         return [key] if node_name and no_execute_taints(self.nodes.indexer.get(node_name)) else []
 
     def _keys_for_node(self, node: Obj) -> list[str]:
-        name = node["metadata"]["name"]
-        keys = self.pods.indexer.index_keys(cache.NODE_NAME, name)
-        if no_execute_taints(node):
+        tainted = bool(no_execute_taints(node))
+        if not tainted and not self._scheduled and not self._first_seen:
+            return []  # the common case: a heartbeat of a healthy node
+        keys = self.pods.indexer.index_keys(cache.NODE_NAME, node["metadata"]["name"])
+        if tainted:
             return keys
         return [key for key in keys if key in self._scheduled or key in self._first_seen]
 

@@ -616,8 +616,10 @@ class Node:
 
     ``stop()``: the kubelet stops, so its Lease is no longer renewed and its Node status no longer
     written; pods on it keep running in the runtime but nothing syncs them, and their logs and exec are
-    unavailable (503). What follows is the node lifecycle controller's business (NotReady after its
-    grace period, then eviction), once kbox has one. ``start()``: a new kubelet for the node registers
+    unavailable (503). What follows is the node lifecycle controller's business: after the timer
+    ``node_monitor_grace_period`` the node turns Unknown and gets the unreachable taints, and its pods
+    are evicted once their tolerations run out (``default_unreachable_toleration_seconds``, 300 s
+    unless set; the cluster's other nodes must be up). ``start()``: a new kubelet for the node registers
     again (Ready), resumes the Lease and adopts the pods still running. ``restart()`` of the cluster
     brings every node back."""
 

@@ -131,8 +131,12 @@ def test_stopped_kubelet_node_turns_unknown_and_its_pods_move(c: SyncCluster) ->
         assert by_type[kind]["message"] == "Kubelet stopped posting node status."
     until(lambda: {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")} <= taints(c, victim))
     assert all(t.get("timeAdded") for t in node(c, victim)["spec"]["taints"])
+    until(lambda: [e for e in _events(c, "NodeNotReady") if e["involvedObject"]["kind"] == "Node"])
+    registered = {e["message"] for e in _events(c, "RegisteredNode")}
+    assert f"Node {victim} event: Registered Node {victim} in Controller" in registered
     # The pods kept on the node are marked not Ready, as the kubelet can no longer say so.
     until(lambda: _condition(c.get("Pod", "forever"), "Ready") == "False")
+    assert f"Node {victim} status is now: NodeNotReady" in {e["message"] for e in _events(c, "NodeNotReady")}
 
     # The Deployment's pods there (1 s default toleration) are evicted and replaced on the other node.
     def moved() -> bool:
