@@ -20,6 +20,7 @@ Cross-site requests: the cookie is ``SameSite=Strict``, writes need the ``X-Kbox
 from __future__ import annotations
 
 import asyncio
+import re
 import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -33,11 +34,13 @@ from kbox.addons.dashboard.sessions import SESSION_TTL, Sessions
 from kbox.addons.dashboard.upstream import Upstream, UpstreamError
 
 STATIC = Path(__file__).parent / "static"
+_HOST = re.compile(r"^[A-Za-z0-9.:\[\]-]+$")
 CSRF_HEADER = "X-Kbox-Dashboard"
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+        "connect-src 'self' ws://{host} wss://{host}; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'self'"
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -105,7 +108,10 @@ def _host_check(hosts: frozenset[str] | None) -> Any:
 async def _security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
     if not response.prepared:
-        response.headers.update(SECURITY_HEADERS)
+        # WebSocket URLs are named explicitly: older browsers do not count ws: as 'self'.
+        sockets = f"ws://{request.host} wss://{request.host}" if _HOST.match(request.host) else ""
+        for name, value in SECURITY_HEADERS.items():
+            response.headers[name] = value.replace("ws://{host} wss://{host}", sockets)
     return response
 
 

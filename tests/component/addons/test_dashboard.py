@@ -98,6 +98,9 @@ async def test_nothing_is_readable_without_a_session(anon: aiohttp.ClientSession
     assert refused.value.status == 401
     async with anon.get(f"{url}/login") as resp:
         assert resp.status == 200 and "Bearer token" in await resp.text()
+        policy = resp.headers["Content-Security-Policy"]
+        assert "script-src 'self';" in policy and f"ws://{url.split('//')[1]} " in policy
+        assert resp.headers["X-Frame-Options"] == "DENY"
     # A name rebound to 127.0.0.1 by another site is not this server.
     async with anon.get(f"{url}/login", headers={"Host": "attacker.example"}) as resp:
         assert resp.status == 421
