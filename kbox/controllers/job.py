@@ -28,10 +28,10 @@ Pods whose Job is gone, finished or replaced by a namesake get their finalizer r
 ``pod:ns/name``), so nothing is left stuck terminating. Events: SuccessfulCreate, SuccessfulDelete,
 FailedCreate, Suspended, Resumed, Completed, and the failure reason as a Warning.
 
-Differences from Kubernetes: orphaned pods matching a Job's selector are not adopted (nor owned pods
-whose labels stop matching released); backoffLimitPerIndex and maxFailedIndexes are refused by
-validation; a deleted pod counts as finished once its kubelet let go of it (deletion grace 0), since
-kbox's kubelet writes no Failed phase for deleted pods.
+Orphaned pods matching a Job's selector are adopted (getting the finalizer) and owned pods whose labels
+stop matching are released, as Kubernetes does. Differences from Kubernetes: backoffLimitPerIndex and
+maxFailedIndexes are refused by validation; a deleted pod counts as finished once its kubelet let go of
+it (deletion grace 0), since kbox's kubelet writes no Failed phase for deleted pods.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kbox.api import selectors
 from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
@@ -55,6 +56,8 @@ _log = logging.getLogger(__name__)
 
 JOBS = Resource("batch", "v1", "jobs")
 MANAGED_BY = "kubernetes.io/job-controller"
+ORPHANS = "job-controller/orphans"
+"""Pod index: the namespace of each pod without a controller (the candidates for adoption)."""
 ORPHAN_PREFIX = "pod:"
 """Queue keys of pods whose finalizer may have to go because their Job did."""
 
@@ -91,9 +94,11 @@ class JobController(base.Controller):
         self.jobs = self.informer(JOBS)
         self.pods = self.informer(PODS, keys=self._keys_for_pod)
         self.pods.add_index(cache.OWNER_UID, cache.by_owner_uid)
+        self.pods.add_index(ORPHANS, _orphan_namespace)
         self.backoff: dict[str, jp.BackoffRecord] = {}
         self.removing: dict[str, dict[str, str]] = {}
         """Job key → uid → pod key: finalizer removals this controller made that the cache has yet to show."""
+        self._selectors: dict[str, tuple[Any, selectors.LabelSelector | None]] = {}
         self._written: dict[str, int] = {}
         """Job key → the resourceVersion of this controller's last status write (older caches wait)."""
 
@@ -109,6 +114,13 @@ class JobController(base.Controller):
         )
         if owned and ref is not None:
             keys.append(f"{namespace}/{ref.get('name', '')}")
+        elif ref is None and not metadata.get("deletionTimestamp"):
+            # An orphan: every Job that could adopt it.
+            labels = metadata.get("labels") or {}
+            for job in self.jobs.indexer.by_index(cache.NAMESPACE, namespace):
+                selector = self._selector(job)
+                if selector is not None and selector.matches(labels):
+                    keys.append(cache.key_of(job))
         if jp.has_finalizer(pod) and (
             not owned or metadata.get("deletionTimestamp") or jp.phase(pod) in ("Succeeded", "Failed")
         ):
@@ -134,7 +146,8 @@ class JobController(base.Controller):
             return
         if _revision(job) < self._written.get(key, 0):
             return  # the cache has not seen this controller's last status write; its event comes
-        await jobsync.JobSync(self, key, job).run()
+        pods = await self.claim(job)
+        await jobsync.JobSync(self, key, job, pods).run()
 
     def owned(self, job: Obj) -> list[Obj]:
         uid = job["metadata"]["uid"]
@@ -143,6 +156,84 @@ class JobController(base.Controller):
             for pod in self.pods.indexer.by_index(cache.OWNER_UID, uid)
             if (ref := controller_ref(pod)) is not None and ref.get("uid") == uid
         ]
+
+    # -- adoption --------------------------------------------------------------------------------
+
+    def _selector(self, job: Obj) -> selectors.LabelSelector | None:
+        """The Job's parsed selector (immutable, so cached by uid); None if it selects nothing."""
+        uid = job["metadata"].get("uid", "")
+        raw = (job.get("spec") or {}).get("selector")
+        cached = self._selectors.get(uid)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        try:
+            parsed: selectors.LabelSelector | None = selectors.from_label_selector(raw)
+        except StatusError:
+            parsed = None
+        if parsed is not None and (parsed.empty or parsed.matches_nothing):
+            parsed = None
+        self._selectors[uid] = (raw, parsed)
+        return parsed
+
+    async def claim(self, job: Obj) -> list[Obj]:
+        """The Job's pods after releasing those whose labels stopped matching its selector and adopting
+        matching orphans (with the tracking finalizer), as client-go's ``PodControllerRefManager``."""
+        owned = self.owned(job)
+        selector = self._selector(job)
+        if selector is None:
+            return owned
+        deleting = bool(job["metadata"].get("deletionTimestamp"))
+        claimed: list[Obj] = []
+        for pod in owned:
+            if deleting or selector.matches(pod["metadata"].get("labels") or {}):
+                claimed.append(pod)
+            else:
+                await self._patch_pod(pod, {"ownerReferences": _refs_without(pod, job) or None})
+        namespace = job["metadata"]["namespace"]
+        orphans = [
+            pod
+            for pod in self.pods.indexer.by_index(ORPHANS, namespace)
+            if not pod["metadata"].get("deletionTimestamp")
+            and selector.matches(pod["metadata"].get("labels") or {})
+        ]
+        if orphans and not deleting and await self._can_adopt(job):
+            for pod in orphans:
+                finalizers = list(pod["metadata"].get("finalizers") or [])
+                if jp.TRACKING_FINALIZER not in finalizers:
+                    finalizers.append(jp.TRACKING_FINALIZER)
+                refs = [*_refs_without(pod, job), jp.owner_reference(job)]
+                adopted = await self._patch_pod(pod, {"ownerReferences": refs, "finalizers": finalizers})
+                if adopted is not None:
+                    claimed.append(adopted)
+        return claimed
+
+    async def _can_adopt(self, job: Obj) -> bool:
+        """Adopt only for a Job that exists with the cached uid and is not being deleted (a fresh GET)."""
+        metadata = job["metadata"]
+        try:
+            fresh = await self.client.get(JOBS, metadata["name"], namespace=metadata["namespace"])
+        except StatusError as exc:
+            if exc.code == 404:
+                return False
+            raise
+        return bool(
+            fresh["metadata"].get("uid") == metadata["uid"] and not fresh["metadata"].get("deletionTimestamp")
+        )
+
+    async def _patch_pod(self, pod: Obj, changes: Obj) -> Obj | None:
+        """A merge patch of the pod's metadata, conditional on the version the cache saw; None when
+        the pod is gone or changed meanwhile (its event brings the Job back)."""
+        metadata = pod["metadata"]
+        patch = {"metadata": {**changes, "resourceVersion": metadata.get("resourceVersion")}}
+        try:
+            result: Obj = await self.client.patch(
+                PODS, metadata["name"], patch, namespace=metadata["namespace"]
+            )
+        except StatusError as exc:
+            if exc.code in (404, 409):
+                return None
+            raise
+        return result
 
     async def _forget_job(self, key: str) -> None:
         """The Job is gone: drop what was kept for it and free its pods from the finalizer."""
@@ -253,6 +344,17 @@ def is_finished(job: Obj) -> bool:
         c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
         for c in (job.get("status") or {}).get("conditions") or []
     )
+
+
+def _orphan_namespace(pod: Obj) -> list[str]:
+    if controller_ref(pod) is not None:
+        return []
+    return [pod["metadata"].get("namespace", "")]
+
+
+def _refs_without(pod: Obj, job: Obj) -> list[Obj]:
+    uid = job["metadata"]["uid"]
+    return [dict(r) for r in pod["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
 
 
 def _revision(obj: Obj) -> int:

@@ -44,14 +44,14 @@ class Finish:
 class JobSync:
     """One sync of one Job: the state read at its start and the steps of the module docstring."""
 
-    def __init__(self, controller: JobController, key: str, job: Obj) -> None:
+    def __init__(self, controller: JobController, key: str, job: Obj, pods: list[Obj]) -> None:
         self.c = controller
         self.key = key
         self.job = job
         self.spec: Obj = job.get("spec") or {}
         self.status: Obj = copy.deepcopy(job.get("status") or {})
         self.now = controller.now()
-        self.pods = controller.owned(job)
+        self.pods = pods
         self.indexed = self.spec.get("completionMode") == "Indexed"
         completions = self.spec.get("completions")
         self.completions: int | None = completions if isinstance(completions, int) else None

@@ -1,13 +1,15 @@
-"""The Job controller against the apiserver, fake-runtime kubelets and a test binder (containers exit
-with the code and after the delay their pod's annotations ask for): completions with parallelism and
-the interim then final conditions, pods counted through the tracking finalizer (a deleted pod is a
-failure, and with a podFailurePolicy only once the kubelet let it go), backoffLimit (container restarts
-with restartPolicy OnFailure), Indexed Jobs, activeDeadlineSeconds, suspend and resume, podFailurePolicy
-(FailJob, Ignore), an Indexed Job's successPolicy, pods freed when their Job is deleted; the back-off arithmetic; JobStrategy's defaults
-and validation through the API. Then, in a full embedded cluster with the real kubectl: ``kubectl
-wait --for=condition=complete|failed``, ``kubectl get jobs`` and ``kubectl describe job``, a one-line
-refusal of an invalid Job, the fixture's short Job back-off, a deleted running Job's pods going, and the
-TTL-after-finished controller deleting a Job and (through the garbage collector) its pods. Not covered: backoffLimitPerIndex and maxFailedIndexes (refused by validation)."""
+"""The Job controller against the apiserver, fake-runtime kubelets and a test binder (containers exit with
+the code and after the delay their pod's annotations ask for): completions with parallelism and the
+interim then final conditions, pods counted through the tracking finalizer (a deleted pod is a failure,
+and with a podFailurePolicy only once the kubelet let it go), backoffLimit (container restarts with
+restartPolicy OnFailure), Indexed Jobs, activeDeadlineSeconds, suspend and resume, podFailurePolicy
+(FailJob, Ignore), an Indexed Job's successPolicy, adoption and release with a manual selector, pods
+freed when their Job is deleted; the back-off arithmetic; JobStrategy's defaults and validation through
+the API. Then, in a full embedded cluster with the real kubectl: ``kubectl wait
+--for=condition=complete|failed``, ``kubectl get jobs`` and ``kubectl describe job``, a one-line refusal
+of an invalid Job, the fixture's short Job back-off, a deleted running Job's pods going, and the TTL-
+after-finished controller deleting a Job and (through the garbage collector) its pods. Not covered:
+backoffLimitPerIndex and maxFailedIndexes (refused by validation)."""
 
 from __future__ import annotations
 
@@ -554,3 +556,57 @@ async def test_success_policy_validation(c: Cluster) -> None:
     assert "at least one of succeededCount or succeededIndexes" in await invalid(
         c, job_body("bad", successPolicy={"rules": [{}]}, **indexed)
     )
+
+
+async def test_manual_selector_adopts_orphans_and_releases_pods_that_stop_matching(c: Cluster) -> None:
+    orphan = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "stray",
+            "labels": {"app": "manual"},
+            "annotations": {jobpods_annotation("exit-after"): "60"},
+        },
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox:1"}]},
+    }
+    await c.client.create(interface.PODS, orphan, namespace="default")
+    body = job_body(
+        "manual", exit_after="60", manualSelector=True, selector={"matchLabels": {"app": "manual"}}
+    )
+    body["spec"]["template"]["metadata"]["labels"] = {"app": "manual"}
+    job = await create(c, body)
+
+    async def adopted() -> Obj | None:
+        pod = await c.client.get(interface.PODS, "stray", namespace="default")
+        refs = pod["metadata"].get("ownerReferences") or []
+        return pod if refs and refs[0]["uid"] == job["metadata"]["uid"] else None
+
+    pod = await eventually(adopted)
+    assert jobpods.TRACKING_FINALIZER in pod["metadata"]["finalizers"] and refs_controller(pod)
+    # It runs for the Job: no pod of its own (completions 1, parallelism 1).
+
+    async def counted() -> bool:
+        mine = await c.client.list(interface.PODS, namespace="default", label_selector="app=manual")
+        return (await get_job(c, "manual"))["status"].get("active") == 1 and len(mine["items"]) == 1
+
+    await eventually(counted)
+
+    await c.client.patch(
+        interface.PODS, "stray", {"metadata": {"labels": {"app": "elsewhere"}}}, namespace="default"
+    )
+
+    async def released() -> bool:
+        pod = await c.client.get(interface.PODS, "stray", namespace="default")
+        mine = await c.client.list(interface.PODS, namespace="default", label_selector="app=manual")
+        return (
+            not pod["metadata"].get("ownerReferences")
+            and jobpods.TRACKING_FINALIZER not in (pod["metadata"].get("finalizers") or [])
+            and len(mine["items"]) == 1
+            and mine["items"][0]["metadata"]["name"].startswith("manual-")
+        )
+
+    await eventually(released)
+
+
+def refs_controller(pod: Obj) -> bool:
+    return bool(pod["metadata"]["ownerReferences"][0].get("controller"))
