@@ -1,6 +1,7 @@
 """The installed ``kbox dashboard`` command against ``kbox start --runtime fake``: it enables the addon
 when it is off, prints a one-time login link that works once, reuses the running dashboard the second
-time, and fails in one line for a profile that is not running."""
+time, and fails in one line for a profile that is not running; ``kbox addons disable|enable dashboard``
+remove and bring back its pod in kube-system, and the dashboard comes back on the same port."""
 
 from __future__ import annotations
 
@@ -48,3 +49,13 @@ async def test_dashboard_enables_the_addon_and_prints_a_login_link(env: Env) -> 
             assert (await resp.json())["username"] == "kubernetes-admin"
         async with browser.get(second, allow_redirects=False) as resp:
             assert resp.headers["Location"] == "/login?error=expired"
+
+    # The addon commands wait for its pod in kube-system, as for any addon.
+    assert "addon dashboard is disabled" in env.ok("addons", "disable", "dashboard", "-p", "ui")
+    assert not re.search(
+        r"^kubernetes-dashboard-", env.ok("get", "pods", "-n", "kube-system", "-p", "ui"), re.M
+    )
+    assert "addon dashboard is enabled" in env.ok("addons", "enable", "dashboard", "-p", "ui")
+    pods = env.ok("get", "pods", "-n", "kube-system", "-p", "ui")
+    assert re.search(r"^kubernetes-dashboard-\S+\s+1/1\s+Running", pods, re.M), pods
+    assert env.ok("dashboard", "--url", "-p", "ui").startswith(found.group(1) + "/login?ticket=")
