@@ -8,7 +8,9 @@ a copy of the cached CronJob and the Jobs it controls (owner-reference uid) and:
    ``failedJobsHistoryLimit`` (default 1) are deleted, oldest start first (``SuccessfulDelete``).
 2. **Reconciles ``status.active``** with the Jobs: a finished one leaves the list (``SawCompletedJob``)
    and a successful one moves ``lastSuccessfulTime`` to its ``completionTime``; an unfinished one that is
-   not listed is reported (``UnexpectedJob``); a listed one that is gone (asked to the apiserver, not just
+   not listed, even in the apiserver's copy of the CronJob (the cache may not show this controller's
+   last status write yet), is reported (``UnexpectedJob``: a Job made by hand, such as ``kubectl create
+   job --from=cronjob/...``); a listed one that is gone (asked to the apiserver, not just
    the cache) leaves it (``MissingJob``).
 3. **Starts the due run**, unless the CronJob is being deleted, suspended, or has an unusable schedule
    or time zone (``UnparseableSchedule``, ``InvalidSchedule``, ``UnknownTimeZone``): the most recent
@@ -141,16 +143,22 @@ class CronJobController(base.Controller):
         cached = self.cronjobs.indexer.get(key)
         if cached is None:
             return
-        cj = copy.deepcopy(cached)
-        cj.setdefault("apiVersion", API_VERSION)
-        cj.setdefault("kind", KIND)
-        cj["status"] = dict(cj.get("status") or {})
-        uid = cj["metadata"]["uid"]
+        uid = cached["metadata"]["uid"]
         jobs = [
             job
             for job in self.jobs.indexer.by_index(cache.OWNER_UID, uid)
             if (ref := controller_ref(job)) is not None and ref.get("uid") == uid
         ]
+        if any(finished_condition(j) is None and not _in_active(cached, j["metadata"]["uid"]) for j in jobs):
+            # A running Job the cached status does not list: most likely this controller's own
+            # status write has not reached the cache yet. Work from the apiserver's copy.
+            cached = await self._fresh_cronjob(cached)
+            if cached is None or cached["metadata"]["uid"] != uid:
+                return
+        cj = copy.deepcopy(cached)
+        cj.setdefault("apiVersion", API_VERSION)
+        cj.setdefault("kind", KIND)
+        cj["status"] = dict(cj.get("status") or {})
         original = copy.deepcopy(cj["status"])
         jobs = await self._cleanup_finished(cj, jobs)
         requeue: float | None = None
@@ -178,11 +186,7 @@ class CronJobController(base.Controller):
             listed = _in_active(cj, job_uid)
             condition = finished_condition(job)
             if condition is None:
-                if not listed:
-                    fresh = await self._fresh_cronjob(cj)
-                    if fresh is not None and _in_active(fresh, job_uid):
-                        status["active"] = list((fresh.get("status") or {}).get("active") or [])
-                        continue
+                if not listed:  # not in the apiserver's copy either (see sync)
                     message = (
                         f"Saw a job that the controller did not create or forgot: {job['metadata']['name']}"
                     )
