@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import os
 import re
 import time
@@ -311,8 +312,10 @@ def load_zone(name: str) -> datetime.tzinfo:
         raise ScheduleError(f"unknown time zone {name}") from None
 
 
+@functools.cache
 def local_zone() -> datetime.tzinfo:
-    """The process's zone as Go's ``time.Local`` is set: ``$TZ``, else /etc/localtime, else UTC."""
+    """The process's zone as Go's ``time.Local`` is set: ``$TZ``, else /etc/localtime, else UTC; read
+    once (Go reads it once too), so schedules never touch the disk on the event loop."""
     name = os.environ.get("TZ")
     if name is not None:
         name = name.removeprefix(":")
