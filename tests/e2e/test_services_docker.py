@@ -46,6 +46,7 @@ from kbox import kubeconfig
 from kbox.addons.dns import DnsServer, DnsSettings, ensure_kube_dns_service
 from kbox.client.interface import PODS, SERVICES, Obj
 from kbox.cluster import Cluster, ClusterSettings
+from kbox.kubelet.kubelet import KubeletSettings
 from kbox.kubelet.runtime.docker import DockerRuntime
 from kbox.proxy import KubeProxy
 from kbox.proxy import addresses as proxy_addresses
@@ -173,7 +174,10 @@ async def env(runtime: DockerRuntime, docker: aiodocker.Docker, tmp_path: Path) 
         runtime="docker",
         port=0,
         durable=False,
-        kubelet=dict(TEST_TIMERS),
+        # TEST_TIMERS also holds the node lifecycle's and the Job controller's timers: the kubelet's only.
+        kubelet={
+            k: v for k, v in TEST_TIMERS.items() if k in {f.name for f in dataclasses.fields(KubeletSettings)}
+        },
         kube_proxy=True,  # the cluster's own kube-proxy; kubelets give pods dns_ip as nameserver
         dns_ip=dns_ip,
         addons={"dns": False},  # the test's DNS server instead, to forward to the local upstream stub

@@ -7,9 +7,8 @@ restartPolicy OnFailure), Indexed Jobs, activeDeadlineSeconds, suspend and resum
 freed when their Job is deleted; the back-off arithmetic; JobStrategy's defaults and validation through
 the API. Then, in a full embedded cluster with the real kubectl: ``kubectl wait
 --for=condition=complete|failed``, ``kubectl get jobs`` and ``kubectl describe job``, a one-line refusal
-of an invalid Job, the fixture's short Job back-off, a deleted running Job's pods going, and the TTL-
-after-finished controller deleting a Job and (through the garbage collector) its pods. Not covered:
-backoffLimitPerIndex and maxFailedIndexes (refused by validation)."""
+of an invalid Job, the fixture's short Job back-off, a deleted running Job's pods going, and the TTL-after-finished
+controller deleting a Job and (through the garbage collector) its pods. Not covered: backoffLimitPerIndex and maxFailedIndexes (refused by validation)."""
 
 from __future__ import annotations
 
