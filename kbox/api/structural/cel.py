@@ -135,11 +135,10 @@ def compile_rule(raw: dict[str, Any]) -> Rule:
 
 def compile_node(node: Node) -> list[Rule]:
     """The node's rules, compiled once and kept on the node."""
-    cached: list[Rule] | None = getattr(node, "_cel_rules", None)
-    if cached is None:
-        cached = [compile_rule(raw) for raw in node.validations]
-        node._cel_rules = cached  # type: ignore[attr-defined]
-    return cached
+    if node.cel_rules is None:
+        node.cel_rules = [compile_rule(raw) for raw in node.validations]
+    rules: list[Rule] = node.cel_rules
+    return rules
 
 
 def warnings(root: Node, path: str = "openAPIV3Schema") -> list[str]:

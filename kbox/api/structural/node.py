@@ -85,7 +85,6 @@ class Node:
     title: str = ""
     default: Any = _MISSING
     properties: dict[str, Node] = field(default_factory=dict)
-    has_properties: bool = False  # ``properties: {}`` differs from no properties for embedded resources
     items: Node | None = None
     additional: Node | None = None  # additionalProperties as a schema
     additional_bool: bool | None = None  # additionalProperties: true/false
@@ -116,6 +115,7 @@ class Node:
     list_map_keys: list[str] = field(default_factory=list)
     map_type: str | None = None
     validations: list[Obj] = field(default_factory=list)  # x-kubernetes-validations (CEL)
+    cel_rules: list[Any] | None = None  # the rules compiled by :mod:`.cel`, on first use
 
     @property
     def has_default(self) -> bool:
@@ -157,7 +157,6 @@ def parse(raw: Any, path: str = "openAPIV3Schema") -> Node:
     if properties is not None:
         if not isinstance(properties, dict):
             raise _fail(f"{path}.properties", "must be an object")
-        node.has_properties = True
         node.properties = {
             str(name): parse(child, f"{path}.properties[{name}]") for name, child in properties.items()
         }
