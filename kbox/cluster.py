@@ -130,6 +130,7 @@ class Cluster:
         self.runtime: Runtime | None = runtime
         self._owns_runtime = runtime is None
         self._kubelets: dict[str, components.KubeletComponent] = {}
+        self._node_manager: node_manager.NodeManager | None = None
         self.logs = logs
         self.supervisor = supervisor.Supervisor(
             backoff_initial=settings.backoff_initial,
@@ -258,7 +259,8 @@ class Cluster:
             )
         )
         initial = node_names(self.settings)
-        sup.add(node_manager.NodeManager(self.client("node-manager"), self, initial=initial))
+        self._node_manager = node_manager.NodeManager(self.client("node-manager"), self, initial=initial)
+        sup.add(self._node_manager)
         if testhooks.enabled():
             sup.add(testhooks.TestHooks(self.client("test-hooks"), sup))
         nodes = node_names(self.settings)
@@ -318,6 +320,9 @@ class Cluster:
                     await kubelet.stop_pods()
                 except Exception:
                     _log.exception("stopping the pods of node %s failed", kubelet.name)
+            if self.runtime is not None and self._node_manager is not None:
+                for name in self._node_manager.stopped():  # no kubelet there: stop what still runs
+                    await node_manager.stop_containers(self.runtime, name)
         self._kubelets.clear()
         if self.runtime is not None and self._owns_runtime:
             with contextlib.suppress(Exception):

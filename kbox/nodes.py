@@ -93,6 +93,23 @@ async def remove_containers(runtime: Runtime, node: str) -> None:
             _log.warning("removing sandbox %s of node %s failed: %s", sandbox.id, node, exc)
 
 
+async def stop_containers(runtime: Runtime, node: str, *, grace: float = 2.0) -> None:
+    """Stop what a node without a kubelet still runs (``kbox stop`` of a cluster with stopped nodes):
+    SIGTERM, SIGKILL after ``grace`` seconds, then the sandboxes. Nothing is removed: a kubelet started
+    on the node later finds the stopped pods and starts them again."""
+
+    async def stop(sandbox_id: str) -> None:
+        running = [c for c in await runtime.list_containers(sandbox_id) if c.state in ("created", "running")]
+        await asyncio.gather(*(runtime.stop_container(c.id, grace) for c in running))
+        await runtime.stop_sandbox(sandbox_id)
+
+    sandboxes = await runtime.list_sandboxes(node)
+    results = await asyncio.gather(*(stop(s.id) for s in sandboxes), return_exceptions=True)
+    for result in results:
+        if isinstance(result, Exception):
+            _log.warning("stopping the pods of stopped node %s: %s", node, result)
+
+
 async def forget_node(client: Client, node: str) -> None:
     """Delete the pods bound to ``node`` (at once: no kubelet will confirm) and the Node itself."""
     listing = await client.list(PODS, field_selector=f"spec.nodeName={node}")
@@ -132,6 +149,10 @@ class NodeManager:
 
     def healthy(self) -> bool:
         return self._synced
+
+    def stopped(self) -> list[str]:
+        """The nodes this manager holds stopped (their pods may still run in the runtime)."""
+        return [name for name, state in self.applied.items() if state == STOPPED]
 
     async def run(self) -> None:
         try:

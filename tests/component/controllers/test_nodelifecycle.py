@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from kbox import nodes
 from kbox.client.interface import EVENTS, NODES, PODS
 from kbox.controllers import nodelifecycle, taintmanager
 from kbox.testing import Cluster, SyncCluster
@@ -236,6 +237,30 @@ def test_kubectl_cordon_and_uncordon(c: SyncCluster, tmp_path: Path) -> None:
     assert "uncordoned" in kubectl("uncordon", name)
     until(lambda: ("node.kubernetes.io/unschedulable", "NoSchedule") not in taints(c, name))
     assert "unschedulable" not in node(c, name)["spec"]
+
+
+def test_kbox_stop_stops_the_pods_of_a_stopped_node(c: SyncCluster) -> None:
+    """What ``kbox stop`` runs for a node the node manager holds stopped: its pods' containers stop
+    (nothing else would: it has no kubelet), and a kubelet started there later runs them again."""
+    name = c.node_names[1]
+    c.apply(bare_pod("sleeper", name, [{"operator": "Exists"}]))
+    until(lambda: _running(c.get("Pod", "sleeper")))
+    c.node(name).stop()
+    runtime = c.cluster.runtime
+    assert runtime is not None
+    c.run(nodes.stop_containers(runtime, name))
+    sandboxes = c.run(runtime.list_sandboxes(name))
+    assert sandboxes and not any(s.ready for s in sandboxes)
+    assert {x.state for s in sandboxes for x in c.run(runtime.list_containers(s.id))} == {"exited"}
+    c.node(name).start()
+
+    def restarted() -> bool:
+        pod = c.get("Pod", "sleeper")
+        return _running(pod) and pod["status"]["containerStatuses"][0]["restartCount"] >= 1
+
+    until(restarted, timeout=20)
+    c.delete("Pod", "sleeper", grace_period_seconds=0)
+    until(lambda: recovered(c, name), timeout=20)
 
 
 def test_zone_states_and_rates() -> None:
