@@ -279,6 +279,8 @@ class PersistentVolumeController(base.Controller):
             )
             return
         provisioner = str(storage_class.get("provisioner") or "")
+        # Who is to provision the claim, as Kubernetes marks it (kubectl describe shows it).
+        annotations = {vb.STORAGE_PROVISIONER: provisioner, vb.BETA_STORAGE_PROVISIONER: provisioner}
         if storage_class.get("volumeBindingMode") == "WaitForFirstConsumer":
             node = self._consumer_node(claim)
             if node is None:
@@ -289,7 +291,8 @@ class PersistentVolumeController(base.Controller):
                     "waiting for first consumer to be created before binding",
                 )
                 return
-            await self._annotate(claim, {vb.SELECTED_NODE: node})
+            annotations[vb.SELECTED_NODE] = node
+        await self._annotate(claim, annotations)
         if provisioner != vb.PROVISIONER:
             self._event(
                 claim,

@@ -134,6 +134,7 @@ def test_default_class_provisions_a_host_folder_and_delete_reclaims_it(c: SyncCl
     c.apply(claim("data", "5Mi"), namespace=ns)
     pvc = bound(c, ns, "data")
     assert pvc["spec"]["storageClassName"] == "standard"  # DefaultStorageClass admission
+    assert pvc["metadata"]["annotations"]["volume.kubernetes.io/storage-provisioner"] == "kbox.io/hostpath"
     assert pvc["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
     assert pvc["status"]["capacity"] == {"storage": "5Mi"} and pvc["status"]["accessModes"] == [
         "ReadWriteOnce"
