@@ -41,7 +41,9 @@ spec:
 """
 
 
-async def test_cronjob_runs_the_most_recent_missed_time_on_docker(docker_images: BuiltImages, tmp_path: Path) -> None:
+async def test_cronjob_runs_the_most_recent_missed_time_on_docker(
+    docker_images: BuiltImages, tmp_path: Path
+) -> None:
     async with Cluster(runtime="docker") as cluster:
         cache = tmp_path / "cache"
         cache.mkdir()
