@@ -476,3 +476,13 @@ def test_claim_owner_references_follow_the_retention_policy() -> None:
         }
     }
     assert owners(sts("Retain", "Retain"), condemned=False, current=owned) == ["other"]  # Retain drops it
+
+
+def test_ordinals_start_numbers_the_pods_from_it(c: SyncCluster, ns: str) -> None:
+    c.apply(statefulset("num", 2, claims=False, ordinals={"start": 3}), namespace=ns)
+    settled(c, ns, "num", 2)
+    assert pod_names(c, ns) == ["num-3", "num-4"]
+    assert c.get("pods", "num-3", ns)["metadata"]["labels"]["apps.kubernetes.io/pod-index"] == "3"
+    c.run(c.client.patch(STS, "num", {"spec": {"ordinals": {"start": 0}}}, namespace=ns))
+    settled(c, ns, "num", 2)
+    until(lambda: pod_names(c, ns, live=False) == ["num-0", "num-1"], timeout=15)
