@@ -3,8 +3,9 @@
 kube-apiserver compiles each rule with cel-go plus Kubernetes' own CEL libraries (lists, regex, URLs,
 quantities, IPs, ...) and evaluates it with ``self`` bound to the value of the field the rule sits on
 (and ``oldSelf`` to the old value, on updates, for transition rules). ``cel-python`` implements
-standard CEL only, so kbox enforces a rule only when it uses nothing else: a rule calling any other
-function (``isSorted()``, ``quantity()``, ``lowerAscii()`` ...) or that cel-python cannot parse is not
+standard CEL; kbox adds Kubernetes' string, list and regex functions (:mod:`.celfuncs`) and enforces a
+rule only when it uses nothing else: a rule calling any other function (``quantity()``, ``url()``,
+``ip()`` ...), using optional field syntax (``self.?x``) or that cel-python cannot parse is not
 enforced, and :func:`warnings` says so for the caller to pass on as a ``Warning`` header. A rule that
 runs and yields ``false`` fails as kube-apiserver words it::
 
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kbox.api.errors import FieldError, duplicate, forbidden, invalid, required
+from kbox.api.structural import celfuncs
 from kbox.api.structural.gofmt import GoValue
 from kbox.api.structural.node import Node
 
@@ -44,8 +46,9 @@ _log = logging.getLogger(__name__)
 
 NOT_ENFORCED = "x-kubernetes-validations rules are not enforced by kbox"
 
-# Functions and macros of standard CEL that cel-python implements.
-SUPPORTED_FUNCTIONS = frozenset(
+# Functions and macros of standard CEL that cel-python implements, and the Kubernetes library functions
+# kbox adds to it (:mod:`.celfuncs`).
+STANDARD_FUNCTIONS = frozenset(
     {
         "has", "all", "exists", "exists_one", "map", "filter",
         "size", "contains", "startsWith", "endsWith", "matches",
@@ -54,6 +57,7 @@ SUPPORTED_FUNCTIONS = frozenset(
         "getHours", "getMilliseconds", "getMinutes", "getSeconds",
     }
 )  # fmt: skip
+SUPPORTED_FUNCTIONS = STANDARD_FUNCTIONS | frozenset(celfuncs.FUNCTIONS)
 
 _STRINGS = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*\"""")
 _CALLS = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
@@ -111,6 +115,9 @@ def compile_rule(raw: dict[str, Any]) -> Rule:
     if raw.get("optionalOldSelf"):
         rule.not_enforced = "optionalOldSelf is not supported"
         return rule
+    if re.search(r"\.\?|\[\?", _STRINGS.sub("''", rule.text)):
+        rule.not_enforced = "uses optional field syntax (.? or [?)"
+        return rule
     unsupported = _unsupported_calls(rule.text)
     if unsupported:
         rule.not_enforced = "uses " + ", ".join(f"{name}()" for name in unsupported)
@@ -121,13 +128,15 @@ def compile_rule(raw: dict[str, Any]) -> Rule:
         return rule
     env = celpy.Environment()
     try:
-        rule.program = env.program(env.compile(rule.text))
+        rule.program = env.program(env.compile(rule.text), functions=celfuncs.FUNCTIONS)
     except Exception as exc:  # cel-python's parser errors have no common base class
         rule.not_enforced = f"kbox cannot parse it ({type(exc).__name__})"
         return rule
     if rule.message_expression and not _unsupported_calls(rule.message_expression):
         try:
-            rule.message_program = env.program(env.compile(rule.message_expression))
+            rule.message_program = env.program(
+                env.compile(rule.message_expression), functions=celfuncs.FUNCTIONS
+            )
         except Exception:
             rule.message_program = None
     return rule

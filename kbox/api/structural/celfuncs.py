@@ -1,0 +1,185 @@
+"""Kubernetes' CEL libraries that kbox adds to cel-python: strings, lists and regex.
+
+kube-apiserver's CEL environment has cel-go's string extensions and Kubernetes' ``lists`` and
+``regex`` libraries besides standard CEL; CRD rules use them often (``self.name.lowerAscii()``,
+``self.items.isSorted()``, ``self.url.find('^https?')``). These are re-implemented here on
+cel-python's types with the semantics of the Go libraries (indices count code points, ``lowerAscii``
+touches ASCII letters only, ``min()`` of an empty list is an error). Anything they do not cover
+(quantities, URLs, IPs, optional fields) leaves a rule unenforced, see :mod:`.cel`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from kbox.api.structural import regex
+
+
+class CELFunctionError(ValueError):
+    """An error the Go library would return (the rule then fails to evaluate)."""
+
+
+def _types() -> Any:
+    return importlib.import_module("celpy.celtypes")
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list)
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise CELFunctionError(f"no such overload for {type(value).__name__}")
+    return str(value)
+
+
+def char_at(text: Any, index: Any) -> Any:
+    value, i = _string(text), int(index)
+    if i < 0 or i > len(value):
+        raise CELFunctionError(f"index out of range: {i}")
+    return _types().StringType(value[i : i + 1])
+
+
+def index_of(target: Any, item: Any, offset: Any = None) -> Any:
+    types = _types()
+    if _is_list(target):
+        for i, element in enumerate(target):
+            if _equal(element, item):
+                return types.IntType(i)
+        return types.IntType(-1)
+    value, sub = _string(target), _string(item)
+    start = 0 if offset is None else int(offset)
+    if start < 0 or start > len(value):
+        raise CELFunctionError(f"index out of range: {start}")
+    return types.IntType(value.find(sub, start))
+
+
+def last_index_of(target: Any, item: Any, offset: Any = None) -> Any:
+    types = _types()
+    if _is_list(target):
+        for i in range(len(target) - 1, -1, -1):
+            if _equal(target[i], item):
+                return types.IntType(i)
+        return types.IntType(-1)
+    value, sub = _string(target), _string(item)
+    end = len(value) if offset is None else int(offset)
+    if end < 0 or end > len(value):
+        raise CELFunctionError(f"index out of range: {end}")
+    return types.IntType(value.rfind(sub, 0, end + len(sub)))
+
+
+def _ascii_case(text: Any, upper: bool) -> Any:
+    value = _string(text)
+    table = str.maketrans(
+        "abcdefghijklmnopqrstuvwxyz" if upper else "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if upper else "abcdefghijklmnopqrstuvwxyz",
+    )
+    return _types().StringType(value.translate(table))
+
+
+def replace(text: Any, old: Any, new: Any, count: Any = None) -> Any:
+    value = _string(text)
+    limit = -1 if count is None else int(count)
+    return _types().StringType(value.replace(_string(old), _string(new), limit))
+
+
+def split(text: Any, separator: Any, count: Any = None) -> Any:
+    types = _types()
+    value, sep = _string(text), _string(separator)
+    limit = -1 if count is None else int(count)
+    if limit == 0:
+        return types.ListType([])
+    if sep == "":
+        parts = list(value) if limit < 0 else [*list(value[: limit - 1]), value[limit - 1 :]]
+    else:
+        parts = value.split(sep, limit - 1 if limit > 0 else -1)
+    return types.ListType([types.StringType(p) for p in parts if not (sep == "" and p == "")])
+
+
+def substring(text: Any, start: Any, end: Any = None) -> Any:
+    value = _string(text)
+    first = int(start)
+    last = len(value) if end is None else int(end)
+    if first < 0 or last > len(value) or first > last:
+        raise CELFunctionError(f"index out of range: {first}..{last}")
+    return _types().StringType(value[first:last])
+
+
+def trim(text: Any) -> Any:
+    return _types().StringType(_string(text).strip())
+
+
+def join(items: Any, separator: Any = "") -> Any:
+    if not _is_list(items):
+        raise CELFunctionError("join needs a list of strings")
+    return _types().StringType(_string(separator).join(_string(item) for item in items))
+
+
+def _equal(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and bool(a == b)
+
+
+def is_sorted(items: Any) -> Any:
+    if not _is_list(items):
+        raise CELFunctionError("isSorted needs a list")
+    return _types().BoolType(all(items[i] <= items[i + 1] for i in range(len(items) - 1)))
+
+
+def list_sum(items: Any) -> Any:
+    types = _types()
+    if not _is_list(items):
+        raise CELFunctionError("sum needs a list")
+    if not items:
+        return types.IntType(0)
+    total = items[0]
+    for item in items[1:]:
+        total = total + item
+    return total
+
+
+def _extreme(items: Any, pick: Callable[[Any, Any], bool]) -> Any:
+    if not _is_list(items) or not items:
+        raise CELFunctionError("min or max of an empty list")
+    best = items[0]
+    for item in items[1:]:
+        if pick(item, best):
+            best = item
+    return best
+
+
+def find(text: Any, pattern: Any) -> Any:
+    compiled = regex.compile_pattern(_string(pattern))
+    match = compiled.search(_string(text))
+    return _types().StringType(match.group(0) if match else "")
+
+
+def find_all(text: Any, pattern: Any, count: Any = None) -> Any:
+    types = _types()
+    compiled = regex.compile_pattern(_string(pattern))
+    limit = -1 if count is None else int(count)
+    found = [m.group(0) for m in compiled.finditer(_string(text))]
+    if limit >= 0:
+        found = found[:limit]
+    return types.ListType([types.StringType(f) for f in found])
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "charAt": char_at,
+    "indexOf": index_of,
+    "lastIndexOf": last_index_of,
+    "lowerAscii": lambda text: _ascii_case(text, upper=False),
+    "upperAscii": lambda text: _ascii_case(text, upper=True),
+    "replace": replace,
+    "split": split,
+    "substring": substring,
+    "trim": trim,
+    "join": join,
+    "isSorted": is_sorted,
+    "sum": list_sum,
+    "min": lambda items: _extreme(items, lambda a, b: a < b),
+    "max": lambda items: _extreme(items, lambda a, b: a > b),
+    "find": find,
+    "findAll": find_all,
+}
