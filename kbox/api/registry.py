@@ -123,6 +123,7 @@ class GenericStore:
         stored = resource.extra.get("storage_api_version")
         self.storage_api_version: str | None = stored if isinstance(stored, str) else None
         self._frame_form = "frame" if self.storage_api_version is None else f"frame:{resource.api_version}"
+        self._served_prefix = b'{"apiVersion":' + objects.encode(resource.api_version)
         self._selectables: dict[tuple[int, str, bool], Selectable] = {}  # by (revision, key, previous)
 
     # -- reads -------------------------------------------------------------------------------
@@ -141,8 +142,8 @@ class GenericStore:
         return obj
 
     def _served_bytes(self, value: bytes) -> bytes:
-        if self.storage_api_version is None:
-            return value
+        if self.storage_api_version is None or value.startswith(self._served_prefix):
+            return value  # (objects usually start with their apiVersion: no decoding then)
         obj = objects.decode(value)
         if obj.get("apiVersion") == self.resource.api_version:
             return value
