@@ -3,9 +3,9 @@
 kube-apiserver compiles each rule with cel-go plus Kubernetes' own CEL libraries (lists, regex, URLs,
 quantities, IPs, ...) and evaluates it with ``self`` bound to the value of the field the rule sits on
 (and ``oldSelf`` to the old value, on updates, for transition rules). ``cel-python`` implements
-standard CEL; kbox adds Kubernetes' string, list and regex functions (:mod:`.celfuncs`) and enforces a
-rule only when it uses nothing else: a rule calling any other function (``quantity()``, ``url()``,
-``ip()`` ...), using optional field syntax (``self.?x``) or that cel-python cannot parse is not
+standard CEL; kbox adds Kubernetes' string, list, regex and quantity functions (:mod:`.celfuncs`) and
+enforces a rule only when it uses nothing else: a rule calling any other function (``url()``, ``ip()``,
+``cidr()`` ...), using optional field syntax (``self.?x``) or that cel-python cannot parse is not
 enforced, and :func:`warnings` says so for the caller to pass on as a ``Warning`` header. A rule that
 runs and yields ``false`` fails as kube-apiserver words it::
 

@@ -1,19 +1,23 @@
-"""Kubernetes' CEL libraries that kbox adds to cel-python: strings, lists and regex.
+"""Kubernetes' CEL libraries that kbox adds to cel-python: strings, lists, regex and quantities.
 
 kube-apiserver's CEL environment has cel-go's string extensions and Kubernetes' ``lists`` and
 ``regex`` libraries besides standard CEL; CRD rules use them often (``self.name.lowerAscii()``,
-``self.items.isSorted()``, ``self.url.find('^https?')``). These are re-implemented here on
+``self.items.isSorted()``, ``self.url.find('^https?')``,
+``quantity(self.memory).isLessThan(quantity('1Gi'))``). These are re-implemented here on
 cel-python's types with the semantics of the Go libraries (indices count code points, ``lowerAscii``
-touches ASCII letters only, ``min()`` of an empty list is an error). Anything they do not cover
-(quantities, URLs, IPs, optional fields) leaves a rule unenforced, see :mod:`.cel`.
+touches ASCII letters only, ``min()`` of an empty list is an error, quantities compare by value).
+Anything they do not cover (URLs, IPs, semver, optional fields) leaves a rule unenforced, see
+:mod:`.cel`.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
+from kbox.api import quantity as quantities
 from kbox.api.structural import regex
 
 
@@ -165,7 +169,77 @@ def find_all(text: Any, pattern: Any, count: Any = None) -> Any:
     return types.ListType([types.StringType(f) for f in found])
 
 
+# --- quantities (Kubernetes' ``quantity`` library) ----------------------------------------------------
+
+_INT64 = 2**63
+
+
+class Quantity:
+    """A CEL ``kubernetes.Quantity``: compared, added and converted by value (``1`` equals ``1000m``)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Decimal) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Quantity) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return f"Quantity({self.value})"
+
+
+def _quantity(value: Any) -> Quantity:
+    if isinstance(value, Quantity):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Quantity(Decimal(int(value)))
+    try:
+        return Quantity(quantities.parse(_string(value)))
+    except ValueError as exc:
+        raise CELFunctionError(str(exc)) from None
+
+
+def is_quantity(value: Any) -> Any:
+    try:
+        quantities.parse(_string(value))
+    except ValueError:
+        return _types().BoolType(False)
+    return _types().BoolType(True)
+
+
+def as_integer(value: Any) -> Any:
+    amount = _quantity(value).value
+    if amount != amount.to_integral_value() or not -_INT64 <= amount < _INT64:
+        raise CELFunctionError("cannot convert value to integer")
+    return _types().IntType(int(amount))
+
+
+def _compare(a: Any, b: Any) -> int:
+    left, right = _quantity(a).value, _quantity(b).value
+    return (left > right) - (left < right)
+
+
+QUANTITY_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "quantity": _quantity,
+    "isQuantity": is_quantity,
+    "sign": lambda q: _types().IntType((_quantity(q).value > 0) - (_quantity(q).value < 0)),
+    "isInteger": lambda q: _types().BoolType(_quantity(q).value == _quantity(q).value.to_integral_value()),
+    "asInteger": as_integer,
+    "asApproximateFloat": lambda q: _types().DoubleType(float(_quantity(q).value)),
+    "add": lambda a, b: Quantity(_quantity(a).value + _quantity(b).value),
+    "sub": lambda a, b: Quantity(_quantity(a).value - _quantity(b).value),
+    "compareTo": lambda a, b: _types().IntType(_compare(a, b)),
+    "isGreaterThan": lambda a, b: _types().BoolType(_compare(a, b) > 0),
+    "isLessThan": lambda a, b: _types().BoolType(_compare(a, b) < 0),
+}
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
+    **QUANTITY_FUNCTIONS,
     "charAt": char_at,
     "indexOf": index_of,
     "lastIndexOf": last_index_of,

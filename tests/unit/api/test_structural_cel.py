@@ -216,7 +216,7 @@ properties:
 @pytest.mark.parametrize(
     ("rule", "why"),
     [
-        ("quantity(self.q).isGreaterThan(quantity('1'))", "uses isGreaterThan(), quantity()"),
+        ("url(self.name).getHost() == 'example.com'", "uses getHost(), url()"),
         ("isURL(self.name)", "uses isURL()"),
         ("self.x == oldSelf.x", None),
         ("self.name.lowerAscii() == self.name", None),
@@ -288,11 +288,21 @@ LIBRARY_CASES = [
     ("self.s.find('[0-9]+') == '42'", {"s": "abc42def7"}, True),
     ("self.s.findAll('[0-9]+') == ['42', '7']", {"s": "abc42def7"}, True),
     ("self.s.findAll('[0-9]+', 1) == ['42']", {"s": "abc42def7"}, True),
+    ("quantity(self.s).isLessThan(quantity('1Gi'))", {"s": "512Mi"}, True),
+    ("quantity(self.s).isLessThan(quantity('1Gi'))", {"s": "2Gi"}, False),
+    ("quantity(self.s) == quantity('1')", {"s": "1000m"}, True),
+    ("quantity(self.s).compareTo(quantity('1')) == -1", {"s": "500m"}, True),
+    ("quantity(self.s).add(quantity('500m')).asApproximateFloat() == 1.0", {"s": "500m"}, True),
+    ("quantity(self.s).sub(1).sign() == -1", {"s": "0"}, True),
+    ("quantity(self.s).isInteger() && quantity(self.s).asInteger() == 2048", {"s": "2Ki"}, True),
+    ("isQuantity(self.s)", {"s": "lots"}, False),
 ]
 
 
 @pytest.mark.parametrize(("rule", "spec", "holds"), LIBRARY_CASES)
-def test_kubernetes_string_list_and_regex_functions(rule: str, spec: dict[str, Any], holds: bool) -> None:
+def test_kubernetes_string_list_regex_and_quantity_functions(
+    rule: str, spec: dict[str, Any], holds: bool
+) -> None:
     schema = Schema.from_schema(
         {
             "type": "object",
