@@ -395,7 +395,9 @@ class AsyncCluster:
         ``manifest`` is an object (a dict), a list of them, or YAML text (several documents allowed;
         ``kind: List`` is unpacked). Namespaced objects without a namespace go to ``namespace`` or
         ``default``. Returns the object as stored: one for a dict or a one-document YAML, a list for a
-        list or several documents. Objects with only ``generateName`` are created."""
+        list or several documents. Objects with only ``generateName`` are created. A
+        CustomResourceDefinition is waited for until Established, so objects of its kind may follow in
+        the same manifest (``ValueError`` when it cannot be: a name in use, webhook conversion)."""
         documents = _documents(manifest)
         results = [await self._apply_one(doc, namespace) for doc in documents]
         if isinstance(manifest, Mapping) or (isinstance(manifest, str) and len(results) == 1):
@@ -422,7 +424,7 @@ class AsyncCluster:
             if not metadata.get("generateName"):
                 raise ValueError(f"an object to apply needs metadata.name or generateName: {_describe(obj)}")
             return await self.client.create(resource, obj, namespace=target)
-        return await self.client.patch(
+        applied = await self.client.patch(
             resource,
             name,
             obj,
@@ -431,6 +433,15 @@ class AsyncCluster:
             field_manager=FIELD_MANAGER,
             force=True,
         )
+        if (resource.group, resource.plural) == ("apiextensions.k8s.io", "customresourcedefinitions"):
+            # As `kubectl wait --for=condition=Established`: its objects can be applied next.
+            settled = await self.wait_for(kind, name, predicate=_crd_settled, timeout=10)
+            if settled is not None and not _crd_condition(settled, "Established"):
+                raise ValueError(
+                    f"CustomResourceDefinition {name} is not established: {_crd_problem(settled)}"
+                )
+            return settled or applied
+        return applied
 
     async def get(self, kind: str, name: str, namespace: str | None = None) -> Obj:
         """The object; ``StatusError`` (404) when it does not exist."""
@@ -998,6 +1009,30 @@ class Cluster:
 
 def _as_resource(definition: ResourceDef) -> Resource:
     return Resource(definition.group, definition.version, definition.plural, definition.namespaced)
+
+
+def _crd_condition(crd: Obj, kind: str, status: str = "True") -> bool:
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == kind and c.get("status") == status for c in conditions)
+
+
+def _crd_settled(crd: Obj) -> bool:
+    """Established, or refused for good (a name in use, a webhook conversion kbox cannot run)."""
+    return (
+        _crd_condition(crd, "Established")
+        or _crd_condition(crd, "NamesAccepted", "False")
+        or any(
+            c.get("type") == "Established" and c.get("reason") == "WebhookConversionNotSupported"
+            for c in (crd.get("status") or {}).get("conditions") or []
+        )
+    )
+
+
+def _crd_problem(crd: Obj) -> str:
+    for condition in (crd.get("status") or {}).get("conditions") or []:
+        if condition.get("status") == "False" and condition.get("type") in ("NamesAccepted", "Established"):
+            return f"{condition.get('reason')}: {condition.get('message')}"
+    return "unknown"
 
 
 def _documents(manifest: Manifest) -> list[Mapping[str, Any]]:

@@ -219,6 +219,14 @@ def test_printer_columns(c: SyncCluster) -> None:
     assert lines[1].split()[6] == "4"
 
 
+def test_fixture_applies_a_crd_and_its_objects_in_one_manifest(c: SyncCluster) -> None:
+    crd = crd_manifest("fixture.example.com", "Probe", short=("pb",))
+    probe = {"apiVersion": "fixture.example.com/v1", "kind": "Probe", "metadata": {"name": "p1"}, "spec": {}}
+    applied = c.apply(yaml.safe_dump_all([crd, probe]))
+    assert applied[1]["kind"] == "Probe" and applied[1]["metadata"]["namespace"] == "default"
+    assert c.get("pb", "p1")["metadata"]["uid"] == applied[1]["metadata"]["uid"]
+
+
 # -- the official client ---------------------------------------------------------------------------------
 
 
@@ -467,7 +475,8 @@ def test_invalid_crds_are_refused(c: SyncCluster) -> None:
 def test_name_conflicts(c: SyncCluster) -> None:
     established(c, crd_manifest("names.example.com", "First", plural="things", short=("th",)))
     second = crd_manifest("names.example.com", "Second", plural="seconds", short=("th",))
-    c.apply(second)
+    with pytest.raises(ValueError, match='ShortNamesConflict: "th" is already in use'):
+        c.apply(second)  # the fixture's apply waits for Established, and says why not
     until(
         lambda: conditions(c, "seconds.names.example.com").get("NamesAccepted", {}).get("status") == "False",
         10,
@@ -479,7 +488,8 @@ def test_name_conflicts(c: SyncCluster) -> None:
     assert "seconds" not in ok(c, "api-resources", "--api-group=names.example.com")
 
     builtin = crd_manifest("coordination.k8s.io", "MyLease", plural="leases")
-    c.apply(builtin)
+    with pytest.raises(ValueError, match="PluralConflict"):
+        c.apply(builtin)
     until(
         lambda: conditions(c, "leases.coordination.k8s.io").get("NamesAccepted", {}).get("status") == "False",
         10,
@@ -538,7 +548,8 @@ def test_versions(c: SyncCluster, api: client.ApiClient) -> None:
             },
         },
     )
-    c.apply(webhook)
+    with pytest.raises(ValueError, match="WebhookConversionNotSupported"):
+        c.apply(webhook)
     until(
         lambda: (
             conditions(c, "hookeds.hooks.example.com").get("Established", {}).get("reason")
