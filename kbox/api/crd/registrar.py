@@ -16,7 +16,8 @@ apiserver, on the store's watch of the CRD keys, one CRD at a time:
   that waits for it finds the resource. A spec change re-registers the types.
 - **Conversion**: a CRD with ``conversion.strategy: Webhook`` and more than one version is not
   established (kbox calls no webhooks): ``Established`` False, reason ``WebhookConversionNotSupported``.
-- **Non-structural schemas** are served but reported as ``NonStructuralSchema`` True.
+- **Non-structural schemas** are refused when a CRD is written (:mod:`.validation`); one stored before
+  (the engine grew stricter) is still served and reported as ``NonStructuralSchema`` True.
 - **Deletion** (the finalizer controller): a deleted CRD keeps being served while
   ``Terminating`` is True and creates are refused; every object is deleted (finalizers respected),
   the CRD is polled until none remains, then ``Terminating`` goes False (``InstanceDeletionCompleted``)
