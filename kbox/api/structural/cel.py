@@ -41,6 +41,7 @@ from kbox.api.errors import FieldError, duplicate, forbidden, invalid, required
 from kbox.api.structural import celfuncs
 from kbox.api.structural.gofmt import GoValue
 from kbox.api.structural.node import Node
+from kbox.api.structural.validate import deep_equal
 
 _log = logging.getLogger(__name__)
 
@@ -305,13 +306,17 @@ def _run_rules(node: Node, value: Any, path: str, old: Any, root: bool) -> list[
     has_old = old is not _NO_OLD and old is not None
     cel_value = _cel_of(value, node, root)
     old_cel = _cel_of(old, node, root) if has_old else None
+    unchanged = has_old and deep_equal(value, old)
     for rule in compile_node(node):
         if rule.program is None or (rule.uses_old_self and not has_old):
             continue  # transition rules run only against a correlated old value
         activation = {"self": cel_value}
         if rule.uses_old_self:
             activation["oldSelf"] = old_cel
-        errs.extend(_evaluate(rule, node, path, activation))
+        failures = _evaluate(rule, node, path, activation)
+        if failures and unchanged and not rule.uses_old_self:
+            continue  # ratcheting: an unchanged value keeps passing the rules it passed before
+        errs.extend(failures)
     return errs
 
 

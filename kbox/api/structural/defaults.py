@@ -30,7 +30,7 @@ def _default_errors(node: Node, raw_default: Any, path: str) -> list[FieldError]
     if found:
         return errs + found
     if node.validations:
-        errs.extend(cel.validate(raw_default, node, where, raw_default))
+        errs.extend(cel.validate(raw_default, node, where))
     return errs
 
 

@@ -113,9 +113,10 @@ class Schema:
         return self._validate(obj, None)
 
     def validate_update(self, obj: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
-        """Validation on update: as on create, except that list-set/map duplicates already present in
-        the old object do not block the update (upstream ratchets that check), and CEL transition
-        rules (``oldSelf``) run against the correlated old values."""
+        """Validation on update, ratcheted as kube-apiserver v1.32 does: errors in values that did not
+        change (compared with the correlated old value: same field, same map key, same list-map item)
+        are dropped, list-set/map duplicates already present in the old object do not block, and CEL
+        transition rules (``oldSelf``) run against the correlated old values."""
         return self._validate(obj, old)
 
     def validate_status(self, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[FieldError]:
@@ -126,7 +127,8 @@ class Schema:
         status_node = self.root.properties.get("status")
         errs: list[FieldError] = []
         if status_node is not None and "status" in obj:
-            result = validate.validate_node(status_node, obj["status"], "")
+            old_status = validate.correlate_key("status", old) if old is not None else validate.NO_OLD
+            result = validate.validate_node(status_node, obj["status"], "", old_status)
             errs = validate.to_field_errors(result, base="status")
         if old is None or not listtypes.validate(old, self.root):
             errs.extend(listtypes.validate(obj, self.root))
@@ -135,7 +137,7 @@ class Schema:
         return errs
 
     def _validate(self, obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
-        result = validate.validate_node(self.root, obj, "")
+        result = validate.validate_node(self.root, obj, "", validate.NO_OLD if old is None else old)
         errs = validate.to_field_errors(result)
         errs.extend(objectmeta.validate(obj, self.root))
         if old is None or not listtypes.validate(old, self.root):

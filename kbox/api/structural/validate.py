@@ -37,6 +37,8 @@ TOO_MANY_PROPERTIES = "too_many_properties"
 INVALID = "invalid"
 COMPOSITE = "composite"
 
+NO_OLD: Any = object()  # "no correlated old value": a create, or an element that has no counterpart
+
 
 @dataclass
 class Issue:
@@ -258,11 +260,11 @@ def _check_number(node: Node, data: int | float, path: str) -> Result:
     return result
 
 
-def _check_array(node: Node, data: list[Any], path: str) -> Result:
+def _check_array(node: Node, data: list[Any], path: str, old: Any) -> Result:
     result = Result(matches=1)
     if node.items is not None:
         for i, item in enumerate(data):
-            result.merge(validate_node(node.items, item, f"{path}[{i}]"))
+            result.merge(validate_node(node.items, item, f"{path}[{i}]", correlate_item(node, item, old)))
     size = len(data)
     if node.min_items is not None and size < node.min_items:
         message = f"{path} in {IN} should have at least {node.min_items} items"
@@ -295,7 +297,7 @@ def _check_enum(node: Node, data: Any, path: str) -> Result | None:
     return _fail(Issue(ENUM, path, message, data, values=list(node.enum)))
 
 
-def _check_object(node: Node, data: dict[str, Any], path: str) -> Result:
+def _check_object(node: Node, data: dict[str, Any], path: str, old: Any) -> Result:
     result = Result(matches=1)
     size = len(data)
     if node.min_properties is not None and size < node.min_properties:
@@ -312,17 +314,18 @@ def _check_object(node: Node, data: dict[str, Any], path: str) -> Result:
     elif node.additional is not None:
         for key, value in data.items():
             if key not in node.properties:
-                result.merge(validate_node(node.additional, value, f"{path}.{key}"))
+                result.merge(validate_node(node.additional, value, f"{path}.{key}", correlate_key(key, old)))
     for name, prop in node.properties.items():
         if name in data:
-            result.merge(validate_node(prop, data[name], f"{path}.{name}" if path else name))
+            child_old = NO_OLD if (not path and name in ("apiVersion", "kind")) else correlate_key(name, old)
+            result.merge(validate_node(prop, data[name], f"{path}.{name}" if path else name, child_old))
     for name in node.required:
         if name not in data:
             result.add(Issue(REQUIRED, f"{path}.{name}", f"{path}.{name} in {IN} is required"))
     return result
 
 
-def _check_combinators(node: Node, data: Any, path: str) -> Result | None:
+def _check_combinators(node: Node, data: Any, path: str, old: Any) -> Result | None:
     if not (node.any_of or node.one_of or node.all_of or node.not_ is not None):
         return None
     result = Result()
@@ -331,7 +334,7 @@ def _check_combinators(node: Node, data: Any, path: str) -> Result | None:
         best: Result | None = None
         first_success: Result | None = None
         for sub in node.any_of:
-            attempt = validate_node(sub, data, path)
+            attempt = validate_node(sub, data, path, old)
             if attempt.valid:
                 best, first_success = None, attempt
                 break
@@ -345,7 +348,7 @@ def _check_combinators(node: Node, data: Any, path: str) -> Result | None:
         first_success = None
         validated = 0
         for sub in node.one_of:
-            attempt = validate_node(sub, data, path)
+            attempt = validate_node(sub, data, path, old)
             if attempt.valid:
                 validated += 1
                 best = None
@@ -364,41 +367,81 @@ def _check_combinators(node: Node, data: Any, path: str) -> Result | None:
     if node.all_of:
         validated = 0
         for sub in node.all_of:
-            attempt = validate_node(sub, data, path)
+            attempt = validate_node(sub, data, path, old)
             validated += attempt.valid
             result.merge(attempt)
         if validated != len(node.all_of):
             extra = ". None validated" if validated == 0 else ""
             result.add(Issue(COMPOSITE, path, f"{quoted} must validate all the schemas (allOf){extra}"))
-    if node.not_ is not None and validate_node(node.not_, data, path).valid:
+    if node.not_ is not None and validate_node(node.not_, data, path, old).valid:
         result.add(Issue(COMPOSITE, path, f"{quoted} must not validate the schema (not)"))
     result.matches += 1
     return result
 
 
-def validate_node(node: Node, data: Any, path: str) -> Result:
-    """Every check of ``node`` on ``data`` (and, through it, of the sub-schemas) at ``path``."""
+def validate_node(node: Node, data: Any, path: str, old: Any = NO_OLD) -> Result:
+    """Every check of ``node`` on ``data`` (and, through it, of the sub-schemas) at ``path``.
+
+    ``old`` is the correlated old value on an update: errors below a value that did not change are
+    dropped (kube-apiserver's validation ratcheting, on by default since v1.30), so objects written
+    under an older, looser schema can still be updated elsewhere.
+    """
     result = Result()
     if data is None:
         result.merge(_check_type(node, data, path))
         result.merge(_check_enum(node, data, path))
-        return result
+        return _ratchet(result, data, old)
     kind = json_kind(data)
-    steps: list[Result | None] = [_check_type(node, data, path), _check_combinators(node, data, path)]
+    steps: list[Result | None] = [_check_type(node, data, path), _check_combinators(node, data, path, old)]
     if kind == "string":
         steps.append(_check_string(node, data, path))
         steps.append(_check_format(node, data, path))
     elif kind in ("integer", "number"):
         steps.append(_check_number(node, data, path))
     elif kind == "array":
-        steps.append(_check_array(node, data, path))
+        steps.append(_check_array(node, data, path, old))
     steps.append(_check_enum(node, data, path))
     if kind == "object":
-        steps.append(_check_object(node, data, path))
+        steps.append(_check_object(node, data, path, old))
     for step in steps:
         result.merge(step)
         result.matches += 1
-    return result
+    return _ratchet(result, data, old)
+
+
+def _ratchet(result: Result, data: Any, old: Any) -> Result:
+    if result.valid or old is NO_OLD or not deep_equal(data, old):
+        return result
+    return Result(matches=result.matches)
+
+
+# --- correlating new and old values (ratcheting) -----------------------------------------------------
+
+
+def correlate_key(key: str, old: Any) -> Any:
+    """The old value of an object's field, or :data:`NO_OLD`."""
+    if isinstance(old, dict) and key in old:
+        return old[key]
+    return NO_OLD
+
+
+def _map_key(item: Any, keys: list[str]) -> str | None:
+    if not isinstance(item, dict):
+        return None
+    return json.dumps([item.get(k) for k in keys], sort_keys=True)
+
+
+def correlate_item(node: Node, item: Any, old: Any) -> Any:
+    """The old item of a ``map`` list with the same keys; items of other lists do not correlate."""
+    if node.list_type != "map" or not node.list_map_keys or not isinstance(old, list):
+        return NO_OLD
+    key = _map_key(item, node.list_map_keys)
+    if key is None:
+        return NO_OLD
+    for candidate in old:
+        if _map_key(candidate, node.list_map_keys) == key:
+            return candidate
+    return NO_OLD
 
 
 # --- kube-openapi results to field errors ------------------------------------------------------------

@@ -594,3 +594,75 @@ def test_root_level_value_validation_uses_nil_path() -> None:
         '<nil>: Invalid value: "": "" must validate one and only one schema (oneOf). Found 2 valid alternatives'
     ]
     assert messages(schema, {"a": "x"}) == []
+
+
+RATCHET = Schema.from_schema(
+    {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "x-kubernetes-validations": [{"rule": "self.replicas <= 5", "message": "at most five"}],
+                "properties": {
+                    "replicas": {"type": "integer", "maximum": 3},
+                    "name": {"type": "string", "maxLength": 3},
+                    "other": {"type": "string"},
+                    "ports": {
+                        "type": "array",
+                        "x-kubernetes-list-type": "map",
+                        "x-kubernetes-list-map-keys": ["name"],
+                        "items": {
+                            "type": "object",
+                            "required": ["name"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "port": {"type": "integer", "maximum": 100},
+                            },
+                        },
+                    },
+                    "plain": {"type": "array", "items": {"type": "integer", "maximum": 1}},
+                },
+            }
+        },
+    }
+)
+
+
+def _update(new_spec: dict[str, Any], old_spec: dict[str, Any]) -> list[str]:
+    return [
+        f"{e.field}: {e.message()}" for e in RATCHET.validate_update({"spec": new_spec}, {"spec": old_spec})
+    ]
+
+
+def test_update_ratchets_errors_in_unchanged_values() -> None:
+    """An object stored under a looser schema can still be updated elsewhere (CRDValidationRatcheting):
+    errors below unchanged values go, a rule on a value that changed still runs."""
+    old = {"replicas": 9, "name": "toolong", "ports": [{"name": "a", "port": 500}], "plain": [5]}
+    assert _update(old, old) == []
+    relabelled = RATCHET.validate_update({"metadata": {"labels": {"a": "b"}}, "spec": old}, {"spec": old})
+    assert relabelled == []
+    assert _update({**old, "other": "changed"}, old) == ['spec: Invalid value: "object": at most five']
+
+
+def test_update_reports_errors_in_changed_values() -> None:
+    old = {"replicas": 9, "name": "toolong", "ports": [{"name": "a", "port": 500}]}
+    new = {
+        "replicas": 8,
+        "name": "toolong",
+        "ports": [{"name": "b", "port": 500}, {"name": "a", "port": 500}],
+    }
+    assert _update(new, old) == [
+        "spec.replicas: Invalid value: 8: spec.replicas in body should be less than or equal to 3",
+        "spec.ports[0].port: Invalid value: 500: spec.ports[0].port in body should be less than or equal to 100",
+        'spec: Invalid value: "object": at most five',
+    ]
+
+
+def test_items_of_atomic_lists_do_not_correlate() -> None:
+    assert _update({"replicas": 1, "plain": [5, 0]}, {"replicas": 1, "plain": [5]}) == [
+        "spec.plain[0]: Invalid value: 5: spec.plain[0] in body should be less than or equal to 1"
+    ]
+
+
+def test_create_is_never_ratcheted() -> None:
+    assert [e.field for e in RATCHET.validate({"spec": {"replicas": 9}})] == ["spec.replicas", "spec"]
