@@ -370,3 +370,108 @@ def test_pruning_is_idempotent_and_keeps_valid_objects_unchanged() -> None:
     before = copy.deepcopy(obj)
     assert schema(SPEC).prune(obj) == []
     assert obj == before
+
+
+def test_nested_preserve_unknown_fields_as_upstream() -> None:
+    """apiextensions-apiserver's pruning case "nested x-kubernetes-preserve-unknown-fields"."""
+    s = Schema.from_schema(
+        {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+            "properties": {
+                "alpha": {"type": "string"},
+                "beta": {"type": "number"},
+                "pruning": {
+                    "type": "object",
+                    "properties": {
+                        "preserving": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                        "pruning": {"type": "object"},
+                    },
+                },
+                "preserving": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": True,
+                    "properties": {
+                        "preserving": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                        "preservingUnknownType": {"x-kubernetes-preserve-unknown-fields": True},
+                        "pruning": {"type": "object"},
+                    },
+                },
+                "notInherited": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": True,
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {"specified": {"type": "object"}},
+                    },
+                },
+            },
+        }
+    )
+    obj: dict[str, Any] = {
+        "unspecified": "bar",
+        "alpha": "abc",
+        "beta": 42.0,
+        "unspecifiedObject": {"unspecified": "bar"},
+        "pruning": {
+            "unspecified": "bar",
+            "unspecifiedObject": {"unspecified": "bar"},
+            "pruning": {"unspecified": "bar"},
+            "apiVersion": "unknown",
+            "preserving": {"unspecified": "bar"},
+        },
+        "preserving": {
+            "unspecified": "bar",
+            "unspecifiedObject": {"unspecified": "bar"},
+            "pruning": {"unspecified": "bar"},
+            "preserving": {"unspecified": "bar"},
+            "preservingUnknownType": [{"foo": True}, {"bar": True}],
+        },
+        "notInherited": {"foo": {"specified": {"unspecified": "bar"}, "unspecified": "bar"}},
+    }
+    assert s.prune(obj) == [
+        "notInherited.foo.specified.unspecified",
+        "notInherited.foo.unspecified",
+        "preserving.pruning.unspecified",
+        "pruning.apiVersion",
+        "pruning.pruning.unspecified",
+        "pruning.unspecified",
+        "pruning.unspecifiedObject",
+    ]
+    assert obj == {
+        "unspecified": "bar",
+        "alpha": "abc",
+        "beta": 42.0,
+        "unspecifiedObject": {"unspecified": "bar"},
+        "pruning": {"pruning": {}, "preserving": {"unspecified": "bar"}},
+        "preserving": {
+            "unspecified": "bar",
+            "unspecifiedObject": {"unspecified": "bar"},
+            "pruning": {},
+            "preserving": {"unspecified": "bar"},
+            "preservingUnknownType": [{"foo": True}, {"bar": True}],
+        },
+        "notInherited": {"foo": {"specified": {}}},
+    }
+
+
+def test_additional_properties_without_a_schema_prune_what_is_below_their_values() -> None:
+    """Upstream's "additionalProperties with bool": values stay, their object content goes."""
+    s = Schema.from_schema(
+        {
+            "type": "object",
+            "properties": {
+                "a": {"type": "integer"},
+                "c": {"type": "object", "additionalProperties": False},
+                "d": {"type": "object", "additionalProperties": {"type": "integer"}},
+            },
+        }
+    )
+    obj: dict[str, Any] = {
+        "a": 1,
+        "b": 1,
+        "c": {"a": 1, "b": 2, "c": {"a": 1, "apiVersion": "unknown"}},
+        "d": {"x": 1, "y": {"z": 1}},
+    }
+    assert s.prune(obj) == ["b", "c.c.a", "c.c.apiVersion", "d.y.z"]
+    assert obj == {"a": 1, "c": {"a": 1, "b": 2, "c": {}}, "d": {"x": 1, "y": {}}}
