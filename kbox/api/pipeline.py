@@ -346,7 +346,17 @@ def selection(generic: GenericStore, labels: str | None, fields: str | None) -> 
         result.labels = selectors.parse_labels(labels)
     if fields:
         parsed = selectors.parse_fields(fields)
-        result.fields = selectors.check_fields(generic.resource.group, generic.resource.kind, parsed)
+        custom_fields = generic.resource.extra.get("selectable_fields")
+        if isinstance(custom_fields, tuple) and custom_fields:
+            # A CRD version's selectableFields join metadata.name and metadata.namespace.
+            known = ("metadata.name", "metadata.namespace", *custom_fields)
+            for r in parsed.requirements:
+                if r.field not in known:
+                    quoted = ", ".join(f'"{k}"' for k in known)
+                    raise errors.bad_request(f'"{r.field}" is not a known field selector: only {quoted}')
+            result.fields = parsed
+        else:
+            result.fields = selectors.check_fields(generic.resource.group, generic.resource.kind, parsed)
     return result
 
 

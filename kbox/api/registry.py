@@ -88,7 +88,7 @@ class Selection:
         if self.labels is not None and not self.labels.matches(obj.get("metadata", {}).get("labels")):
             return False
         if self.fields is not None:
-            return self.fields.matches(selectors.field_set(resource.group, resource.kind, obj))
+            return self.fields.matches(selectable(resource, obj)[1])
         return True
 
     def matches_selectable(self, selectable: Selectable) -> bool:
@@ -655,7 +655,27 @@ def _event_object(event: Event, api_version: str | None = None) -> Obj:
 def selectable(resource: ResourceDef, obj: Obj) -> Selectable:
     """What selectors read of ``obj``: its labels and its selectable fields."""
     labels = (obj.get("metadata") or {}).get("labels")
-    return labels, selectors.field_set(resource.group, resource.kind, obj)
+    fields = selectors.field_set(resource.group, resource.kind, obj)
+    custom = resource.extra.get("selectable_fields")
+    if isinstance(custom, tuple):
+        for path in custom:  # a CRD version's selectableFields
+            fields[path] = _field_text(obj, path)
+    return labels, fields
+
+
+def _field_text(obj: Obj, path: str) -> str:
+    """A selectable field's value as selectors compare it: strings as they are, booleans and numbers as
+    JSON writes them, a missing field as ``""``."""
+    value: Any = obj
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return ""
+        value = value.get(part)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _event_frame(event: Event) -> bytes:

@@ -190,6 +190,13 @@ def resources_for(crd: Obj, names: Obj, state: CrdState) -> list[ResourceDef]:
             extra["openapi_v3_schema"] = given
         if scale_paths is not None:
             extra["scale"] = scale_paths
+        selectable = [
+            str(f.get("jsonPath")).lstrip(".")
+            for f in version.get("selectableFields") or ()
+            if isinstance(f, dict)
+        ]
+        if selectable:
+            extra["selectable_fields"] = tuple(selectable)
         result.append(
             CustomResourceDef(
                 group,

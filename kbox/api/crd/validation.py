@@ -103,6 +103,7 @@ def _versions(spec: Obj) -> list[FieldError]:
         problems += _subresources(_dict(version.get("subresources")), f"{path}.subresources")
         for column_index, column in enumerate(_list(version.get("additionalPrinterColumns"))):
             problems += _column(_dict(column), f"{path}.additionalPrinterColumns[{column_index}]")
+        problems += _selectable_fields(_list(version.get("selectableFields")), f"{path}.selectableFields")
     if not unique:
         problems.append(errors.invalid("spec.versions", versions, "must contain unique version names"))
     if storage != 1:
@@ -161,6 +162,37 @@ def _subresources(subresources: Obj, path: str) -> list[FieldError]:
             problems.append(
                 errors.invalid(field_path, selector, "should be a json path under either .spec or .status")
             )
+    return problems
+
+
+MAX_SELECTABLE_FIELDS = 8
+
+
+def _selectable_fields(fields: list[Any], path: str) -> list[FieldError]:
+    problems: list[FieldError] = []
+    if len(fields) > MAX_SELECTABLE_FIELDS:
+        problems.append(
+            FieldError(
+                "FieldValueTooMany",
+                path,
+                f"must have at most {MAX_SELECTABLE_FIELDS} items",
+                len(fields),
+                True,
+            )
+        )
+    seen: set[str] = set()
+    for index, entry in enumerate(fields):
+        json_path = str(_dict(entry).get("jsonPath") or "")
+        field_path = f"{path}[{index}].jsonPath"
+        if not json_path:
+            problems.append(errors.required(field_path))
+            continue
+        problems += _simple_path(json_path, field_path)
+        if json_path in seen:
+            problems.append(errors.duplicate(field_path, json_path))
+        seen.add(json_path)
+        if json_path.startswith(".metadata"):
+            problems.append(errors.invalid(field_path, json_path, "must not start with 'metadata'"))
     return problems
 
 

@@ -445,6 +445,29 @@ def test_schema_validation_defaulting_pruning_and_apply(c: SyncCluster) -> None:
     assert [p["name"] for p in db["spec"]["ports"]] == ["main", "metrics"]
 
 
+def test_selectable_fields(c: SyncCluster, api: client.ApiClient) -> None:
+    crd = crd_manifest("select.example.com", "Paint")
+    crd["spec"]["versions"][0]["selectableFields"] = [{"jsonPath": ".spec.image"}]
+    established(c, crd)
+    for name, image in (("red", "r"), ("blue", "b"), ("none", None)):
+        spec = {"image": image} if image else {}
+        c.apply(
+            {"apiVersion": "select.example.com/v1", "kind": "Paint", "metadata": {"name": name}, "spec": spec}
+        )
+    objects = client.CustomObjectsApi(api)
+    args = ("select.example.com", "v1", "default", "paints")
+    picked = objects.list_namespaced_custom_object(*args, field_selector="spec.image=r")
+    assert [i["metadata"]["name"] for i in picked["items"]] == ["red"]
+    others = objects.list_namespaced_custom_object(*args, field_selector="spec.image!=r,metadata.name!=none")
+    assert [i["metadata"]["name"] for i in others["items"]] == ["blue"]
+    with pytest.raises(ApiException) as unknown:
+        objects.list_namespaced_custom_object(*args, field_selector="spec.replicas=1")
+    assert unknown.value.status == 400
+    assert json.loads(unknown.value.body)["message"] == (
+        '"spec.replicas" is not a known field selector: only "metadata.name", "metadata.namespace", "spec.image"'
+    )
+
+
 # -- validation and names --------------------------------------------------------------------------------
 
 
