@@ -167,6 +167,8 @@ def _nested(node: Node, skip_any_of: bool, path: str) -> list[FieldError]:
         errs.append(forbidden(f"{path}.x-kubernetes-list-type", "must be undefined to be structural"))
     if node.map_type is not None:
         errs.append(forbidden(f"{path}.x-kubernetes-map-type", "must be undefined to be structural"))
+    if node.validations:
+        errs.append(forbidden(f"{path}.x-kubernetes-validations", "must be empty to be structural"))
     if "metadata" in node.properties:
         errs.append(forbidden(_key(path, "metadata"), "must not be specified in a nested context"))
     return errs

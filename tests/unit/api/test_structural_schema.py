@@ -227,6 +227,10 @@ allOf:
             [f"{P}.properties[a].items: Required value: must be specified"],
         ),
         (
+            "type: object\nproperties: {a: {type: string}}\nanyOf: [{x-kubernetes-validations: [{rule: 'true'}]}]",
+            [f"{P}.anyOf[0].x-kubernetes-validations: Forbidden: must be empty to be structural"],
+        ),
+        (
             "type: object\nproperties: {a: {type: object, properties: {metadata: {type: object}}}}",
             [],
         ),
