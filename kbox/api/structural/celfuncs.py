@@ -1,4 +1,4 @@
-"""Kubernetes' CEL libraries that kbox adds to cel-python: strings, lists, regex and quantities.
+"""Kubernetes' CEL libraries that kbox adds to cel-python: strings, lists, regex, quantities, URLs, IPs.
 
 kube-apiserver's CEL environment has cel-go's string extensions and Kubernetes' ``lists`` and
 ``regex`` libraries besides standard CEL; CRD rules use them often (``self.name.lowerAscii()``,
@@ -6,19 +6,21 @@ kube-apiserver's CEL environment has cel-go's string extensions and Kubernetes' 
 ``quantity(self.memory).isLessThan(quantity('1Gi'))``). These are re-implemented here on
 cel-python's types with the semantics of the Go libraries (indices count code points, ``lowerAscii``
 touches ASCII letters only, ``min()`` of an empty list is an error, quantities compare by value).
-Anything they do not cover (URLs, IPs, semver, optional fields) leaves a rule unenforced, see
-:mod:`.cel`.
+The ``format`` and ``semver`` libraries and ``string()`` of an IP, CIDR or URL are not covered; a rule
+using what is not covered is not enforced (or not judged), see :mod:`.cel`.
 """
 
 from __future__ import annotations
 
 import importlib
+import ipaddress
+import urllib.parse
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from kbox.api import quantity as quantities
-from kbox.api.structural import regex
+from kbox.api.structural import formats, regex
 
 
 class CELFunctionError(ValueError):
@@ -238,8 +240,193 @@ QUANTITY_FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 
 
+# --- URLs (Kubernetes' ``url`` library) -----------------------------------------------------------
+
+
+class URL:
+    """A CEL ``kubernetes.URL``: an absolute URI or an absolute path, as ``url.ParseRequestURI`` reads."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: urllib.parse.SplitResult) -> None:
+        self.parts = parts
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, URL) and self.parts == other.parts
+
+    def __hash__(self) -> int:
+        return hash(self.parts)
+
+
+def _url(value: Any) -> URL:
+    if isinstance(value, URL):
+        return value
+    text = _string(value)
+    if not formats.is_request_uri(text):
+        raise CELFunctionError(f"URL parse error during conversion from string: {text}")
+    return URL(urllib.parse.urlsplit(text))
+
+
+def _hostname(parts: urllib.parse.SplitResult) -> str:
+    host = parts.netloc.rpartition("@")[2]
+    if host.startswith("["):
+        return host[1 : host.find("]")]
+    return host.partition(":")[0]
+
+
+def _port(parts: urllib.parse.SplitResult) -> str:
+    host = parts.netloc.rpartition("@")[2]
+    if host.startswith("["):
+        host = host[host.find("]") + 1 :]
+    return host.partition(":")[2]
+
+
+def _query(value: Any) -> Any:
+    types = _types()
+    parsed = urllib.parse.parse_qs(_url(value).parts.query, keep_blank_values=True)
+    return types.MapType(
+        {types.StringType(k): types.ListType([types.StringType(v) for v in vs]) for k, vs in parsed.items()}
+    )
+
+
+URL_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "url": _url,
+    "isURL": lambda value: _types().BoolType(formats.is_request_uri(_string(value))),
+    "getScheme": lambda u: _types().StringType(_url(u).parts.scheme),
+    "getHost": lambda u: _types().StringType(_url(u).parts.netloc.rpartition("@")[2]),
+    "getHostname": lambda u: _types().StringType(_hostname(_url(u).parts)),
+    "getPort": lambda u: _types().StringType(_port(_url(u).parts)),
+    "getEscapedPath": lambda u: _types().StringType(_url(u).parts.path),
+    "getQuery": _query,
+}
+
+
+# --- IPs and CIDRs (Kubernetes' ``ip`` and ``cidr`` libraries) ---------------------------------------
+
+
+class IP:
+    """A CEL ``net.IP``."""
+
+    __slots__ = ("address",)
+
+    def __init__(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+        self.address = address
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IP) and self.address == other.address
+
+    def __hash__(self) -> int:
+        return hash(self.address)
+
+
+class CIDR:
+    """A CEL ``net.CIDR``: the address as written and its prefix length."""
+
+    __slots__ = ("address", "network")
+
+    def __init__(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, prefix: int) -> None:
+        self.address = address
+        self.network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CIDR) and (self.address, self.network) == (other.address, other.network)
+
+    def __hash__(self) -> int:
+        return hash((self.address, self.network))
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """``netip.ParseAddr`` without zones or IPv4-mapped IPv6, as the library requires."""
+    if "%" in text:
+        raise CELFunctionError("IP address with zone value is not allowed")
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError as exc:
+        raise CELFunctionError(
+            f"IP Address {text!r} parse error during conversion from string: {exc}"
+        ) from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        raise CELFunctionError("IPv4-mapped IPv6 address is not allowed")
+    return address
+
+
+def _ip(value: Any) -> IP:
+    """``ip('10.0.0.1')``, and ``cidr('10.0.0.0/8').ip()``: the two share the name."""
+    if isinstance(value, IP):
+        return value
+    if isinstance(value, CIDR):
+        return IP(value.address)
+    return IP(_parse_ip(_string(value)))
+
+
+def _cidr(value: Any) -> CIDR:
+    if isinstance(value, CIDR):
+        return value
+    text = _string(value)
+    address, sep, prefix = text.partition("/")
+    if not sep or not prefix.isdigit() or (len(prefix) > 1 and prefix.startswith("0")):
+        raise CELFunctionError(f"network address parse error during conversion from string: {text}")
+    parsed = _parse_ip(address)
+    if int(prefix) > parsed.max_prefixlen:
+        raise CELFunctionError(f"network address parse error during conversion from string: {text}")
+    return CIDR(parsed, int(prefix))
+
+
+def _valid(parse: Callable[[Any], Any], value: Any) -> Any:
+    try:
+        parse(value)
+    except CELFunctionError:
+        return _types().BoolType(False)
+    return _types().BoolType(True)
+
+
+def _global_unicast(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Go's ``IsGlobalUnicast``: private ranges count, loopback, link-local, multicast do not."""
+    if address.is_unspecified or address.is_loopback or address.is_multicast or address.is_link_local:
+        return False
+    return address != ipaddress.IPv4Address("255.255.255.255")
+
+
+def _link_local_multicast(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv4Address):
+        return address in ipaddress.ip_network("224.0.0.0/24")
+    return address.is_multicast and (address.packed[1] & 0x0F) == 0x02
+
+
+def _contains_ip(cidr: Any, ip: Any) -> Any:
+    return _types().BoolType(_ip(ip).address in _cidr(cidr).network)
+
+
+def _contains_cidr(cidr: Any, other: Any) -> Any:
+    outer, inner = _cidr(cidr).network, _cidr(other).network
+    same_family = outer.version == inner.version
+    return _types().BoolType(same_family and inner.subnet_of(outer))  # type: ignore[arg-type]
+
+
+IP_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "ip": _ip,
+    "isIP": lambda value: _valid(_ip, value),
+    "family": lambda ip: _types().IntType(_ip(ip).address.version),
+    "isUnspecified": lambda ip: _types().BoolType(_ip(ip).address.is_unspecified),
+    "isLoopback": lambda ip: _types().BoolType(_ip(ip).address.is_loopback),
+    "isLinkLocalMulticast": lambda ip: _types().BoolType(_link_local_multicast(_ip(ip).address)),
+    "isLinkLocalUnicast": lambda ip: _types().BoolType(
+        _ip(ip).address.is_link_local and not _ip(ip).address.is_multicast
+    ),
+    "isGlobalUnicast": lambda ip: _types().BoolType(_global_unicast(_ip(ip).address)),
+    "cidr": _cidr,
+    "isCIDR": lambda value: _valid(_cidr, value),
+    "containsIP": _contains_ip,
+    "containsCIDR": _contains_cidr,
+    "prefixLength": lambda cidr: _types().IntType(_cidr(cidr).network.prefixlen),
+    "masked": lambda cidr: CIDR(_cidr(cidr).network.network_address, _cidr(cidr).network.prefixlen),
+}
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     **QUANTITY_FUNCTIONS,
+    **URL_FUNCTIONS,
+    **IP_FUNCTIONS,
     "charAt": char_at,
     "indexOf": index_of,
     "lastIndexOf": last_index_of,

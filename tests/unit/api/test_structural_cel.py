@@ -216,8 +216,11 @@ properties:
 @pytest.mark.parametrize(
     ("rule", "why"),
     [
-        ("url(self.name).getHost() == 'example.com'", "uses getHost(), url()"),
-        ("isURL(self.name)", "uses isURL()"),
+        ("semver(self.name).major() == 1", "uses major(), semver()"),
+        (
+            "!format.dns1123Label().validate(self.name).hasValue()",
+            "uses dns1123Label(), hasValue(), validate()",
+        ),
         ("self.x == oldSelf.x", None),
         ("self.name.lowerAscii() == self.name", None),
     ],
@@ -296,6 +299,42 @@ LIBRARY_CASES = [
     ("quantity(self.s).sub(1).sign() == -1", {"s": "0"}, True),
     ("quantity(self.s).isInteger() && quantity(self.s).asInteger() == 2048", {"s": "2Ki"}, True),
     ("isQuantity(self.s)", {"s": "lots"}, False),
+    (
+        "url(self.s).getScheme() == 'https' && url(self.s).getHost() == 'example.com:8443'",
+        {"s": "https://example.com:8443/a%20b?x=1&x=2&y"},
+        True,
+    ),
+    ("url(self.s).getHostname() == '::1' && url(self.s).getPort() == '80'", {"s": "http://[::1]:80/"}, True),
+    ("url(self.s).getEscapedPath() == '/a%20b'", {"s": "https://example.com/a%20b"}, True),
+    (
+        "url(self.s).getQuery()['x'] == ['1', '2'] && url(self.s).getQuery()['y'] == ['']",
+        {"s": "https://example.com/?x=1&x=2&y"},
+        True,
+    ),
+    ("isURL(self.s)", {"s": "not a url"}, False),
+    ("isIP(self.s) && ip(self.s).family() == 6", {"s": "fd00::1"}, True),
+    ("isIP(self.s)", {"s": "::ffff:1.2.3.4"}, False),
+    ("isIP(self.s)", {"s": "010.0.0.1"}, False),
+    ("ip(self.s).isLoopback() && !ip(self.s).isGlobalUnicast()", {"s": "127.0.0.1"}, True),
+    ("ip(self.s).isGlobalUnicast()", {"s": "10.1.2.3"}, True),
+    ("ip(self.s).isLinkLocalUnicast()", {"s": "169.254.1.1"}, True),
+    ("ip(self.s).isLinkLocalMulticast()", {"s": "ff02::1"}, True),
+    (
+        "cidr(self.s).containsIP('10.1.2.3') && !cidr(self.s).containsIP(ip('11.0.0.1'))",
+        {"s": "10.0.0.0/8"},
+        True,
+    ),
+    (
+        "cidr(self.s).containsCIDR('10.2.0.0/16') && cidr(self.s).prefixLength() == 8",
+        {"s": "10.0.0.0/8"},
+        True,
+    ),
+    (
+        "cidr(self.s).masked() == cidr('10.0.0.0/8') && cidr(self.s).ip() == ip('10.1.2.3')",
+        {"s": "10.1.2.3/8"},
+        True,
+    ),
+    ("isCIDR(self.s)", {"s": "10.0.0.0/33"}, False),
 ]
 
 
