@@ -243,11 +243,6 @@ def validate(obj: Any, root: Node | None) -> list[FieldError]:
     """Errors of every embedded resource below the object (the object's own metadata is the generic
     pipeline's to check)."""
     errs: list[FieldError] = []
-    if isinstance(obj, dict):
-        meta = obj.get("metadata")
-        problem = decode_error(meta)
-        if problem is not None:
-            errs.append(invalid("metadata", GoValue(meta), problem))
     _validate(obj, root, "", errs, is_root=True)
     return errs
 

@@ -133,10 +133,6 @@ def _converted(data: Any, target: Any) -> tuple[bool, Any]:
     return False, None
 
 
-def _types_text(node: Node) -> str:
-    return ",".join(node.json_types())
-
-
 def _effective_format(node: Node) -> str:
     """The format kube-apiserver keeps: unsupported ones are stripped before validation."""
     return node.format if formats.is_supported(node.format) else ""
