@@ -63,9 +63,18 @@ class ResourceHandler:
         self.watch_tasks: set[asyncio.Task[Any]] = set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        query = request.query
-        info = requestinfo.parse(request.method, request.path, watch=_truthy(query.get("watch")))
+        info = requestinfo.parse(request.method, request.path, watch=_truthy(request.query.get("watch")))
         generic = self.pipeline.resolve(info.group, info.version, info.resource)
+        response = await self._handle(request, info, generic)
+        deprecated = generic.resource.extra.get("deprecation_warning")  # a deprecated CRD version's
+        if isinstance(deprecated, str) and isinstance(response, web.Response):
+            _warn(response, [deprecated])
+        return response
+
+    async def _handle(
+        self, request: web.Request, info: requestinfo.RequestInfo, generic: GenericStore
+    ) -> web.StreamResponse:
+        query = request.query
         resource = generic.resource
         if resource.namespaced is False and info.namespace is not None:
             raise errors.StatusError("the server could not find the requested resource", 404, "NotFound")

@@ -197,6 +197,8 @@ def resources_for(crd: Obj, names: Obj, state: CrdState) -> list[ResourceDef]:
         ]
         if selectable:
             extra["selectable_fields"] = tuple(selectable)
+        if version.get("deprecated"):
+            extra["deprecation_warning"] = _deprecation_warning(crd, version, kind)
         result.append(
             CustomResourceDef(
                 group,
@@ -215,3 +217,22 @@ def resources_for(crd: Obj, names: Obj, state: CrdState) -> list[ResourceDef]:
             )
         )
     return result
+
+
+def _deprecation_warning(crd: Obj, version: Obj, kind: str) -> str:
+    """The version's ``deprecationWarning``, or upstream's default text naming the newest served
+    non-deprecated version that sorts after it."""
+    given = version.get("deprecationWarning")
+    if isinstance(given, str) and given:
+        return given
+    spec = definition.spec(crd)
+    group, name = spec.get("group"), str(version.get("name"))
+    text = f"{group}/{name} {kind} is deprecated"
+    newer = [
+        str(v.get("name"))
+        for v in served_versions(crd)
+        if not v.get("deprecated") and versions.priority(str(v.get("name"))) < versions.priority(name)
+    ]
+    if newer:
+        text += f"; use {group}/{newer[0]} {kind}"
+    return text

@@ -535,6 +535,7 @@ def test_versions(c: SyncCluster, api: client.ApiClient) -> None:
         ],
     )
     crd["spec"]["names"]["listKind"] = "MultiItems"
+    crd["spec"]["versions"][0]["deprecated"] = True
     established(c, crd)
     objects = client.CustomObjectsApi(api)
     created = objects.create_namespaced_custom_object(
@@ -553,6 +554,10 @@ def test_versions(c: SyncCluster, api: client.ApiClient) -> None:
     with pytest.raises(ApiException) as unserved:
         objects.get_namespaced_custom_object("versions.example.com", "v3alpha1", "default", "multis", "m")
     assert unserved.value.status == 404
+    old = kubectl(c, "get", "multis.v1.versions.example.com", "m")
+    assert old.returncode == 0 and "m " in old.stdout
+    assert "Warning: versions.example.com/v1 Multi is deprecated; use versions.example.com/v2 Multi" in old.stderr
+    assert "Warning" not in kubectl(c, "get", "multis.v2.versions.example.com", "m").stderr
     group = json.loads(ok(c, "get", "--raw", "/apis/versions.example.com"))
     assert group["preferredVersion"]["version"] == "v2"
     assert [v["version"] for v in group["versions"]] == ["v2", "v1"]
