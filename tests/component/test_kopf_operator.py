@@ -9,6 +9,7 @@ Schema defaulting is visible too: the CRD defaults ``spec.greeting`` to ``Hello`
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -25,7 +26,10 @@ from kbox.testing.cluster import Cluster, SyncCluster
 from tests.support.apiserver import KUBECTL
 from tests.support.wait import until
 
-pytest.importorskip("kopf")
+if importlib.util.find_spec("kopf") is None:  # kopf is in the test extra: under CI=true it must be there
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        raise ImportError("kopf is missing under CI=true: pip install -e '.[test]'")
+    pytest.skip("kopf is not installed", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "operator"
