@@ -111,7 +111,13 @@ async def stop_containers(runtime: Runtime, node: str, *, grace: float = 2.0) ->
 
 
 async def forget_node(client: Client, node: str) -> None:
-    """Delete the pods bound to ``node`` (at once: no kubelet will confirm) and the Node itself."""
+    """Delete the Node, then the pods bound to it (at once: no kubelet will confirm). The Node goes
+    first so that the scheduler, which drops it on that event, never binds the pods' replacements to it."""
+    try:
+        await client.delete(NODES, node)
+    except StatusError as exc:
+        if exc.code != 404:
+            raise
     listing = await client.list(PODS, field_selector=f"spec.nodeName={node}")
     for pod in listing["items"]:
         metadata = pod["metadata"]
@@ -126,11 +132,6 @@ async def forget_node(client: Client, node: str) -> None:
         except StatusError as exc:
             if exc.code not in (404, 409):
                 raise
-    try:
-        await client.delete(NODES, node)
-    except StatusError as exc:
-        if exc.code != 404:
-            raise
 
 
 class NodeManager:

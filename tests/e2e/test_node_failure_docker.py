@@ -1,9 +1,10 @@
 """A node failure end to end through the installed ``kbox`` command, on Docker: a two-node profile (grace
 period 3 s and default tolerations 1 s set through the environment ``kbox start`` passes on), a
-Deployment, ``kbox node stop`` of a node running one of its pods: the node turns Unknown with the
-unreachable taints, the pod is evicted and its replacement runs on the other node, while the stopped
-node's container keeps running in Docker; ``kbox node start`` brings the node back Ready and untainted,
-and its kubelet finishes the evicted pod (its containers removed)."""
+Deployment spread over both nodes, ``kbox node stop`` of the control-plane node: the node turns Unknown
+with the unreachable taints, its pod is evicted and the replacement runs on the other node, while the
+stopped node's container keeps running in Docker; ``kbox node start`` brings the node back Ready and
+untainted, and its kubelet finishes the evicted pod (its containers removed); ``kbox node delete`` of the
+other node removes its containers and the Deployment's pods come back on the first."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 import aiodocker
 import pytest
 
-from kbox.kubelet.runtime.interface import LABEL_CLUSTER, LABEL_POD_UID
+from kbox.kubelet.runtime.interface import LABEL_CLUSTER, LABEL_NODE, LABEL_POD_UID
 from tests.component.test_lifecycle import Env
 from tests.e2e.conftest import BuiltImages
 from tests.support.wait import until
@@ -31,10 +32,10 @@ SETTINGS = {
 }
 
 
-async def _containers(cluster: str, pod_uid: str) -> int:
+async def _containers(cluster: str, label: str, value: str) -> int:
     client = aiodocker.Docker()
     try:
-        labels = [f"{LABEL_CLUSTER}={cluster}", f"{LABEL_POD_UID}={pod_uid}"]
+        labels = [f"{LABEL_CLUSTER}={cluster}", f"{label}={value}"]
         return len(await client.containers.list(all=True, filters={"label": labels}))
     finally:
         await client.close()
@@ -88,6 +89,9 @@ spec:
     metadata: {{labels: {{app: web}}}}
     spec:
       terminationGracePeriodSeconds: 1
+      topologySpreadConstraints:
+      - {{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway,
+         labelSelector: {{matchLabels: {{app: web}}}}}}
       containers:
       - name: web
         image: {docker_images.busybox}
@@ -97,9 +101,8 @@ spec:
     )
     env.ok("apply", "-f", str(manifest), "-p", profile)
     env.kubectl("--context", profile, "rollout", "status", "deployment/web", "--timeout=60s")
-    victim_pod = _web(env, profile)[0]
-    victim = victim_pod["spec"]["nodeName"]
-    other = next(n for n in (profile, f"{profile}-m02") if n != victim)
+    victim, other = profile, f"{profile}-m02"  # the control-plane node may be stopped too
+    victim_pod = next(p for p in _web(env, profile) if p["spec"]["nodeName"] == victim)
 
     assert env.ok("node", "stop", victim, "-p", profile).strip() == f"node {victim} stopped"
 
@@ -119,7 +122,9 @@ spec:
     evicted = _json(env, profile, "pod", victim_pod["metadata"]["name"])
     assert evicted["metadata"].get("deletionTimestamp"), "evicted; Terminating while its node is down"
     uid = victim_pod["metadata"]["uid"]
-    assert asyncio.run(_containers(profile, uid)) > 0  # the stopped kubelet's pod still runs in Docker
+    assert (
+        asyncio.run(_containers(profile, LABEL_POD_UID, uid)) > 0
+    )  # the stopped kubelet's pod still runs in Docker
     assert victim in env.ok("node", "list", "-p", profile)
 
     assert env.ok("node", "start", victim, "-p", profile).strip() == f"node {victim} started"
@@ -133,4 +138,15 @@ spec:
     until(recovered, 30)
     # The kubelet back on the node finishes the evicted pod: object and containers gone.
     until(lambda: len(_web(env, profile)) == 2, 60)
-    until(lambda: asyncio.run(_containers(profile, uid)) == 0, 60)
+    until(lambda: asyncio.run(_containers(profile, LABEL_POD_UID, uid)) == 0, 60)
+
+    # Deleting the other node (no drain): its containers are removed, its pods recreated elsewhere.
+    assert asyncio.run(_containers(profile, LABEL_NODE, other)) > 0  # both web pods run there now
+    assert env.ok("node", "delete", other, "-p", profile).strip() == f"node {other} deleted"
+    assert asyncio.run(_containers(profile, LABEL_NODE, other)) == 0
+
+    def on_control_plane() -> bool:
+        pods = _web(env, profile)
+        return len(pods) == 2 and all(_serving(p) and p["spec"]["nodeName"] == profile for p in pods)
+
+    until(on_control_plane, 60)
