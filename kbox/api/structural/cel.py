@@ -14,9 +14,10 @@ runs and yields ``false`` fails as kube-apiserver words it::
 
 (``reason`` and ``fieldPath`` of the rule are honoured; ``messageExpression`` is evaluated when it can
 be, else the message or the default is used). A rule that reads a field that is not there fails with
-``no such key: <field> evaluating rule: <rule>``, as upstream. Any other evaluation error (a type
-mismatch cel-go would have caught at compile time, say) is not reported: kbox does not reject what it
-cannot judge the way kube-apiserver would.
+``no such key: <field> evaluating rule: <rule>``, as upstream, unless it uses ``exists_one()``,
+``map()`` or ``filter()`` (cel-python lets errors escape those where CEL's ``||``/``&&`` would absorb
+them). Any other evaluation error (a type mismatch cel-go would have caught at compile time, say) is
+not reported: kbox does not reject what it cannot judge the way kube-apiserver would.
 
 Values are handed to CEL typed by the schema, as upstream's ``UnstructuredToVal`` does: ``number``
 fields are doubles even when written as ``1``, int-or-string fields are either, ``date-time`` strings
@@ -60,6 +61,7 @@ STANDARD_FUNCTIONS = frozenset(
 )  # fmt: skip
 SUPPORTED_FUNCTIONS = STANDARD_FUNCTIONS | frozenset(celfuncs.FUNCTIONS)
 
+_UNABSORBED_MACROS = re.compile(r"\b(?:exists_one|map|filter)\s*\(")
 _STRINGS = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*\"""")
 _CALLS = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 
@@ -84,6 +86,7 @@ class Rule:
     program: Any = None
     message_program: Any = None
     uses_old_self: bool = False
+    errors_reliable: bool = True  # False when cel-python cannot absorb errors the rule may raise
     not_enforced: str = ""
 
     def default_message(self) -> str:
@@ -112,7 +115,11 @@ def compile_rule(raw: dict[str, Any]) -> Rule:
     )
     if not rule.text.strip():
         return rule
-    rule.uses_old_self = re.search(r"\boldSelf\b", _STRINGS.sub("''", rule.text)) is not None
+    code = _STRINGS.sub("''", rule.text)
+    rule.uses_old_self = re.search(r"\boldSelf\b", code) is not None
+    # cel-python raises out of exists_one(), map() and filter() where CEL would let ``||``/``&&`` absorb
+    # the error (``!has(a.x) || l.exists_one(b, a.x == b.x)``): such a rule's errors prove nothing.
+    rule.errors_reliable = _UNABSORBED_MACROS.search(code) is None
     if raw.get("optionalOldSelf"):
         rule.not_enforced = "optionalOldSelf is not supported"
         return rule
@@ -266,7 +273,7 @@ def _evaluate(rule: Rule, node: Node, path: str, activation: dict[str, Any]) -> 
         result = rule.program.evaluate(activation)
     except Exception as exc:
         missing = _MISSING_KEY.search(str(exc))
-        if missing is not None:
+        if missing is not None and rule.errors_reliable:
             detail = f"no such key: {missing.group(1)} evaluating rule: {rule.error_text()}"
             return [invalid(path, node.type, detail)]
         _log.debug("CEL rule %r not judged: %s", rule.text, exc)

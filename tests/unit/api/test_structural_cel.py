@@ -421,3 +421,30 @@ properties:
         'status: Invalid value: "object": ready cannot exceed total',
         'status: Invalid value: "object": total may not shrink',
     ]
+
+
+def test_errors_inside_exists_one_are_not_judged() -> None:
+    """Gateway API's "Rule name must be unique within the route": CEL's ``||`` absorbs the error a rule
+    without a name raises inside ``exists_one()``; cel-python does not, so such errors prove nothing."""
+    schema = load(
+        """
+type: object
+properties:
+  spec:
+    type: object
+    properties:
+      rules:
+        type: array
+        x-kubernetes-validations:
+        - message: Rule name must be unique within the route
+          rule: self.all(l1, !has(l1.name) || self.exists_one(l2, has(l2.name) && l1.name == l2.name))
+        items:
+          type: object
+          properties: {name: {type: string}}
+"""
+    )
+    assert lines(schema, {"spec": {"rules": [{"name": "a"}, {}]}}) == []
+    assert lines(schema, {"spec": {"rules": [{"name": "a"}, {"name": "b"}]}}) == []
+    assert lines(schema, {"spec": {"rules": [{"name": "a"}, {"name": "a"}]}}) == [
+        'spec.rules: Invalid value: "array": Rule name must be unique within the route'
+    ]
