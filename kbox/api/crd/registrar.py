@@ -34,7 +34,7 @@ from typing import Any
 
 from kbox.api import errors
 from kbox.api.catalog import Catalog
-from kbox.api.crd import custom, definition
+from kbox.api.crd import approval, custom, definition
 from kbox.api.crd import schema as schemas
 from kbox.api.crd.definition import (
     CLEANUP_FINALIZER,
@@ -192,6 +192,9 @@ class CrdRegistrar:
         elif problem is None and not definition.is_true(wanted, ESTABLISHED):
             self._unserve(name)
         _non_structural(wanted)
+        approved = approval.condition(wanted)
+        if approved is not None:
+            definition.set_condition(wanted, approval.CONDITION, *approved)
         await self._write_status(crd, wanted)
 
     def _gone(self, name: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from kbox.api import errors, validation
+from kbox.api.crd import approval
 from kbox.api.crd import schema as schemas
 from kbox.api.errors import FieldError
 
@@ -33,7 +34,8 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def validate(crd: Obj) -> list[FieldError]:
+def validate(crd: Obj, old: Obj | None = None) -> list[FieldError]:
+    """Every problem of a CRD (``old``: the stored one, on an update)."""
     spec = _dict(crd.get("spec"))
     problems: list[FieldError] = []
     name = str(_dict(crd.get("metadata")).get("name") or "")
@@ -47,14 +49,24 @@ def validate(crd: Obj) -> list[FieldError]:
         problems.append(errors.required("spec.scope"))
     elif scope not in SCOPES:
         problems.append(errors.not_supported("spec.scope", scope, SCOPES))
+    problems += approval.validate(crd, old)
     problems += _versions(spec)
     problems += _names(names, "spec.names", required=True)
     problems += _conversion(spec.get("conversion"))
+    if spec.get("preserveUnknownFields") is True:
+        problems.append(
+            errors.invalid(
+                "spec.preserveUnknownFields",
+                True,
+                "cannot set to true, set x-kubernetes-preserve-unknown-fields to true in "
+                "spec.versions[*].schema instead",
+            )
+        )
     return problems
 
 
 def validate_update(new: Obj, old: Obj, *, established: bool) -> list[FieldError]:
-    problems = validate(new)
+    problems = validate(new, old)
     spec, old_spec = _dict(new.get("spec")), _dict(old.get("spec"))
     names, old_names = _dict(spec.get("names")), _dict(old_spec.get("names"))
     if established:

@@ -514,13 +514,22 @@ def test_name_conflicts(c: SyncCluster) -> None:
     assert "seconds" not in ok(c, "api-resources", "--api-group=names.example.com")
 
     builtin = crd_manifest("coordination.k8s.io", "MyLease", plural="leases")
+    missing = kubectl(c, "apply", "-f", "-", stdin=yaml.safe_dump(builtin))
+    assert missing.returncode != 0
+    assert (
+        "metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must have approval "
+        'annotation "api-approved.kubernetes.io", see https://github.com/kubernetes/enhancements/pull/1111'
+    ) in missing.stderr
+    builtin["metadata"]["annotations"] = {"api-approved.kubernetes.io": "unapproved, testing kbox"}
     with pytest.raises(ValueError, match="PluralConflict"):
         c.apply(builtin)
     until(
         lambda: conditions(c, "leases.coordination.k8s.io").get("NamesAccepted", {}).get("status") == "False",
         10,
     )
-    assert conditions(c, "leases.coordination.k8s.io")["NamesAccepted"]["reason"] == "PluralConflict"
+    found = conditions(c, "leases.coordination.k8s.io")
+    assert found["NamesAccepted"]["reason"] == "PluralConflict"
+    assert found["KubernetesAPIApprovalPolicyConformant"]["reason"] == "UnapprovedAnnotation"
     c.delete("customresourcedefinitions", "leases.coordination.k8s.io")
     until(lambda: kubectl(c, "get", "crd", "leases.coordination.k8s.io").returncode != 0, 10)
     # The built-in Leases are still served as they were.
@@ -669,8 +678,7 @@ def test_deleting_a_crd_waits_for_finalizers(c: SyncCluster) -> None:
         ),
         10,
     )
-    held = c.get("helds.final.example.com", "h")
-    assert held["metadata"].get("deletionTimestamp")
+    until(lambda: c.get("helds.final.example.com", "h")["metadata"].get("deletionTimestamp"), 10)
     refused = kubectl(
         c,
         "create",

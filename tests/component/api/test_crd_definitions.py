@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kbox.api.crd import custom, definition, scale, validation, versions
+from kbox.api.crd import approval, custom, definition, scale, validation, versions
 
 Obj = dict[str, Any]
 
@@ -176,3 +176,31 @@ def test_scale_reads_the_replicas_paths() -> None:
     assert [f"{p.field}: {p.message()}" for p in problems] == [
         ".spec.size: Invalid value: -1: should be a non-negative integer"
     ]
+
+
+@pytest.mark.parametrize(
+    ("annotation", "expected"),
+    [
+        (None, ("False", "MissingAnnotation")),
+        ("https://github.com/kubernetes/enhancements/pull/1111", ("True", "ApprovedAnnotation")),
+        ("unapproved, experimental", ("False", "UnapprovedAnnotation")),
+        ("maybe", ("False", "InvalidAnnotation")),
+    ],
+)
+def test_api_approval_of_protected_groups(annotation: str | None, expected: tuple[str, str]) -> None:
+    crd = copy.deepcopy(CRD)
+    crd["metadata"] = {"name": "widgets.example.k8s.io"}
+    crd["spec"]["group"] = "example.k8s.io"
+    if annotation is not None:
+        crd["metadata"]["annotations"] = {approval.ANNOTATION: annotation}
+    found = approval.condition(crd)
+    assert found is not None and found[:2] == expected
+    refused = [p.field for p in validation.validate(crd)]
+    assert (approval.ANNOTATION in str(refused)) == (
+        expected[1] in ("MissingAnnotation", "InvalidAnnotation")
+    )
+    assert approval.condition(CRD) is None and approval.validate(CRD, None) == []
+
+
+def test_x_k8s_io_groups_need_no_approval() -> None:
+    assert not approval.protected("cluster.x-k8s.io") and approval.protected("gateway.networking.k8s.io")
