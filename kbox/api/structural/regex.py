@@ -115,71 +115,109 @@ def _translate_class(pattern: str, pos: int) -> tuple[str, int]:
     raise _go_error("missing closing ]", pattern[pos:])
 
 
+_FLAGS_ONLY = re.compile(r"\(\?([imsU]*)(?:-([imsU]*))?\)")
+_FLAGS_GROUP = re.compile(r"\(\?([imsU]*)(?:-([imsU]*))?:")
+
+
+def _escape(pattern: str, i: int, out: list[str]) -> int:
+    """One backslash escape at ``i``; returns the index after it."""
+    if i + 1 >= len(pattern):
+        raise _go_error("trailing backslash at end of expression", "")
+    nxt = pattern[i + 1]
+    if nxt == "Q":
+        end = pattern.find("\\E", i + 2)
+        literal = pattern[i + 2 :] if end < 0 else pattern[i + 2 : end]
+        out.append(re.escape(literal))
+        return len(pattern) if end < 0 else end + 2
+    if nxt == "z":
+        out.append("\\Z")
+        return i + 2
+    if nxt == "Z":
+        raise _go_error("invalid escape sequence", "\\Z")
+    if nxt.isdigit() and nxt != "0":
+        raise _go_error("invalid escape sequence", pattern[i : i + 2])
+    if nxt in "pP":
+        negated = nxt == "P"
+        if pattern.startswith("{", i + 2):
+            end = pattern.find("}", i + 3)
+            if end < 0:
+                raise _go_error("invalid character class range", pattern[i:])
+            name, after = pattern[i + 3 : end], end + 1
+        else:
+            name, after = pattern[i + 2 : i + 3], i + 3
+        if name.startswith("^"):
+            negated, name = not negated, name[1:]
+        out.append(_unicode_class(name, negated))
+        return after
+    out.append(pattern[i : i + 2])
+    return i + 2
+
+
+def _check_flags(match: re.Match[str]) -> None:
+    if "U" in match.group(0):
+        raise UnsupportedPattern("the U (ungreedy) flag is not supported by kbox")
+
+
 def _translate(pattern: str) -> str:
+    """RE2 syntax to Python's. Flags set mid-pattern (``a(?i)b|c``) hold to the end of their group, across
+    ``|``, in RE2; Python only takes them at the start, so each becomes a scoped group ``(?i:...)``,
+    closed and reopened around every ``|`` of its group."""
     out: list[str] = []
+    levels: list[list[str]] = [[]]  # per open group: the scoped-flag wrappers opened in it
     i = 0
     multiline = False
     while i < len(pattern):
         char = pattern[i]
         if char == "\\":
-            if i + 1 >= len(pattern):
-                raise _go_error("trailing backslash at end of expression", "")
-            nxt = pattern[i + 1]
-            if nxt == "Q":
-                end = pattern.find("\\E", i + 2)
-                literal = pattern[i + 2 :] if end < 0 else pattern[i + 2 : end]
-                out.append(re.escape(literal))
-                i = len(pattern) if end < 0 else end + 2
-                continue
-            if nxt == "z":
-                out.append("\\Z")
-                i += 2
-                continue
-            if nxt == "Z":
-                raise _go_error("invalid escape sequence", "\\Z")
-            if nxt.isdigit() and nxt != "0":
-                raise _go_error("invalid escape sequence", pattern[i : i + 2])
-            if nxt in "pP":
-                negated = nxt == "P"
-                if pattern.startswith("{", i + 2):
-                    end = pattern.find("}", i + 3)
-                    if end < 0:
-                        raise _go_error("invalid character class range", pattern[i:])
-                    name = pattern[i + 3 : end]
-                    i = end + 1
-                else:
-                    name = pattern[i + 2 : i + 3]
-                    i += 3
-                if name.startswith("^"):
-                    negated, name = not negated, name[1:]
-                out.append(_unicode_class(name, negated))
-                continue
-            out.append(pattern[i : i + 2])
-            i += 2
+            i = _escape(pattern, i, out)
             continue
         if char == "[":
             text, i = _translate_class(pattern, i)
             out.append(text)
             continue
-        if char == "(" and pattern.startswith("(?", i):
+        if char == "(":
             for look in ("(?=", "(?!", "(?<=", "(?<!"):
                 if pattern.startswith(look, i):
                     raise _go_error("invalid or unsupported Perl syntax", look)
-            if pattern.startswith("(?<", i):
+            flags_only = _FLAGS_ONLY.match(pattern, i)
+            if flags_only is not None:
+                _check_flags(flags_only)
+                multiline = multiline or "m" in flags_only.group(1)
+                wrapper = "(?" + flags_only.group(0)[2:-1] + ":"
+                if wrapper != "(?:":
+                    out.append(wrapper)
+                    levels[-1].append(wrapper)
+                i = flags_only.end()
+                continue
+            scoped = _FLAGS_GROUP.match(pattern, i)
+            if scoped is not None:
+                _check_flags(scoped)
+                multiline = multiline or "m" in scoped.group(1)
+            levels.append([])
+            if pattern.startswith("(?<", i) and not pattern.startswith("(?<=", i):
                 out.append("(?P<")
                 i += 3
                 continue
-            flags = re.match(r"\(\?([imsU]*)(?:-[imsU]*)?[):]", pattern[i:])
-            if flags and "m" in flags.group(1):
-                multiline = True
-            if flags and "U" in flags.group(0):
-                raise UnsupportedPattern("the U (ungreedy) flag is not supported by kbox")
+            out.append(char)
+            i += 1
+            continue
+        if char == "|":
+            out.append(")" * len(levels[-1]) + "|" + "".join(levels[-1]))
+            i += 1
+            continue
+        if char == ")":
+            out.append(")" * len(levels[-1]) + ")")
+            if len(levels) > 1:
+                levels.pop()
+            i += 1
+            continue
         if char == "$" and not multiline:
             out.append("\\Z")
             i += 1
             continue
         out.append(char)
         i += 1
+    out.append(")" * len(levels[0]) if len(levels) == 1 else "")
     return "".join(out)
 
 

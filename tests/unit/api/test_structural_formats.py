@@ -97,6 +97,15 @@ def test_only_kube_apiserver_formats_are_checked() -> None:
         ("^\\pL+$", "héllo", True),
         ("^\\p{L}+$", "héllo1", False),
         ("^\\PN+$", "abc", True),
+        # flags set mid-pattern hold to the end of their group, across | (Prometheus operator CRDs)
+        ("^((?i)january|february|1[0-2])$", "FEBRUARY", True),
+        ("^((?i)jan|feb)x$", "Febx", True),
+        ("^((?i)jan|feb)x$", "FebX", False),
+        ("^(?i)(abort|warn)?$", "WARN", True),
+        ("a(?i)b|c", "C", True),
+        ("a(?i)b|c", "AB", False),
+        ("(?i-s)a.b", "A\nB", False),
+        ("(?s:a.b)", "a\nb", True),
     ],
 )
 def test_re2_patterns(pattern: str, text: str, matches: bool) -> None:
