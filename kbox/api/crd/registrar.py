@@ -189,7 +189,7 @@ class CrdRegistrar:
             definition.set_condition(
                 wanted, ESTABLISHED, "True", "InitialNamesAccepted", "the initial names have been accepted"
             )
-        elif problem is None and not definition.is_true(wanted, ESTABLISHED):
+        else:
             self._unserve(name)
         _non_structural(wanted)
         approved = approval.condition(wanted)
