@@ -572,7 +572,9 @@ def test_versions(c: SyncCluster, api: client.ApiClient) -> None:
         "Warning: versions.example.com/v1 Multi is deprecated; use versions.example.com/v2 Multi"
         in old.stderr
     )
-    assert "Warning" not in kubectl(c, "get", "multis.v2.versions.example.com", "m").stderr
+    newer = kubectl(c, "get", "multis.v2.versions.example.com", "m")
+    assert "Warning" not in newer.stderr
+    assert newer.stdout.splitlines()[0].split() == ["NAME", "AGE"]  # no printer columns: the default
     group = json.loads(ok(c, "get", "--raw", "/apis/versions.example.com"))
     assert group["preferredVersion"]["version"] == "v2"
     assert [v["version"] for v in group["versions"]] == ["v2", "v1"]
