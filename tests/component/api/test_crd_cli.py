@@ -67,5 +67,7 @@ def test_kbox_get_custom_resources(cluster: KboxCluster) -> None:
         assert table.splitlines()[1].split() == ["nightly", "@daily"], table
     assert "crontab.cli.example.com/nightly" in cluster.ok("get", "ct", "-o", "name")
     assert "cronSpec: '@daily'" in cluster.ok("get", "ct", "nightly", "-o", "yaml")
+    described = cluster.ok("describe", "ct", "nightly")
+    assert "Name:" in described and "nightly" in described and "@daily" in described, described
     cluster.ok("delete", "ct", "nightly")
     assert "No resources found" in cluster.kbox("get", "ct").stderr + cluster.kbox("get", "ct").stdout
