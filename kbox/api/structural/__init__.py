@@ -20,6 +20,6 @@ kbox differs, the module that does it says so.
 from __future__ import annotations
 
 from kbox.api.structural.columns import printer_for_columns
-from kbox.api.structural.schema import CEL_WARNING, Schema
+from kbox.api.structural.schema import Schema
 
-__all__ = ["CEL_WARNING", "Schema", "printer_for_columns"]
+__all__ = ["Schema", "printer_for_columns"]

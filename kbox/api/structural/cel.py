@@ -46,8 +46,6 @@ from kbox.api.structural.validate import deep_equal
 
 _log = logging.getLogger(__name__)
 
-NOT_ENFORCED = "x-kubernetes-validations rules are not enforced by kbox"
-
 # Functions and macros of standard CEL that cel-python implements, and the Kubernetes library functions
 # kbox adds to it (:mod:`.celfuncs`).
 STANDARD_FUNCTIONS = frozenset(

@@ -21,8 +21,6 @@ from kbox.api.errors import FieldError
 from kbox.api.structural import cel, listtypes, objectmeta, pruning, regex, structural, validate
 from kbox.api.structural.node import Node, parse
 
-CEL_WARNING = cel.NOT_ENFORCED
-
 
 class Schema:
     """A compiled ``openAPIV3Schema`` of one CRD version."""
@@ -62,14 +60,15 @@ class Schema:
         return [f"{e.field}: {e.message()}" for e in structural.structural_errors(self.root, path)]
 
     def schema_errors(self, path: str = "spec.validation.openAPIV3Schema") -> list[FieldError]:
-        """The CRD validation's errors for this schema (its own rules, then the structural ones), as
-        field errors at ``path`` — e.g. ``spec.versions[0].schema.openAPIV3Schema`` — for a 422."""
+        """The CRD validation's errors for this schema (its own rules, the structural ones, then bad
+        ``default``s), as field errors at ``path`` — e.g. ``spec.versions[0].schema.openAPIV3Schema`` —
+        for a 422 on the CRD."""
         return structural.schema_errors(self.root, path)
 
     def warnings(self) -> list[str]:
         """What kbox does not enforce in this schema, one line each: CEL rules it cannot evaluate
-        (``...x-kubernetes-validations[0]: rule '...' is not enforced by kbox: uses isSorted()``) and
-        patterns Python cannot run."""
+        (``...x-kubernetes-validations[0]: rule '...' is not enforced by kbox: uses semver()``) and
+        patterns Python cannot run (``pattern '...' is not enforced by kbox: ...``)."""
         return list(self._warnings)
 
     def list_types(self) -> dict[str, Any]:
