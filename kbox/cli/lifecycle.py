@@ -117,7 +117,8 @@ def _api_ready(prof: Profile, port: int) -> bool:
 
 
 def _ready_nodes(prof: Profile, port: int, names: list[str], since: float = 0.0) -> list[str] | None:
-    """Names among ``names`` whose Ready condition is True with a heartbeat at or after ``since``."""
+    """Names among ``names`` whose Ready condition is True with a heartbeat at or after ``since``, and
+    those held stopped by ``kbox node stop`` (annotated so; nothing will make them Ready to wait for)."""
     listing = _get(prof, port, "/api/v1/nodes")
     if not isinstance(listing, dict):
         return None
@@ -125,6 +126,9 @@ def _ready_nodes(prof: Profile, port: int, names: list[str], since: float = 0.0)
     for item in listing.get("items") or []:
         name = (item.get("metadata") or {}).get("name")
         if name not in names:
+            continue
+        if "kbox.io/kubelet-stopped" in ((item.get("metadata") or {}).get("annotations") or {}):
+            ready.append(name)
             continue
         for condition in (item.get("status") or {}).get("conditions") or []:
             if condition.get("type") != "Ready" or condition.get("status") != "True":

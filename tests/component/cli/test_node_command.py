@@ -1,19 +1,37 @@
 """``kbox node list|add|stop|start|delete`` through the installed command on a fake-runtime profile:
-a node added as ``<profile>-m02`` registers and turns Ready (kubectl sees it), stops (its kubelet no
-longer renews the Lease) and stays stopped across ``kbox stop`` / ``kbox start``, starts again, and is
-deleted with the pods bound to it; mistakes (an unknown node, a name taken, the control-plane node deleted) end in one line.
+on a two-node profile a node added as ``<profile>-m03`` registers and turns Ready (kubectl sees it);
+the second node stops (its kubelet no longer renews the Lease) and stays stopped across ``kbox stop`` /
+``kbox start`` (which does not wait for it), then starts again; the added node is deleted with the
+pods bound to it; mistakes (an unknown node, a name taken, the control-plane node deleted) end in one line.
 The node failure that follows a stop (Unknown, taints, eviction) is the node lifecycle controller's
 test and the Docker end-to-end test's."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from tests.component.cli.conftest import PROFILE, KboxCluster, one_line_error
 from tests.support.wait import until
 
-ADDED = f"{PROFILE}-m02"
+SECOND = f"{PROFILE}-m02"
+ADDED = f"{PROFILE}-m03"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KboxCluster]:
+    """A two-node profile (the shared fixture's has one)."""
+    base = tmp_path_factory.mktemp("kbox-node")
+    c = KboxCluster(home=base / "home", kbox_home=base / "kbox-home")
+    c.home.mkdir()
+    try:
+        c.ok("start", "--runtime", "fake", "--nodes", "2", "--port", "0", timeout=180)
+        yield c
+    finally:
+        c.kbox("delete", "--all", timeout=120)
 
 
 def nodes(cluster: KboxCluster) -> dict[str, dict[str, Any]]:
@@ -34,28 +52,31 @@ def listed(cluster: KboxCluster) -> dict[str, list[str]]:
 
 def test_node_add_stop_start_delete(cluster: KboxCluster) -> None:
     assert listed(cluster)[PROFILE][:3] == ["running", "Ready", "control-plane"]
+    assert listed(cluster)[SECOND][:3] == ["running", "Ready", "<none>"]
 
     assert cluster.ok("node", "add").strip() == f"node {ADDED} added"
     assert listed(cluster)[ADDED][:3] == ["running", "Ready", "<none>"]
     assert "node-role.kubernetes.io/control-plane" not in nodes(cluster)[ADDED]["metadata"]["labels"]
     assert one_line_error(cluster.kbox("node", "add", ADDED)) == f"Error: node '{ADDED}' already exists"
 
-    assert cluster.ok("node", "stop", ADDED).strip() == f"node {ADDED} stopped"
-    assert listed(cluster)[ADDED][0] == "stopped"
-    assert "kbox.io/kubelet-stopped" in nodes(cluster)[ADDED]["metadata"]["annotations"]
-    assert cluster.ok("node", "stop", ADDED).strip() == f"node {ADDED} is already stopped"
+    assert cluster.ok("node", "stop", SECOND).strip() == f"node {SECOND} stopped"
+    assert listed(cluster)[SECOND][0] == "stopped"
+    assert "kbox.io/kubelet-stopped" in nodes(cluster)[SECOND]["metadata"]["annotations"]
+    assert cluster.ok("node", "stop", SECOND).strip() == f"node {SECOND} is already stopped"
 
-    # The stopped node stays stopped across a restart of the cluster: its kubelet does not come back.
-    before, control_plane = renewed(cluster, ADDED), renewed(cluster, PROFILE)
+    # The stopped node stays stopped across a restart of the cluster (which does not wait for it); the
+    # added one comes back.
+    before, control_plane = renewed(cluster, SECOND), renewed(cluster, PROFILE)
     cluster.ok("stop", timeout=120)
     cluster.ok("start", timeout=180)
     until(lambda: renewed(cluster, PROFILE) != control_plane)  # the control plane's kubelet renews...
-    assert renewed(cluster, ADDED) == before  # ...the stopped one does not
-    assert listed(cluster)[ADDED][0] == "stopped"
+    assert renewed(cluster, SECOND) == before  # ...the stopped one does not
+    assert listed(cluster)[SECOND][0] == "stopped"
+    until(lambda: listed(cluster)[ADDED][:2] == ["running", "Ready"])
 
-    assert cluster.ok("node", "start", ADDED).strip() == f"node {ADDED} started"
-    assert listed(cluster)[ADDED][:2] == ["running", "Ready"]
-    assert "kbox.io/kubelet-stopped" not in (nodes(cluster)[ADDED]["metadata"].get("annotations") or {})
+    assert cluster.ok("node", "start", SECOND).strip() == f"node {SECOND} started"
+    assert listed(cluster)[SECOND][:2] == ["running", "Ready"]
+    assert "kbox.io/kubelet-stopped" not in (nodes(cluster)[SECOND]["metadata"].get("annotations") or {})
 
     pod = f"""{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "pinned"}},
         "spec": {{"nodeName": "{ADDED}", "containers": [{{"name": "main", "image": "busybox"}}]}}}}"""
@@ -63,8 +84,8 @@ def test_node_add_stop_start_delete(cluster: KboxCluster) -> None:
     until(lambda: "Running" in cluster.kubectl_ok("get", "pod", "pinned"))
     assert cluster.ok("node", "delete", ADDED).strip() == f"node {ADDED} deleted"
     assert ADDED not in nodes(cluster)
-    assert "pinned" not in cluster.kubectl_ok("get", "pods", "-o", "name")  # no drain, no orphans
     assert ADDED not in listed(cluster)
+    assert "pinned" not in cluster.kubectl_ok("get", "pods", "-o", "name")  # no drain, no orphans
 
 
 def test_node_mistakes_are_one_line(cluster: KboxCluster) -> None:
