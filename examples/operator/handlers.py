@@ -13,6 +13,7 @@ runs it against an embedded kbox cluster.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import kopf
@@ -23,7 +24,8 @@ GROUP, VERSION, PLURAL = "example.kbox.dev", "v1", "greetings"
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    config.load_kube_config()
+    # $KUBECONFIG as it is now (the client reads it once, at import, for its default).
+    config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
     settings.posting.level = 20  # INFO: the goodbye Event is posted
     settings.watching.server_timeout = 60
 
