@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import base64
 import importlib
+import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kbox.api.errors import FieldError, duplicate, forbidden, invalid, required
@@ -84,6 +85,7 @@ class Rule:
     program: Any = None
     message_program: Any = None
     uses_old_self: bool = False
+    memo: dict[str, Any] = field(default_factory=dict)  # outcomes by value, see _evaluate
     errors_reliable: bool = True  # False when cel-python cannot absorb errors the rule may raise
     not_enforced: str = ""
 
@@ -265,19 +267,25 @@ def _failure(rule: Rule, node: Node, path: str, message: str) -> FieldError:
 _MISSING_KEY = re.compile(r"no such member in mapping: '([^']*)'")
 
 
-def _evaluate(rule: Rule, node: Node, path: str, activation: dict[str, Any]) -> list[FieldError]:
+# What one evaluation concluded: ``None`` (passed, or not judged), ("missing", detail) or ("failed",
+# message). Kept per rule and value so that unchanged list items are not evaluated again on every
+# status update (cel-python takes about a millisecond per rule).
+Outcome = tuple[str, str] | None
+_MEMO_SIZE = 512
+
+
+def _outcome(rule: Rule, activation: dict[str, Any]) -> Outcome:
     celpy = _celpy()
     try:
         result = rule.program.evaluate(activation)
     except Exception as exc:
         missing = _MISSING_KEY.search(str(exc))
         if missing is not None and rule.errors_reliable:
-            detail = f"no such key: {missing.group(1)} evaluating rule: {rule.error_text()}"
-            return [invalid(path, node.type, detail)]
+            return ("missing", f"no such key: {missing.group(1)} evaluating rule: {rule.error_text()}")
         _log.debug("CEL rule %r not judged: %s", rule.text, exc)
-        return []
+        return None
     if not isinstance(result, celpy.celtypes.BoolType) or bool(result):
-        return []
+        return None
     message = rule.default_message()
     if rule.message_program is not None:
         try:
@@ -286,7 +294,34 @@ def _evaluate(rule: Rule, node: Node, path: str, activation: dict[str, Any]) -> 
             text = ""
         if text and "\n" not in text:
             message = text
-    return [_failure(rule, node, path, message)]
+    return ("failed", message)
+
+
+def _memo_key(value: Any, old: Any) -> str | None:
+    try:
+        return json.dumps([value, old], sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _evaluate(
+    rule: Rule, node: Node, path: str, activation: dict[str, Any], value: Any, old: Any
+) -> list[FieldError]:
+    key = _memo_key(value, old if rule.uses_old_self else None)
+    if key is not None and key in rule.memo:
+        outcome = rule.memo[key]
+    else:
+        outcome = _outcome(rule, activation)
+        if key is not None:
+            if len(rule.memo) >= _MEMO_SIZE:
+                rule.memo.clear()
+            rule.memo[key] = outcome
+    if outcome is None:
+        return []
+    kind, text = outcome
+    if kind == "missing":
+        return [invalid(path, node.type, text)]
+    return [_failure(rule, node, path, text)]
 
 
 _NO_OLD = object()
@@ -307,21 +342,26 @@ def _cel_of(value: Any, node: Node, root: bool) -> Any:
 
 
 def _run_rules(node: Node, value: Any, path: str, old: Any, root: bool) -> list[FieldError]:
-    errs: list[FieldError] = []
     has_old = old is not _NO_OLD and old is not None
-    cel_value = _cel_of(value, node, root)
-    old_cel = _cel_of(old, node, root) if has_old else None
     unchanged = has_old and deep_equal(value, old)
-    for rule in compile_node(node):
-        if rule.program is None or (rule.uses_old_self and not has_old):
-            continue  # transition rules run only against a correlated old value
+    runnable = [
+        rule
+        for rule in compile_node(node)
+        if rule.program is not None
+        # transition rules run only against a correlated old value; other rules are skipped on an
+        # unchanged value, since ratcheting would drop their errors anyway
+        and (has_old if rule.uses_old_self else not unchanged)
+    ]
+    if not runnable:
+        return []
+    cel_value = _cel_of(value, node, root)
+    old_cel = _cel_of(old, node, root) if has_old and any(r.uses_old_self for r in runnable) else None
+    errs: list[FieldError] = []
+    for rule in runnable:
         activation = {"self": cel_value}
         if rule.uses_old_self:
             activation["oldSelf"] = old_cel
-        failures = _evaluate(rule, node, path, activation)
-        if failures and unchanged and not rule.uses_old_self:
-            continue  # ratcheting: an unchanged value keeps passing the rules it passed before
-        errs.extend(failures)
+        errs.extend(_evaluate(rule, node, path, activation, value, old if rule.uses_old_self else None))
     return errs
 
 

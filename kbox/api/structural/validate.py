@@ -382,11 +382,13 @@ def validate_node(node: Node, data: Any, path: str, old: Any = NO_OLD) -> Result
     dropped (kube-apiserver's validation ratcheting, on by default since v1.30), so objects written
     under an older, looser schema can still be updated elsewhere.
     """
+    if old is not NO_OLD and deep_equal(data, old):
+        return Result(matches=1)  # ratcheting would drop every error below an unchanged value
     result = Result()
     if data is None:
         result.merge(_check_type(node, data, path))
         result.merge(_check_enum(node, data, path))
-        return _ratchet(result, data, old)
+        return result
     kind = json_kind(data)
     steps: list[Result | None] = [_check_type(node, data, path), _check_combinators(node, data, path, old)]
     if kind == "string":
@@ -402,13 +404,7 @@ def validate_node(node: Node, data: Any, path: str, old: Any = NO_OLD) -> Result
     for step in steps:
         result.merge(step)
         result.matches += 1
-    return _ratchet(result, data, old)
-
-
-def _ratchet(result: Result, data: Any, old: Any) -> Result:
-    if result.valid or old is NO_OLD or not deep_equal(data, old):
-        return result
-    return Result(matches=result.matches)
+    return result
 
 
 # --- correlating new and old values (ratcheting) -----------------------------------------------------

@@ -448,3 +448,35 @@ properties:
     assert lines(schema, {"spec": {"rules": [{"name": "a"}, {"name": "a"}]}}) == [
         'spec.rules: Invalid value: "array": Rule name must be unique within the route'
     ]
+
+
+def test_outcomes_are_remembered_per_value_but_reported_per_path() -> None:
+    """Equal items are judged once; each still gets its own error path, and other values their own
+    verdict."""
+    schema = load(
+        """
+type: object
+properties:
+  spec:
+    type: object
+    properties:
+      ports:
+        type: array
+        items:
+          type: object
+          x-kubernetes-validations:
+          - rule: self.port != 22
+            messageExpression: "'port ' + string(self.port) + ' is not allowed'"
+          properties: {port: {type: integer}}
+"""
+    )
+    obj = {"spec": {"ports": [{"port": 22}, {"port": 80}, {"port": 22}]}}
+    expected = [
+        'spec.ports[0]: Invalid value: "object": port 22 is not allowed',
+        'spec.ports[2]: Invalid value: "object": port 22 is not allowed',
+    ]
+    assert lines(schema, obj) == expected
+    assert lines(schema, obj) == expected
+    assert lines(schema, {"spec": {"ports": [{"port": 80}, {"port": 22}]}}) == [
+        'spec.ports[1]: Invalid value: "object": port 22 is not allowed'
+    ]
