@@ -19,7 +19,7 @@ import pytest
 
 from kbox import nodes
 from kbox.client.interface import EVENTS, NODES, PODS
-from kbox.controllers import nodelifecycle, taintmanager
+from kbox.controllers import meta, nodelifecycle, taintmanager
 from kbox.testing import Cluster, SyncCluster
 from tests.support.apiserver import Kubectl
 from tests.support.wait import until
@@ -116,7 +116,7 @@ def test_stopped_kubelet_node_turns_unknown_and_its_pods_move(c: SyncCluster) ->
     victim = running[0]["spec"]["nodeName"]
     other = next(n for n in c.node_names if n != victim)
     forever = [{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute"}]
-    short = [{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 3}]
+    short = [{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 2}]
     c.apply(bare_pod("forever", victim, forever))
     c.apply(bare_pod("short", victim, short))
     until(lambda: all(_running(c.get("Pod", n)) for n in ("forever", "short")))
@@ -163,7 +163,11 @@ def test_stopped_kubelet_node_turns_unknown_and_its_pods_move(c: SyncCluster) ->
         )
     )
     # tolerationSeconds runs out later; a toleration without it keeps the pod.
-    until(lambda: c.get("Pod", "short")["metadata"].get("deletionTimestamp"), timeout=20)
+    deleted = until(lambda: c.get("Pod", "short")["metadata"].get("deletionTimestamp"), timeout=20)
+    taint = next(
+        t for t in node(c, victim)["spec"]["taints"] if t["key"] == UNREACHABLE and t["effect"] == "NoExecute"
+    )
+    assert (meta.epoch(deleted) or 0) - (meta.epoch(taint["timeAdded"]) or 0) >= 2  # not before it ran out
     assert not c.get("Pod", "forever")["metadata"].get("deletionTimestamp")
 
     c.node(victim).start()
