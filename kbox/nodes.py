@@ -18,7 +18,8 @@ are plain API writes the running cluster acts on at once.
 Names in the cluster's settings (``kbox start --nodes N``) missing from the ConfigMap are added as
 ``running``. The manager acts on changes: an entry is applied when its value differs from what the
 manager last applied, so a kubelet stopped directly (the test fixture's ``node(name).stop()``) is not
-restarted behind the caller's back by an unrelated change.
+restarted behind the caller's back by an unrelated change. An entry that could not be applied (an API
+or runtime error) is retried every few seconds.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ STOPPED = "stopped"
 DELETED = "deleted"
 STATES = (RUNNING, STOPPED, DELETED)
 STOPPED_ANNOTATION = "kbox.io/kubelet-stopped"
+RETRY_SECONDS = 5.0
 
 
 class NodeHost(Protocol):
@@ -146,6 +148,7 @@ class NodeManager:
         self.host = host
         self.initial = initial
         self.applied: dict[str, str] = {}
+        self._failed: list[str] = []  # names whose last apply failed: retried after RETRY_SECONDS
         self._synced = False
 
     def healthy(self) -> bool:
@@ -164,6 +167,9 @@ class NodeManager:
                 )
                 items = listing.get("items") or []
                 await self._reconcile(items[0] if items else None)
+                if self._failed:
+                    await asyncio.sleep(RETRY_SECONDS)  # then list again and retry what failed
+                    continue
                 try:
                     async for event in self.client.watch(
                         CONFIGMAPS,
@@ -173,6 +179,8 @@ class NodeManager:
                     ):
                         if event.type in ("ADDED", "MODIFIED"):
                             await self._reconcile(event.object)
+                            if self._failed:
+                                break
                 except StatusError as exc:
                     if exc.code != 410:
                         raise
@@ -207,13 +215,17 @@ class NodeManager:
                 running = self.host.kubelet_running(name)
                 if (state == RUNNING) == running:
                     self.applied[name] = state
+        self._failed = []
         for name, state in desired(configmap, self.initial).items():
             if self.applied.get(name) == state:
                 continue
             try:
                 await self._apply(name, state)
             except (StatusError, ContainerRuntimeError, TimeoutError) as exc:
-                _log.warning("node %s: could not make it %s: %s", name, state, exc)
+                _log.warning(
+                    "node %s: could not make it %s (retried in %gs): %s", name, state, RETRY_SECONDS, exc
+                )
+                self._failed.append(name)
                 continue
             self.applied[name] = state
         self._synced = True
