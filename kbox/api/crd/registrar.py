@@ -70,6 +70,8 @@ class CrdRegistrar:
         self._known: dict[str, Obj] = {}
         """The latest CRD objects by name (with the status this registrar wrote)."""
         self._served: dict[str, list[ResourceDef]] = {}
+        self._basis: dict[str, tuple[Any, ...]] = {}
+        """What each CRD's served types were made from (uid, spec, accepted names)."""
         self._states: dict[str, custom.CrdState] = {}
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
@@ -300,14 +302,19 @@ class CrdRegistrar:
         name = crd["metadata"]["name"]
         state = self._states.setdefault(name, custom.CrdState(name))
         state.terminating = bool(crd["metadata"].get("deletionTimestamp"))
+        basis = (crd["metadata"].get("uid"), definition.spec(crd), names)
+        if name in self._served and self._basis.get(name) == basis:
+            return  # a status write: the served types stay as they are
         wanted = custom.resources_for(crd, names, state)  # ValueError on a bad schema: nothing changes
         self._unserve(name)
         for resource in wanted:
             self.catalog.add(resource)
         self._served[name] = wanted
+        self._basis[name] = copy.deepcopy(basis)
         _log.info("serving %s (%s)", name, ", ".join(r.version for r in wanted) or "no served versions")
 
     def _unserve(self, name: str) -> None:
+        self._basis.pop(name, None)
         for resource in self._served.pop(name, []):
             self.catalog.remove(resource)
 

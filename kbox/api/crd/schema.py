@@ -9,8 +9,10 @@ defaults) and the printer is kube-apiserver's default for custom resources, ``NA
 
 from __future__ import annotations
 
+import collections
 import datetime
 import importlib
+import json
 import logging
 from typing import Any, Protocol
 
@@ -77,12 +79,27 @@ def _engine() -> Any:
     return module
 
 
+_compiled: collections.OrderedDict[str, VersionSchema] = collections.OrderedDict()
+CACHE_SIZE = 128
+"""Compiled schemas kept (by their JSON): a big CRD's takes a few hundred milliseconds to compile, and
+validation, warnings and serving each need it on every write of the CRD."""
+
+
 def load(version: Obj) -> VersionSchema:
-    """The schema of a CRD ``spec.versions[]`` entry; raises ``ValueError`` when it is malformed."""
+    """The schema of a CRD ``spec.versions[]`` entry; raises ``ValueError`` when it is malformed.
+    Compiled schemas are shared (they are not changed by use)."""
     engine = _engine()
     if engine is None or not (version.get("schema") or {}).get("openAPIV3Schema"):
         return AcceptAll()
+    key = json.dumps(version.get("schema"), sort_keys=True, separators=(",", ":"))
+    found = _compiled.get(key)
+    if found is not None:
+        _compiled.move_to_end(key)
+        return found
     schema: VersionSchema = engine.Schema.from_crd_version(version)
+    _compiled[key] = schema
+    while len(_compiled) > CACHE_SIZE:
+        _compiled.popitem(last=False)
     return schema
 
 
