@@ -63,14 +63,15 @@ class CustomResourceStrategy(Strategy):
     def __init__(
         self,
         *,
-        schema: schemas.VersionSchema,
+        version: Obj,
         status_subresource: bool,
         scale_paths: Obj | None,
         state: CrdState,
         group: str,
         plural: str,
     ) -> None:
-        self.schema = schema
+        self.version = version
+        self._schema: schemas.VersionSchema | None = None
         self.status_subresource = status_subresource
         if status_subresource:
             # Status writes (the subresource) never bump the generation; without the subresource a
@@ -80,6 +81,14 @@ class CustomResourceStrategy(Strategy):
         self.state = state
         self.group = group
         self.plural = plural
+
+    @property
+    def schema(self) -> schemas.VersionSchema:
+        """The version's compiled schema, compiled on first use (a restart serves every stored CRD at
+        once; compiling them all before the first request would hold the start)."""
+        if self._schema is None:
+            self._schema = schemas.load(self.version)
+        return self._schema
 
     def prepare_for_create(self, obj: Obj) -> None:
         if self.state.terminating:
@@ -143,6 +152,13 @@ def _dict(value: Any) -> Obj:
     return value if isinstance(value, dict) else {}
 
 
+def check_schemas(crd: Obj) -> None:
+    """Compile the schema of every served version now (``ValueError`` for one that does not compile);
+    the compiled schemas are cached for the served types to use."""
+    for version in served_versions(crd):
+        schemas.load(version)
+
+
 def served_versions(crd: Obj) -> list[Obj]:
     """The CRD's served version entries, highest priority first (discovery's order)."""
     entries = [
@@ -164,7 +180,7 @@ def resources_for(crd: Obj, names: Obj, state: CrdState) -> list[ResourceDef]:
         has_status = "status" in subresources and subresources.get("status") is not None
         scale_paths = subresources.get("scale") if isinstance(subresources.get("scale"), dict) else None
         strategy = CustomResourceStrategy(
-            schema=schemas.load(version),
+            version=version,
             status_subresource=has_status,
             scale_paths=scale_paths,
             state=state,

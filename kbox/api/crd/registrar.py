@@ -90,10 +90,7 @@ class CrdRegistrar:
             if accepted.get("plural") and (
                 definition.is_true(crd, ESTABLISHED) or definition.is_true(crd, NAMES_ACCEPTED)
             ):
-                try:
-                    self._serve(crd, accepted)
-                except ValueError:
-                    _log.exception("CRD %s: cannot serve its stored schema", name)
+                self._serve(crd, accepted)  # schemas compile on first use
             self._enqueue(name)
         self._tasks = [
             aiotasks.create_guarded_task(
@@ -183,6 +180,8 @@ class CrdRegistrar:
             serve = False
         if serve:
             try:
+                # Compiling a big schema takes a while: off the loop, which keeps serving meanwhile.
+                await asyncio.to_thread(custom.check_schemas, crd)
                 self._serve(crd, names)
             except ValueError as exc:
                 definition.set_condition(wanted, ESTABLISHED, "False", "InvalidSchema", str(exc))
@@ -305,7 +304,7 @@ class CrdRegistrar:
         basis = (crd["metadata"].get("uid"), definition.spec(crd), names)
         if name in self._served and self._basis.get(name) == basis:
             return  # a status write: the served types stay as they are
-        wanted = custom.resources_for(crd, names, state)  # ValueError on a bad schema: nothing changes
+        wanted = custom.resources_for(crd, names, state)
         self._unserve(name)
         for resource in wanted:
             self.catalog.add(resource)
