@@ -47,8 +47,8 @@ from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import MERGE_PATCH, NODES, PODS, Client, Obj, Resource, StatusError
 from kbox.controllers import base, daemonsetpods, history, meta
+from kbox.controllers.expectations import Expectations
 from kbox.controllers.meta import controller_ref
-from kbox.controllers.replicaset import Expectations
 
 _log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from kbox.client.interface import Obj
-from kbox.controllers import history
+from kbox.controllers import history, podutil
 from kbox.controllers.meta import epoch
-from kbox.controllers.replicaset import ready_since
+from kbox.controllers.podutil import is_available, ready_since
 from kbox.scheduler import filters
 
 KIND = "DaemonSet"
@@ -268,11 +268,6 @@ def rolling_limits(ds: Obj, desired: int) -> tuple[int, int]:
     return surge, unavailable
 
 
-def is_available(pod: Obj, min_ready: int, now: float) -> bool:
-    since = ready_since(pod)
-    return since is not None and (min_ready == 0 or since + min_ready <= now)
-
-
 def _phase_rank(pod: Obj) -> int:
     return {"Pending": 0, "Unknown": 1, "Running": 2}.get((pod.get("status") or {}).get("phase", ""), 0)
 
@@ -452,14 +447,8 @@ def calculate_status(
 
 
 def next_available(pods: list[Obj], min_ready: int) -> float:
-    now = time.time()
-    waits = [
-        since + min_ready - now
-        for pod in pods
-        if (since := ready_since(pod)) is not None and since + min_ready > now
-    ]
-    # Timestamps have second precision: wake a little after the boundary.
-    return (min(waits) if waits else float(min_ready)) + 0.05
+    wait = podutil.next_available(pods, min_ready)
+    return wait if wait is not None else min_ready + podutil.AVAILABILITY_SLACK
 
 
 # -- helpers -----------------------------------------------------------------------------------------

@@ -49,8 +49,8 @@ from kbox.client.events import EventRecorder
 from kbox.client.interface import PODS, STRATEGIC_PATCH, Client, Obj, Resource, StatusError
 from kbox.controllers import base, jobsync
 from kbox.controllers import jobpods as jp
-from kbox.controllers.meta import controller_ref
-from kbox.controllers.replicaset import Expectations
+from kbox.controllers.expectations import Expectations
+from kbox.controllers.meta import controller_ref, version_number
 
 _log = logging.getLogger(__name__)
 
@@ -358,7 +358,4 @@ def _refs_without(pod: Obj, job: Obj) -> list[Obj]:
 
 
 def _revision(obj: Obj) -> int:
-    try:
-        return int(cache.resource_version_of(obj))
-    except ValueError:
-        return 0
+    return version_number(cache.resource_version_of(obj))

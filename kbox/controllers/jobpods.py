@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kbox.controllers.meta import epoch
+from kbox.controllers.podutil import is_active as is_active
 
 Obj = dict[str, Any]
 
@@ -27,11 +28,6 @@ COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
 
 def phase(pod: Obj) -> str:
     return str((pod.get("status") or {}).get("phase") or "Pending")
-
-
-def is_active(pod: Obj) -> bool:
-    """Neither terminating nor finished (controller.FilterActivePods)."""
-    return not pod["metadata"].get("deletionTimestamp") and phase(pod) not in ("Succeeded", "Failed")
 
 
 def is_terminating(pod: Obj) -> bool:

@@ -1,4 +1,4 @@
-"""Object-metadata helpers every controller needs: the controlling owner reference and timestamps."""
+"""Object-metadata helpers every controller needs: owner references, timestamps, resource versions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from kbox.client.interface import Client, Resource, StatusError
 
 Obj = dict[str, Any]
 
-__all__ = ["controller_ref", "epoch", "timestamp"]
+__all__ = ["controller_ref", "epoch", "timestamp", "version_number"]
 
 
 def controller_ref(obj: Obj) -> Obj | None:
@@ -21,6 +21,14 @@ def controller_ref(obj: Obj) -> Obj | None:
             result: Obj = ref
             return result
     return None
+
+
+def version_number(text: str) -> int:
+    """A resourceVersion as a number, to compare what a cache has seen with a write (0 if not one)."""
+    try:
+        return int(text)
+    except ValueError:
+        return 0
 
 
 def epoch(text: str | None) -> float | None:

@@ -33,7 +33,6 @@ import asyncio
 import copy
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from kbox.api import selectors
@@ -41,8 +40,10 @@ from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import MERGE_PATCH, PODS, REPLICASETS, Client, Obj, StatusError
-from kbox.controllers import base, meta
+from kbox.controllers import base, meta, podutil
+from kbox.controllers.expectations import Expectations
 from kbox.controllers.meta import controller_ref, epoch, timestamp
+from kbox.controllers.podutil import is_active, ready_since
 
 _log = logging.getLogger(__name__)
 
@@ -367,15 +368,9 @@ class ReplicaSetController(base.Controller):
         min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
         if min_ready <= 0:
             return
-        now = time.time()
-        waits = [
-            since + min_ready - now
-            for pod in active
-            if (since := ready_since(pod)) is not None and since + min_ready > now
-        ]
-        if waits:
-            # Timestamps have second precision: wake a little after the boundary.
-            self.queue.add_after(key, min(waits) + 0.05)
+        wait = podutil.next_available(active, min_ready)
+        if wait is not None:
+            self.queue.add_after(key, wait)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -394,73 +389,6 @@ class _ManageError(Exception):
         self.creating = creating
 
 
-# -- expectations ------------------------------------------------------------------------------
-
-
-@dataclass
-class _Pending:
-    since: float
-    creates: dict[str, int] = field(default_factory=dict)
-    """Pod name → the revision of its creation."""
-    deletes: dict[str, str] = field(default_factory=dict)
-    """Pod key → uid of the pod being deleted."""
-
-
-class Expectations:
-    """Per ReplicaSet key: the writes of this controller its pod cache has not shown yet.
-
-    Checked against the cache itself (not counted down by handlers), so a restart or a missed event
-    cannot leave them stuck; after ``timeout`` seconds they are given up on anyway."""
-
-    def __init__(self, *, timeout: float) -> None:
-        self.timeout = timeout
-        self._pending: dict[str, _Pending] = {}
-
-    def created(self, key: str, pod: Obj) -> None:
-        pending = self._pending.setdefault(key, _Pending(time.monotonic()))
-        pending.creates[cache.key_of(pod)] = _revision(pod)
-
-    def deleting(self, key: str, pod: Obj) -> None:
-        pending = self._pending.setdefault(key, _Pending(time.monotonic()))
-        pending.deletes[cache.key_of(pod)] = pod["metadata"].get("uid", "")
-
-    def forget(self, key: str) -> None:
-        self._pending.pop(key, None)
-
-    def satisfied(self, key: str, pods: informers.SharedInformer) -> bool:
-        pending = self._pending.get(key)
-        if pending is None:
-            return True
-        if time.monotonic() - pending.since > self.timeout:
-            _log.warning("expectations of %s timed out; managing replicas anyway", key)
-            self.forget(key)
-            return True
-        seen = _revision_text(pods.resource_version)
-        indexer = pods.indexer
-        for pod_key, revision in list(pending.creates.items()):
-            if pod_key in indexer or seen >= revision:
-                del pending.creates[pod_key]
-        for pod_key, uid in list(pending.deletes.items()):
-            pod = indexer.get(pod_key)
-            if pod is None or pod["metadata"].get("uid") != uid or pod["metadata"].get("deletionTimestamp"):
-                del pending.deletes[pod_key]
-        if pending.creates or pending.deletes:
-            return False
-        self.forget(key)
-        return True
-
-
-def _revision(obj: Obj) -> int:
-    return _revision_text(cache.resource_version_of(obj))
-
-
-def _revision_text(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        return 0
-
-
 # -- pods --------------------------------------------------------------------------------------
 
 
@@ -474,13 +402,6 @@ def owner_reference(rs: Obj) -> Obj:
         "controller": True,
         "blockOwnerDeletion": True,
     }
-
-
-def is_active(pod: Obj) -> bool:
-    """Counts towards replicas: not terminating, not finished (controller.FilterActivePods)."""
-    if pod["metadata"].get("deletionTimestamp"):
-        return False
-    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
 
 def pod_from_template(rs: Obj) -> Obj:
@@ -499,17 +420,6 @@ def pod_from_template(rs: Obj) -> Obj:
         "metadata": pod_meta,
         "spec": copy.deepcopy(template.get("spec") or {}),
     }
-
-
-def ready_since(pod: Obj) -> float | None:
-    """When the pod's Ready condition became True (epoch seconds), or ``None`` if not ready."""
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            if condition.get("status") != "True":
-                return None
-            since = epoch(condition.get("lastTransitionTime"))
-            return since if since is not None else 0.0
-    return None
 
 
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}

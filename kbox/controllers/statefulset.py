@@ -35,7 +35,6 @@ a second pod; deletions carry the uid seen. Events are worded as Kubernetes word
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from kbox.api import selectors
@@ -43,7 +42,7 @@ from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import MERGE_PATCH, PODS, Client, Obj, Resource, StatusError
-from kbox.controllers import base, history, meta
+from kbox.controllers import base, history, meta, podutil
 from kbox.controllers import statefulsetpods as sp
 from kbox.controllers.meta import controller_ref
 
@@ -458,14 +457,9 @@ class StatefulSetController(base.Controller):
         min_ready = int((sts.get("spec") or {}).get("minReadySeconds") or 0)
         if min_ready <= 0:
             return
-        now = time.time()
-        waits = [
-            since + min_ready - now
-            for pod in pods
-            if (since := sp.ready_since(pod)) is not None and since + min_ready > now
-        ]
-        if waits:
-            self.queue.add_after(key, min(waits) + 0.05)
+        wait = podutil.next_available(pods, min_ready)
+        if wait is not None:
+            self.queue.add_after(key, wait)
 
     def _event(self, sts: Obj, kind: str, reason: str, message: str) -> None:
         if self.events:

@@ -16,8 +16,8 @@ import re
 import time
 from typing import Any
 
-from kbox.controllers import history
-from kbox.controllers.meta import epoch
+from kbox.controllers import history, podutil
+from kbox.controllers.podutil import ready_since
 
 Obj = dict[str, Any]
 
@@ -85,16 +85,6 @@ def is_finished(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
-def ready_since(pod: Obj) -> float | None:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            if condition.get("status") != "True":
-                return None
-            since = epoch(condition.get("lastTransitionTime"))
-            return since if since is not None else 0.0
-    return None
-
-
 def is_running_and_ready(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") == "Running" and ready_since(pod) is not None
 
@@ -105,10 +95,8 @@ def is_healthy(pod: Obj) -> bool:
 
 
 def is_available(pod: Obj, min_ready: int, now: float) -> bool:
-    since = ready_since(pod)
-    if since is None or (pod.get("status") or {}).get("phase") != "Running":
-        return False
-    return min_ready <= 0 or since + min_ready <= now
+    """Running and Ready for ``min_ready`` seconds (a StatefulSet counts only Running pods)."""
+    return (pod.get("status") or {}).get("phase") == "Running" and podutil.is_available(pod, min_ready, now)
 
 
 def revision_of(pod: Obj) -> str:
