@@ -41,6 +41,7 @@ from kbox.controllers.job import JobController
 from kbox.controllers.namespace import NamespaceController
 from kbox.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleSettings
 from kbox.controllers.persistentvolume import PersistentVolumeController, ensure_default_class
+from kbox.controllers.podgc import PodGarbageCollector
 from kbox.controllers.replicaset import ReplicaSetController
 from kbox.controllers.rootcacert import RootCACertPublisher
 from kbox.controllers.serviceaccount import ServiceAccountsController
@@ -84,6 +85,7 @@ class ClusterSettings:
     job_backoff_base: float = 10.0  # Job controller: delay before a failed pod is replaced, doubling
     job_backoff_max: float = 360.0  # ... up to this
     cronjob_clock: Any = None  # the CronJob controller's clock (tests: a cronschedule.ManualClock)
+    pod_gc_quarantine: float = 40.0  # pod GC: a pod's node must stay missing this long before it goes
 
 
 def node_names(settings: ClusterSettings) -> list[str]:
@@ -303,6 +305,7 @@ class Cluster:
                 backoff_max=self.settings.job_backoff_max,
             ),
             TTLAfterFinishedController(factory),
+            PodGarbageCollector(factory, quarantine=self.settings.pod_gc_quarantine),
         ]
 
     async def wait(self) -> supervisor.ComponentState:

@@ -81,11 +81,12 @@ TEST_TIMERS: dict[str, float] = {
     "node_monitor_grace_period": 10.0,  # a silent node turns Unknown (Kubernetes: 40 s)
     "job_backoff_base": 0.5,  # Job controller: first delay before a failed pod is replaced (Kubernetes: 10 s)
     "job_backoff_max": 5.0,  # its cap (Kubernetes: 360 s)
+    "pod_gc_quarantine": 2.0,  # pod GC: how long a pod's node stays missing before the pod goes (40 s)
 }
 """Defaults of the timers a test can set as ``Cluster(..., lease_interval=0.1)``."""
 
 _LIFECYCLE_TIMERS = nodelifecycle.FIELDS  # also default_*_toleration_seconds, node_eviction_rate...
-_JOB_TIMERS = frozenset({"job_backoff_base", "job_backoff_max"})  # ClusterSettings fields
+_JOB_TIMERS = frozenset({"job_backoff_base", "job_backoff_max", "pod_gc_quarantine"})  # ClusterSettings
 _KUBELET_TIMERS = frozenset(
     f.name for f in dataclasses.fields(KubeletSettings) if isinstance(f.default, float)
 )
@@ -297,6 +298,7 @@ class AsyncCluster:
             job_backoff_base=self.timers["job_backoff_base"],
             job_backoff_max=self.timers["job_backoff_max"],
             cronjob_clock=self.cronjob_clock,
+            pod_gc_quarantine=self.timers["pod_gc_quarantine"],
         )
 
     async def _open_runtime(self) -> Runtime:
