@@ -45,7 +45,7 @@ from kbox.api import selectors
 from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
-from kbox.client.interface import MERGE_PATCH, NODES, PODS, Client, Obj, Resource, StatusError
+from kbox.client.interface import NODES, PODS, Client, Obj, Resource, StatusError
 from kbox.controllers import base, daemonsetpods, history, meta
 from kbox.controllers.expectations import Expectations
 from kbox.controllers.meta import controller_ref
@@ -130,7 +130,7 @@ class DaemonSetController(base.Controller):
         return [
             cache.key_of(ds)
             for ds in self.daemonsets.indexer.by_index(cache.NAMESPACE, namespace)
-            if (selector := _selector(ds)) is not None and selector.matches(labels)
+            if (selector := meta.selector_of(ds)) is not None and selector.matches(labels)
         ]
 
     # -- sync --------------------------------------------------------------------------------
@@ -145,7 +145,7 @@ class DaemonSetController(base.Controller):
         ds = copy.deepcopy(cached)
         if ds["metadata"].get("deletionTimestamp"):
             return
-        selector = _selector(ds)
+        selector = meta.selector_of(ds)
         if selector is None:
             message = "This daemon set is selecting all pods. A non-empty selector is required."
             self._event(ds, "Warning", "SelectingAll", message)
@@ -441,32 +441,13 @@ class DaemonSetController(base.Controller):
             self.queue.add_after(cache.key_of(ds), daemonsetpods.next_available(pods, min_ready))
 
     async def _patch_status(self, ds: Obj, patch: Obj) -> None:
-        metadata = ds["metadata"]
-        try:
-            result = await self.client.patch(
-                DAEMONSETS, metadata["name"], {"status": patch}, namespace=metadata["namespace"],
-                patch_type=MERGE_PATCH, subresource="status",
-            )  # fmt: skip
-        except StatusError as exc:
-            if exc.code != 404:
-                raise
-            return
-        ds["status"] = result.get("status") or {}
+        result = await meta.patch_status(self.client, DAEMONSETS, ds, patch)
+        if result is not None:
+            ds["status"] = result.get("status") or {}
 
     def _event(self, ds: Obj, kind: str, reason: str, message: str) -> None:
         if self.events:
             self.recorder.record(ds, kind, reason, message)
-
-
-def _selector(ds: Obj) -> selectors.LabelSelector | None:
-    """The parsed selector; ``None`` when unusable or empty (an empty one would select every pod)."""
-    try:
-        parsed = selectors.from_label_selector((ds.get("spec") or {}).get("selector"))
-    except StatusError:
-        return None
-    if parsed is None or parsed.empty or parsed.matches_nothing:
-        return None
-    return parsed
 
 
 async def _ignore_gone(write: Any) -> None:

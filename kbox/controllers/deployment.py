@@ -48,7 +48,6 @@ from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import (
     DEPLOYMENTS,
-    MERGE_PATCH,
     PODS,
     REPLICASETS,
     Client,
@@ -593,7 +592,7 @@ class DeploymentController(base.Controller):
                 set_condition(new_status, PROGRESSING, "Unknown", RESUMED, "Deployment is resumed")
             if progress:
                 self._progress(d, old_status, new_status, new_rs)
-        patch = _diff(old_status, new_status)
+        patch = meta.status_diff(old_status, new_status)
         if patch:
             await self._patch_status(d, patch)
         self._requeue_stuck(d, new_status)
@@ -653,17 +652,9 @@ class DeploymentController(base.Controller):
         self.queue.add_after(cache.key_of(d), max(after, 0) + 1.0)
 
     async def _patch_status(self, d: Obj, patch: Obj) -> None:
-        metadata = d["metadata"]
-        try:
-            result = await self.client.patch(
-                DEPLOYMENTS, metadata["name"], {"status": patch}, namespace=metadata["namespace"],
-                patch_type=MERGE_PATCH, subresource="status",
-            )  # fmt: skip
-        except StatusError as exc:
-            if exc.code != 404:
-                raise
-            return
-        d["status"] = result.get("status") or {}
+        result = await meta.patch_status(self.client, DEPLOYMENTS, d, patch)
+        if result is not None:
+            d["status"] = result.get("status") or {}
 
     def _event(self, d: Obj, kind: str, reason: str, message: str) -> None:
         if self.events:
@@ -694,14 +685,7 @@ def _creation_order(rs: Obj) -> tuple[float, str]:
 
 
 def owner_reference(d: Obj) -> Obj:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "name": d["metadata"]["name"],
-        "uid": d["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return meta.owner_reference(d, api_version="apps/v1", kind="Deployment")
 
 
 def revision(rs: Obj) -> int:
@@ -928,9 +912,3 @@ def set_condition(status: Obj, kind: str, value: str, reason: str, message: str)
     conditions.append(condition)
     conditions.sort(key=lambda c: 0 if c.get("type") == AVAILABLE else 1)
     status["conditions"] = conditions
-
-
-def _diff(current: Obj, new: Obj) -> Obj:
-    patch: Obj = {k: v for k, v in new.items() if current.get(k) != v}
-    patch.update({k: None for k in current if k not in new})
-    return patch

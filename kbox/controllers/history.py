@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 from kbox.client.interface import Client, Obj, Resource, StatusError
+from kbox.controllers import meta
 from kbox.controllers.meta import controller_ref, epoch
 
 CONTROLLERREVISIONS = Resource("apps", "v1", "controllerrevisions")
@@ -109,15 +110,7 @@ def template_of(revision: Obj) -> Obj:
 
 
 def owner_reference(parent: Obj, kind: str) -> Obj:
-    metadata = parent["metadata"]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": kind,
-        "name": metadata["name"],
-        "uid": metadata["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return meta.owner_reference(parent, api_version="apps/v1", kind=kind)
 
 
 def new_revision(

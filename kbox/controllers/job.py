@@ -42,12 +42,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kbox.api import selectors
 from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import PODS, STRATEGIC_PATCH, Client, Obj, Resource, StatusError
-from kbox.controllers import base, jobsync
+from kbox.controllers import base, jobsync, meta
 from kbox.controllers import jobpods as jp
 from kbox.controllers.expectations import Expectations
 from kbox.controllers.meta import controller_ref, version_number
@@ -98,7 +97,8 @@ class JobController(base.Controller):
         self.backoff: dict[str, jp.BackoffRecord] = {}
         self.removing: dict[str, dict[str, str]] = {}
         """Job key → uid → pod key: finalizer removals this controller made that the cache has yet to show."""
-        self._selectors: dict[str, tuple[Any, selectors.LabelSelector | None]] = {}
+        self._selector = meta.SelectorCache()
+        """The Job's parsed selector (immutable, so cached by uid); None if it selects nothing."""
         self._written: dict[str, int] = {}
         """Job key → the resourceVersion of this controller's last status write (older caches wait)."""
 
@@ -158,22 +158,6 @@ class JobController(base.Controller):
         ]
 
     # -- adoption --------------------------------------------------------------------------------
-
-    def _selector(self, job: Obj) -> selectors.LabelSelector | None:
-        """The Job's parsed selector (immutable, so cached by uid); None if it selects nothing."""
-        uid = job["metadata"].get("uid", "")
-        raw = (job.get("spec") or {}).get("selector")
-        cached = self._selectors.get(uid)
-        if cached is not None and cached[0] == raw:
-            return cached[1]
-        try:
-            parsed: selectors.LabelSelector | None = selectors.from_label_selector(raw)
-        except StatusError:
-            parsed = None
-        if parsed is not None and (parsed.empty or parsed.matches_nothing):
-            parsed = None
-        self._selectors[uid] = (raw, parsed)
-        return parsed
 
     async def claim(self, job: Obj) -> list[Obj]:
         """The Job's pods after releasing those whose labels stopped matching its selector and adopting

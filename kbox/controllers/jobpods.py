@@ -10,6 +10,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from kbox.controllers import meta
 from kbox.controllers.meta import epoch
 from kbox.controllers.podutil import is_active as is_active
 
@@ -142,15 +143,7 @@ def format_indexes(indexes: set[int]) -> str:
 
 
 def owner_reference(job: Obj) -> Obj:
-    metadata = job["metadata"]
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "name": metadata["name"],
-        "uid": metadata["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return meta.owner_reference(job, api_version=API_VERSION, kind=KIND)
 
 
 def pod_from_template(job: Obj, index: int | None) -> Obj:

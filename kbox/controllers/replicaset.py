@@ -39,7 +39,7 @@ from kbox.api import selectors
 from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
-from kbox.client.interface import MERGE_PATCH, PODS, REPLICASETS, Client, Obj, StatusError
+from kbox.client.interface import PODS, REPLICASETS, Client, Obj, StatusError
 from kbox.controllers import base, meta, podutil
 from kbox.controllers.expectations import Expectations
 from kbox.controllers.meta import controller_ref, epoch, timestamp
@@ -80,7 +80,8 @@ class ReplicaSetController(base.Controller):
         self.replicasets = self.informer(REPLICASETS)
         self.pods = self.informer(PODS, keys=self._keys_for_pod)
         self.pods.add_index(cache.OWNER_UID, cache.by_owner_uid)
-        self._selectors: dict[str, tuple[Any, selectors.LabelSelector | None]] = {}
+        self._selector = meta.SelectorCache()
+        """The ReplicaSet's parsed selector (immutable, so cached by uid); ``None`` if unusable."""
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -101,22 +102,6 @@ class ReplicaSetController(base.Controller):
             for rs in self.replicasets.indexer.by_index(cache.NAMESPACE, namespace)
             if (selector := self._selector(rs)) is not None and selector.matches(labels)
         ]
-
-    def _selector(self, rs: Obj) -> selectors.LabelSelector | None:
-        """The ReplicaSet's parsed selector (immutable, so cached by uid); ``None`` if unusable."""
-        uid = rs["metadata"].get("uid", "")
-        raw = (rs.get("spec") or {}).get("selector")
-        cached = self._selectors.get(uid)
-        if cached is not None and cached[0] == raw:
-            return cached[1]
-        try:
-            parsed: selectors.LabelSelector | None = selectors.from_label_selector(raw)
-        except StatusError:
-            parsed = None
-        if parsed is not None and (parsed.empty or parsed.matches_nothing):
-            parsed = None
-        self._selectors[uid] = (raw, parsed)
-        return parsed
 
     # -- sync --------------------------------------------------------------------------------
 
@@ -299,18 +284,9 @@ class ReplicaSetController(base.Controller):
     async def _write_status(self, rs: Obj, active: list[Obj], create_error: StatusError | None) -> None:
         current = rs.get("status") or {}
         new = self.calculate_status(rs, active, create_error)
-        patch = status_patch(current, new)
-        if not patch:
-            return
-        metadata = rs["metadata"]
-        try:
-            await self.client.patch(
-                REPLICASETS, metadata["name"], {"status": patch}, namespace=metadata["namespace"],
-                patch_type=MERGE_PATCH, subresource="status",
-            )  # fmt: skip
-        except StatusError as exc:
-            if exc.code != 404:
-                raise
+        patch = meta.status_diff(current, new)
+        if patch:
+            await meta.patch_status(self.client, REPLICASETS, rs, patch)
 
     def calculate_status(self, rs: Obj, active: list[Obj], create_error: StatusError | None = None) -> Obj:
         spec = rs.get("spec") or {}
@@ -393,15 +369,7 @@ class _ManageError(Exception):
 
 
 def owner_reference(rs: Obj) -> Obj:
-    metadata = rs["metadata"]
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "name": metadata["name"],
-        "uid": metadata["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return meta.owner_reference(rs, api_version=API_VERSION, kind=KIND)
 
 
 def pod_from_template(rs: Obj) -> Obj:
@@ -442,18 +410,3 @@ def deletion_rank(pod: Obj) -> tuple[Any, ...]:
         -created,  # newer first
         pod["metadata"].get("name", ""),
     )
-
-
-# -- status and events -------------------------------------------------------------------------
-
-
-def status_patch(current: Obj, new: Obj) -> Obj:
-    """A merge patch turning ``current`` into ``new`` at the top level of status (None removes)."""
-    patch: Obj = {}
-    for key, value in new.items():
-        if current.get(key) != value:
-            patch[key] = value
-    for key in current:
-        if key not in new:
-            patch[key] = None
-    return patch

@@ -98,7 +98,7 @@ class StatefulSetController(base.Controller):
         return [
             cache.key_of(sts)
             for sts in self.sets.indexer.by_index(cache.NAMESPACE, namespace)
-            if (selector := _selector(sts)) is not None and selector.matches(labels)
+            if (selector := meta.selector_of(sts)) is not None and selector.matches(labels)
         ]
 
     # -- sync --------------------------------------------------------------------------------
@@ -107,7 +107,7 @@ class StatefulSetController(base.Controller):
         sts = self.sets.indexer.get(key)
         if sts is None or sts["metadata"].get("deletionTimestamp"):
             return  # the garbage collector removes what it owned
-        selector = _selector(sts)
+        selector = meta.selector_of(sts)
         if selector is None:
             _log.warning("%s: %s has an invalid or empty selector; ignoring it", self.name, key)
             return
@@ -211,7 +211,7 @@ class StatefulSetController(base.Controller):
         """Orphaned revisions of this set (it was deleted with ``--cascade=orphan`` and made again):
         named ``<set>-<hash>`` and labelled as its template, they are adopted, so its history and its
         pods' revision labels carry over."""
-        selector = _selector(sts)
+        selector = meta.selector_of(sts)
         prefix = f"{sts['metadata']['name']}-"
         adopted: list[Obj] = []
         for revision in self.revisions.indexer.by_index(cache.NAMESPACE, sts["metadata"]["namespace"]):
@@ -438,20 +438,10 @@ class StatefulSetController(base.Controller):
             update=update["metadata"]["name"],
             collision_count=collisions,
         )
-        old = sts.get("status") or {}
-        patch: Obj = {k: v for k, v in new.items() if old.get(k) != v}
-        patch.update({k: None for k in old if k not in new and k != "conditions"})
-        if not patch:
-            return
-        metadata = sts["metadata"]
-        try:
-            await self.client.patch(
-                STATEFULSETS, metadata["name"], {"status": patch}, namespace=metadata["namespace"],
-                patch_type=MERGE_PATCH, subresource="status",
-            )  # fmt: skip
-        except StatusError as exc:
-            if exc.code != 404:
-                raise
+        # Conditions are not this controller's to remove (it writes none).
+        patch = meta.status_diff(sts.get("status") or {}, new, keep=("conditions",))
+        if patch:
+            await meta.patch_status(self.client, STATEFULSETS, sts, patch)
 
     def _requeue_for_availability(self, sts: Obj, pods: list[Obj], key: str) -> None:
         min_ready = int((sts.get("spec") or {}).get("minReadySeconds") or 0)
@@ -464,16 +454,6 @@ class StatefulSetController(base.Controller):
     def _event(self, sts: Obj, kind: str, reason: str, message: str) -> None:
         if self.events:
             self.recorder.record(sts, kind, reason, message)
-
-
-def _selector(sts: Obj) -> selectors.LabelSelector | None:
-    try:
-        parsed = selectors.from_label_selector((sts.get("spec") or {}).get("selector"))
-    except StatusError:
-        return None
-    if parsed.empty or parsed.matches_nothing:
-        return None
-    return parsed
 
 
 def _terminating(pod: Obj) -> Obj:

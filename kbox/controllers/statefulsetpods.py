@@ -16,7 +16,7 @@ import re
 import time
 from typing import Any
 
-from kbox.controllers import history, podutil
+from kbox.controllers import history, meta, podutil
 from kbox.controllers.podutil import ready_since
 
 Obj = dict[str, Any]
@@ -31,15 +31,7 @@ _ORDINAL = re.compile(r"^(.*)-(\d+)$")
 
 
 def owner_reference(sts: Obj, *, controller: bool = True) -> Obj:
-    metadata = sts["metadata"]
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "name": metadata["name"],
-        "uid": metadata["uid"],
-        "controller": controller,
-        "blockOwnerDeletion": True,
-    }
+    return meta.owner_reference(sts, api_version=API_VERSION, kind=KIND, controller=controller)
 
 
 def ordinal_of(sts_name: str, pod: Obj) -> int | None:
