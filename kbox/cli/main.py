@@ -45,6 +45,9 @@ COMMANDS: dict[str, str] = {
     "scale": "kbox.cli.kube.scale:scale",
     "rollout": "kbox.cli.kube.rollout:rollout",
     "wait": "kbox.cli.kube.wait:wait",
+    "cordon": "kbox.cli.kube.drain:cordon",
+    "uncordon": "kbox.cli.kube.drain:uncordon",
+    "drain": "kbox.cli.kube.drain:drain",
 }
 
 

@@ -1,11 +1,13 @@
-"""``kbox rollout status|history|undo|restart|pause|resume`` for deployments, as kubectl does them.
+"""``kbox rollout status|history|undo|restart|pause|resume`` for deployments, daemon sets and stateful
+sets, as kubectl does them (``rolloutviewers`` holds what differs for the last two: ControllerRevisions
+instead of ReplicaSets, their own status lines; ``pause``/``resume`` refuse them, as kubectl does).
 
 - ``status`` watches the deployment and prints kubectl's progress lines until the rollout is complete
   (``deployment "web" successfully rolled out``), its progress deadline passes, or ``--timeout`` ends;
   ``--watch=false`` prints the current line once. Consecutive repeats of a line are printed once.
 - ``history`` lists the revisions recorded on the deployment's ReplicaSets
   (``deployment.kubernetes.io/revision``) with their ``kubernetes.io/change-cause``; ``--revision=N``
-  shows that revision's pod template.
+  shows that revision's pod template (in describe's layout, as kubectl prints it).
 - ``undo`` copies a ReplicaSet's pod template (the previous revision, or ``--to-revision``) back into the
   deployment with a JSON patch, together with the ReplicaSet's annotations, as kubectl does; the
   deployment controller then rolls to it.
@@ -22,9 +24,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
-import yaml
 
-from kbox.cli.kube import manifests, session, targets, wait
+from kbox.cli.kube import manifests, rolloutviewers, session, targets, wait
 from kbox.cli.kube.manifests import CommandError
 from kbox.client.interface import JSON_PATCH, MERGE_PATCH, REPLICASETS, STRATEGIC_PATCH
 
@@ -54,11 +55,11 @@ Examples:
 
 @click.group("rollout", epilog=EXAMPLES)
 def rollout() -> None:
-    """Follow, list, undo and restart rollouts of deployments."""
+    """Follow, list, undo and restart rollouts of deployments, daemon sets and stateful sets."""
 
 
 def _object_options(f: Any) -> Any:
-    """The deployments a rollout command acts on (TYPE/NAME, TYPE NAME, -l, -f), handed to the
+    """The workloads a rollout command acts on (TYPE/NAME, TYPE NAME, -l, -f), handed to the
     command as one ``named`` argument."""
 
     @functools.wraps(f)
@@ -75,9 +76,9 @@ def _object_options(f: Any) -> Any:
         return f(named, **rest)
 
     decorated = click.argument("args", nargs=-1)(command)
-    decorated = click.option(
-        "-l", "--selector", default=None, help="Deployments matching this label selector."
-    )(decorated)
+    decorated = click.option("-l", "--selector", default=None, help="Objects matching this label selector.")(
+        decorated
+    )
     decorated = click.option(
         "-f", "--filename", "filenames", multiple=True, metavar="FILE", help="Objects in manifests."
     )(decorated)
@@ -88,18 +89,26 @@ def _object_options(f: Any) -> Any:
 Action = Callable[[session.Api, targets.Target, dict[str, Any]], Awaitable[bool | None]]
 
 
-def _each_deployment(named: targets.Named, profile: str | None, act: Action) -> None:
-    """Read each named deployment and ``act`` on it; exit 1 if any act returned True (it failed)."""
+ALL_KINDS = ("Deployment", "DaemonSet", "StatefulSet")
+
+
+def _each_workload(
+    named: targets.Named, profile: str | None, act: Action, kinds: tuple[str, ...] = ALL_KINDS
+) -> None:
+    """Read each named object and ``act`` on it; exit 1 if any act returned True (it failed)."""
 
     async def main() -> bool:
         failed = False
         async with session.connect(profile) as api:
             found = await named.find(api)
             if not found:
-                raise CommandError("no deployments found")
+                raise CommandError("no objects found")
             for target in found:
-                if (target.info.group, target.info.kind) != ("apps", "Deployment"):
-                    raise CommandError(f"kbox rollout handles deployments only, not {target.info.qualified}")
+                if target.info.group != "apps" or target.info.kind not in kinds:
+                    raise CommandError(
+                        "kbox rollout handles deployments, daemonsets and statefulsets only, "
+                        f"not {target.info.qualified}"
+                    )
             for target in found:
                 deployment: dict[str, Any] = await api.request("GET", target.path())
                 failed = bool(await act(api, target, deployment)) or failed
@@ -143,6 +152,17 @@ def status_line(deployment: dict[str, Any], revision: int = 0) -> tuple[str, boo
     return f'deployment "{name}" successfully rolled out', True
 
 
+def workload_status(obj: dict[str, Any], revision: int = 0) -> tuple[str, bool]:
+    """kubectl's status line for a Deployment, DaemonSet or StatefulSet, and whether it is done.
+    kubectl ignores ``--revision`` for the latter two (they have no revision annotation to check)."""
+    kind = obj.get("kind")
+    if kind == "DaemonSet":
+        return rolloutviewers.daemon_set_status(obj)
+    if kind == "StatefulSet":
+        return rolloutviewers.stateful_set_status(obj)
+    return status_line(obj, revision)
+
+
 @rollout.command(
     "status",
     epilog=manifests.examples(
@@ -173,7 +193,7 @@ def status(named: targets.Named, profile: str | None, watch: bool, timeout: str,
         except TimeoutError:
             raise CommandError("timed out waiting for the condition") from None
 
-    _each_deployment(named, profile, follow)
+    _each_workload(named, profile, follow)
 
 
 async def _follow(
@@ -186,7 +206,7 @@ async def _follow(
         nonlocal last
         if obj is None:
             raise CommandError("object has been deleted")
-        line, done = status_line(obj, revision)
+        line, done = workload_status(obj, revision)
         if line != last:
             click.echo(line)
             last = line
@@ -231,29 +251,26 @@ def history(named: targets.Named, profile: str | None, revision: int) -> None:
     if revision < 0:
         raise CommandError(f"revision must be a positive integer: {revision}")
 
-    async def show(api: session.Api, target: targets.Target, deployment: dict[str, Any]) -> None:
-        revisions = await replica_sets(api, deployment)
+    async def show(api: session.Api, target: targets.Target, obj: dict[str, Any]) -> None:
+        if target.info.kind == "Deployment":
+            by_rs = await replica_sets(api, obj)
+            templates = {n: (rs.get("spec") or {}).get("template") or {} for n, rs in by_rs.items()}
+            revisions = by_rs
+        else:
+            revisions = await rolloutviewers.revisions(api, obj)
+            templates = {n: rolloutviewers.template_of(cr) for n, cr in revisions.items()}
         if not revisions:
             click.echo(f"{target.ref} \nNo rollout history found.")
             return
         if revision:
             if revision not in revisions:
                 raise CommandError("unable to find the specified revision")
-            template = (revisions[revision].get("spec") or {}).get("template") or {}
-            click.echo(f"{target.ref} with revision #{revision}\nPod Template:")
-            click.echo(yaml.safe_dump(template, default_flow_style=False), nl=False)
+            text = rolloutviewers.template_text(templates[revision])
+            click.echo(f"{target.ref} with revision #{revision}\n{text}")
             return
-        rows = [("REVISION", "CHANGE-CAUSE")]
-        for number in sorted(revisions):
-            cause = ((revisions[number].get("metadata") or {}).get("annotations") or {}).get(CHANGE_CAUSE)
-            rows.append((str(number), cause or "<none>"))
-        width = max(len(r[0]) for r in rows) + 2
-        click.echo(f"{target.ref} ")
-        for first, second in rows:
-            click.echo(f"{first.ljust(width)}{second}")
-        click.echo("")
+        click.echo(f"{target.ref} \n{rolloutviewers.history_table(revisions)}")
 
-    _each_deployment(named, profile, show)
+    _each_workload(named, profile, show)
 
 
 def _without_hash(template: dict[str, Any]) -> dict[str, Any]:
@@ -286,10 +303,15 @@ def undo(named: targets.Named, profile: str | None, to_revision: int, dry_run: s
     if to_revision < 0:
         raise CommandError(f"unable to find specified revision {to_revision} in history")
 
-    async def undo_one(api: session.Api, target: targets.Target, deployment: dict[str, Any]) -> None:
-        click.echo(f"{target.ref} {await _undo_one(api, target, deployment, to_revision, dry_run)}")
+    async def undo_one(api: session.Api, target: targets.Target, obj: dict[str, Any]) -> None:
+        if target.info.kind == "Deployment":
+            result = await _undo_one(api, target, obj, to_revision, dry_run)
+        else:
+            result = await rolloutviewers.undo(api, target.path(), obj, to_revision, dry_run)
+        suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(dry_run, "")
+        click.echo(f"{target.ref} {result}{suffix}")
 
-    _each_deployment(named, profile, undo_one)
+    _each_workload(named, profile, undo_one)
 
 
 async def _undo_one(
@@ -308,7 +330,7 @@ async def _undo_one(
     rs = revisions[chosen]
     template = _without_hash((rs.get("spec") or {}).get("template") or {})
     if dry_run == "client":
-        return "\n" + yaml.safe_dump(template, default_flow_style=False).rstrip()
+        return rolloutviewers.template_text((rs.get("spec") or {}).get("template") or {})
     if (deployment.get("spec") or {}).get("paused"):
         raise CommandError(
             "you cannot rollback a paused deployment; "
@@ -345,7 +367,7 @@ def restart(named: targets.Named, profile: str | None) -> None:
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     async def restart_one(api: session.Api, target: targets.Target, deployment: dict[str, Any]) -> bool:
-        if (deployment.get("spec") or {}).get("paused"):
+        if target.info.kind == "Deployment" and (deployment.get("spec") or {}).get("paused"):
             click.echo(
                 f'error: {target.info.qualified} "{target.name}" '
                 "can't restart paused deployment (run rollout resume first)",
@@ -357,7 +379,7 @@ def restart(named: targets.Named, profile: str | None) -> None:
         click.echo(f"{target.ref} restarted")
         return False
 
-    _each_deployment(named, profile, restart_one)
+    _each_workload(named, profile, restart_one)
 
 
 def _pauser(paused: bool) -> Any:
@@ -365,15 +387,22 @@ def _pauser(paused: bool) -> Any:
 
     @_object_options
     def command(named: targets.Named, profile: str | None) -> None:
-        async def set_paused(api: session.Api, target: targets.Target, deployment: dict[str, Any]) -> None:
+        async def set_paused(api: session.Api, target: targets.Target, deployment: dict[str, Any]) -> bool:
+            if target.info.kind != "Deployment":
+                action = "pausing" if paused else "resuming"
+                click.echo(
+                    f'error: {target.info.qualified} "{target.name}" {action} is not supported', err=True
+                )
+                return True
             if bool((deployment.get("spec") or {}).get("paused")) == paused:
                 state = "already paused" if paused else "not paused"
                 raise CommandError(f'{target.info.qualified} "{target.name}" is {state}')
             body = {"spec": {"paused": paused or None}}
             await api.request("PATCH", target.path(), body=body, content_type=MERGE_PATCH)
             click.echo(f"{target.ref} {verb}")
+            return False
 
-        _each_deployment(named, profile, set_paused)
+        _each_workload(named, profile, set_paused)
 
     command.__doc__ = (
         f"Mark a deployment {verb}: {'no rollouts until resumed' if paused else 'rollouts continue'}."

@@ -105,7 +105,7 @@ def test_rollout_status_waits_and_times_out(cluster: KboxCluster) -> None:
         'Error from server (NotFound): deployments.apps "ghost" not found'
     )
     assert one_line_error(cluster.kbox("rollout", "status", "configmap/x", "-n", ns)).endswith(
-        "kbox rollout handles deployments only, not configmaps"
+        "kbox rollout handles deployments, daemonsets and statefulsets only, not configmaps"
     )
 
 
