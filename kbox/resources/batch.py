@@ -213,7 +213,8 @@ class CronJobStrategy(Strategy):
         if isinstance(job_spec, dict):
             template = job_spec.get("template")
             if isinstance(template, dict) and isinstance(template.get("spec"), dict):
-                podspec.default_pod_spec(template["spec"], restart_policy="Never")
+                # Always, as Kubernetes defaults it; validation then asks for OnFailure or Never.
+                podspec.default_pod_spec(template["spec"])
 
     def prepare_for_create(self, obj: Obj) -> None:
         super().prepare_for_create(obj)
@@ -330,7 +331,11 @@ def _validate_job_template(job_template: Any) -> list[FieldError]:
             metadata.get("labels") or {}, "spec.jobTemplate.metadata.labels"
         )
     policy = ((job_spec.get("template") or {}).get("spec") or {}).get("restartPolicy")
-    if policy not in ("OnFailure", "Never"):
+    if policy in ("Always", "", None):
+        problems.append(
+            errors.required(f"{path}.template.spec.restartPolicy", 'valid values: "OnFailure", "Never"')
+        )
+    elif policy not in ("OnFailure", "Never"):
         problems.append(
             errors.not_supported(f"{path}.template.spec.restartPolicy", policy, ["OnFailure", "Never"])
         )

@@ -55,11 +55,18 @@ def cronjob_body(name: str, schedule: str = "* * * * *", **spec: Any) -> Obj:
             "schedule": schedule,
             "jobTemplate": {
                 "metadata": {"labels": {"app": name}, "annotations": {"note": "from-template"}},
-                "spec": {"template": template({"app": name})},
+                "spec": {"template": job_template(name)},
             },
             **spec,
         },
     }
+
+
+def job_template(name: str) -> Obj:
+    """The pod template of a Job: a Job's pods never restart in place forever (Never)."""
+    pod = template({"app": name})
+    pod["spec"]["restartPolicy"] = "Never"
+    return pod
 
 
 async def create(c: Cluster, body: Obj) -> Obj:
