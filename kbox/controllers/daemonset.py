@@ -46,9 +46,8 @@ from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import NODES, PODS, Client, Obj, Resource, StatusError
-from kbox.controllers import base, daemonsetpods, history, meta
+from kbox.controllers import base, daemonsetpods, history, meta, refmanager
 from kbox.controllers.expectations import Expectations
-from kbox.controllers.meta import controller_ref
 
 _log = logging.getLogger(__name__)
 
@@ -117,21 +116,9 @@ class DaemonSetController(base.Controller):
         return self._keys_for_owned(revision)
 
     def _keys_for_owned(self, obj: Obj) -> list[str]:
-        metadata = obj.get("metadata") or {}
-        namespace = metadata.get("namespace", "")
-        ref = controller_ref(obj)
-        if ref is not None:
-            if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith("apps/"):
-                return [f"{namespace}/{ref.get('name', '')}"]
-            return []
-        if metadata.get("deletionTimestamp"):
-            return []
-        labels = metadata.get("labels") or {}
-        return [
-            cache.key_of(ds)
-            for ds in self.daemonsets.indexer.by_index(cache.NAMESPACE, namespace)
-            if (selector := meta.selector_of(ds)) is not None and selector.matches(labels)
-        ]
+        return refmanager.owner_keys(
+            obj, kind=KIND, group="apps", owners=self.daemonsets, selector_of=meta.selector_of
+        )
 
     # -- sync --------------------------------------------------------------------------------
 
@@ -246,60 +233,16 @@ class DaemonSetController(base.Controller):
         self, resource: Resource, shared: informers.SharedInformer, ds: Obj, selector: selectors.LabelSelector
     ) -> list[Obj]:
         """Objects of ``resource`` this DaemonSet controls after adopting matching orphans and releasing
-        owned ones that stopped matching (the controller-ref managers of client-go)."""
-        uid = ds["metadata"]["uid"]
-        owned: list[Obj] = []
-        orphans: list[Obj] = []
-        for obj in shared.indexer.by_index(cache.NAMESPACE, ds["metadata"]["namespace"]):
-            ref = controller_ref(obj)
-            labels = obj["metadata"].get("labels") or {}
-            if ref is not None:
-                if ref.get("uid") != uid:
-                    continue
-                if selector.matches(labels):
-                    owned.append(obj)
-                else:
-                    await self._set_owner(resource, obj, ds, adopt=False)
-            elif selector.matches(labels) and not obj["metadata"].get("deletionTimestamp"):
-                orphans.append(obj)
-        if orphans and await self._can_adopt(ds):
-            for obj in orphans:
-                adopted = await self._set_owner(resource, obj, ds, adopt=True)
-                if adopted is not None:
-                    owned.append(adopted)
-        return owned
-
-    async def _can_adopt(self, ds: Obj) -> bool:
-        metadata = ds["metadata"]
-        try:
-            fresh = await self.client.get(DAEMONSETS, metadata["name"], namespace=metadata["namespace"])
-        except StatusError as exc:
-            if exc.code == 404:
-                return False
-            raise
-        return bool(
-            fresh["metadata"].get("uid") == metadata["uid"] and not fresh["metadata"].get("deletionTimestamp")
+        owned ones that stopped matching (see :mod:`kbox.controllers.refmanager`)."""
+        return await refmanager.claim(
+            self.client,
+            resource,
+            shared.indexer.by_index(cache.NAMESPACE, ds["metadata"]["namespace"]),
+            owner=ds,
+            owner_resource=DAEMONSETS,
+            owner_ref=daemonsetpods.owner_reference(ds),
+            selector=selector,
         )
-
-    async def _set_owner(self, resource: Resource, obj: Obj, ds: Obj, *, adopt: bool) -> Obj | None:
-        metadata = obj["metadata"]
-        refs = [
-            dict(r) for r in metadata.get("ownerReferences") or [] if r.get("uid") != ds["metadata"]["uid"]
-        ]
-        if adopt:
-            refs.append(daemonsetpods.owner_reference(ds))
-        patch = {
-            "metadata": {"ownerReferences": refs or None, "resourceVersion": metadata.get("resourceVersion")}
-        }
-        try:
-            result: Obj = await self.client.patch(
-                resource, metadata["name"], patch, namespace=metadata["namespace"]
-            )
-        except StatusError as exc:
-            if exc.code in (404, 409):
-                return None
-            raise
-        return result
 
     # -- placement ---------------------------------------------------------------------------
 

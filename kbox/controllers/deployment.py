@@ -54,7 +54,7 @@ from kbox.client.interface import (
     Obj,
     StatusError,
 )
-from kbox.controllers import base, meta
+from kbox.controllers import base, meta, refmanager
 from kbox.controllers.meta import controller_ref, epoch, timestamp
 
 _log = logging.getLogger(__name__)
@@ -110,19 +110,9 @@ class DeploymentController(base.Controller):
     # -- keys --------------------------------------------------------------------------------
 
     def _keys_for_rs(self, rs: Obj) -> list[str]:
-        metadata = rs.get("metadata") or {}
-        namespace = metadata.get("namespace", "")
-        ref = controller_ref(rs)
-        if ref is not None:
-            return [f"{namespace}/{ref.get('name', '')}"] if ref.get("kind") == "Deployment" else []
-        if metadata.get("deletionTimestamp"):
-            return []
-        labels = metadata.get("labels") or {}
-        return [
-            cache.key_of(d)
-            for d in self.deployments.indexer.by_index(cache.NAMESPACE, namespace)
-            if (sel := _selector(d)) is not None and sel.matches(labels)
-        ]
+        return refmanager.owner_keys(
+            rs, kind="Deployment", group="apps", owners=self.deployments, selector_of=_selector
+        )
 
     def _keys_for_pod(self, pod: Obj) -> list[str]:
         """Pods matter only to Recreate rollouts, which wait for the old pods to be gone."""
@@ -171,55 +161,16 @@ class DeploymentController(base.Controller):
     # -- claiming ----------------------------------------------------------------------------
 
     async def _claim(self, d: Obj, selector: selectors.LabelSelector) -> list[Obj]:
-        uid = d["metadata"]["uid"]
-        namespace = d["metadata"]["namespace"]
-        owned: list[Obj] = []
-        orphans: list[Obj] = []
-        for rs in self.replicasets.indexer.by_index(cache.NAMESPACE, namespace):
-            ref = controller_ref(rs)
-            labels = rs["metadata"].get("labels") or {}
-            if ref is not None:
-                if ref.get("uid") != uid:
-                    continue
-                if selector.matches(labels):
-                    owned.append(copy.deepcopy(rs))
-                else:
-                    await self._set_owner(rs, None, d)
-            elif selector.matches(labels) and not rs["metadata"].get("deletionTimestamp"):
-                orphans.append(rs)
-        if orphans:
-            try:
-                fresh = await self.client.get(DEPLOYMENTS, d["metadata"]["name"], namespace=namespace)
-            except StatusError as exc:
-                if exc.code == 404:
-                    return owned
-                raise
-            if fresh["metadata"].get("uid") == uid and not fresh["metadata"].get("deletionTimestamp"):
-                for rs in orphans:
-                    adopted = await self._set_owner(rs, owner_reference(d), d)
-                    if adopted is not None:
-                        owned.append(adopted)
-        return owned
-
-    async def _set_owner(self, rs: Obj, ref: Obj | None, d: Obj) -> Obj | None:
-        metadata = rs["metadata"]
-        refs = [
-            dict(r) for r in metadata.get("ownerReferences") or [] if r.get("uid") != d["metadata"]["uid"]
-        ]
-        if ref is not None:
-            refs.append(ref)
-        patch = {
-            "metadata": {"ownerReferences": refs or None, "resourceVersion": metadata.get("resourceVersion")}
-        }
-        try:
-            result: Obj = await self.client.patch(
-                REPLICASETS, metadata["name"], patch, namespace=metadata["namespace"]
-            )
-        except StatusError as exc:
-            if exc.code in (404, 409):
-                return None
-            raise
-        return result
+        claimed = await refmanager.claim(
+            self.client,
+            REPLICASETS,
+            self.replicasets.indexer.by_index(cache.NAMESPACE, d["metadata"]["namespace"]),
+            owner=d,
+            owner_resource=DEPLOYMENTS,
+            owner_ref=owner_reference(d),
+            selector=selector,
+        )
+        return [copy.deepcopy(rs) for rs in claimed]
 
     # -- new and old ReplicaSets ---------------------------------------------------------------
 

@@ -203,28 +203,6 @@ async def delete_revision(client: Client, revision: Obj) -> None:
             raise
 
 
-async def set_owner(client: Client, revision: Obj, parent: Obj, *, kind: str, adopt: bool) -> Obj | None:
-    """Adopt (``adopt``) or release ``revision``; ``None`` when it is gone or changed meanwhile (its
-    next event brings the parent's key back)."""
-    metadata = revision["metadata"]
-    uid = parent["metadata"]["uid"]
-    refs = [dict(r) for r in metadata.get("ownerReferences") or [] if r.get("uid") != uid]
-    if adopt:
-        refs.append(owner_reference(parent, kind))
-    patch = {
-        "metadata": {"ownerReferences": refs or None, "resourceVersion": metadata.get("resourceVersion")}
-    }
-    try:
-        result: Obj = await client.patch(
-            CONTROLLERREVISIONS, metadata["name"], patch, namespace=metadata["namespace"]
-        )
-    except StatusError as exc:
-        if exc.code in (404, 409):
-            return None
-        raise
-    return result
-
-
 # -- reading -----------------------------------------------------------------------------------------
 
 

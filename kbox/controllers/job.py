@@ -46,7 +46,7 @@ from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import PODS, STRATEGIC_PATCH, Client, Obj, Resource, StatusError
-from kbox.controllers import base, jobsync, meta
+from kbox.controllers import base, jobsync, meta, refmanager
 from kbox.controllers import jobpods as jp
 from kbox.controllers.expectations import Expectations
 from kbox.controllers.meta import controller_ref, version_number
@@ -107,20 +107,13 @@ class JobController(base.Controller):
     def _keys_for_pod(self, pod: Obj) -> list[str]:
         metadata = pod.get("metadata") or {}
         namespace = metadata.get("namespace", "")
-        keys: list[str] = []
+        keys = refmanager.owner_keys(
+            pod, kind=jp.KIND, group="batch", owners=self.jobs, selector_of=self._selector
+        )
         ref = controller_ref(pod)
         owned = (
             ref is not None and ref.get("kind") == jp.KIND and ref.get("apiVersion", "").startswith("batch/")
         )
-        if owned and ref is not None:
-            keys.append(f"{namespace}/{ref.get('name', '')}")
-        elif ref is None and not metadata.get("deletionTimestamp"):
-            # An orphan: every Job that could adopt it.
-            labels = metadata.get("labels") or {}
-            for job in self.jobs.indexer.by_index(cache.NAMESPACE, namespace):
-                selector = self._selector(job)
-                if selector is not None and selector.matches(labels):
-                    keys.append(cache.key_of(job))
         if jp.has_finalizer(pod) and (
             not owned or metadata.get("deletionTimestamp") or jp.phase(pod) in ("Succeeded", "Failed")
         ):
@@ -166,58 +159,17 @@ class JobController(base.Controller):
         selector = self._selector(job)
         if selector is None:
             return owned
-        deleting = bool(job["metadata"].get("deletionTimestamp"))
-        claimed: list[Obj] = []
-        for pod in owned:
-            if deleting or selector.matches(pod["metadata"].get("labels") or {}):
-                claimed.append(pod)
-            else:
-                await self._patch_pod(pod, {"ownerReferences": _refs_without(pod, job) or None})
-        namespace = job["metadata"]["namespace"]
-        orphans = [
-            pod
-            for pod in self.pods.indexer.by_index(ORPHANS, namespace)
-            if not pod["metadata"].get("deletionTimestamp")
-            and selector.matches(pod["metadata"].get("labels") or {})
-        ]
-        if orphans and not deleting and await self._can_adopt(job):
-            for pod in orphans:
-                finalizers = list(pod["metadata"].get("finalizers") or [])
-                if jp.TRACKING_FINALIZER not in finalizers:
-                    finalizers.append(jp.TRACKING_FINALIZER)
-                refs = [*_refs_without(pod, job), jp.owner_reference(job)]
-                adopted = await self._patch_pod(pod, {"ownerReferences": refs, "finalizers": finalizers})
-                if adopted is not None:
-                    claimed.append(adopted)
-        return claimed
-
-    async def _can_adopt(self, job: Obj) -> bool:
-        """Adopt only for a Job that exists with the cached uid and is not being deleted (a fresh GET)."""
-        metadata = job["metadata"]
-        try:
-            fresh = await self.client.get(JOBS, metadata["name"], namespace=metadata["namespace"])
-        except StatusError as exc:
-            if exc.code == 404:
-                return False
-            raise
-        return bool(
-            fresh["metadata"].get("uid") == metadata["uid"] and not fresh["metadata"].get("deletionTimestamp")
+        orphans = self.pods.indexer.by_index(ORPHANS, job["metadata"]["namespace"])
+        return await refmanager.claim(
+            self.client,
+            PODS,
+            [*owned, *orphans],
+            owner=job,
+            owner_resource=JOBS,
+            owner_ref=jp.owner_reference(job),
+            selector=selector,
+            adopt_changes=_with_tracking_finalizer,
         )
-
-    async def _patch_pod(self, pod: Obj, changes: Obj) -> Obj | None:
-        """A merge patch of the pod's metadata, conditional on the version the cache saw; None when
-        the pod is gone or changed meanwhile (its event brings the Job back)."""
-        metadata = pod["metadata"]
-        patch = {"metadata": {**changes, "resourceVersion": metadata.get("resourceVersion")}}
-        try:
-            result: Obj = await self.client.patch(
-                PODS, metadata["name"], patch, namespace=metadata["namespace"]
-            )
-        except StatusError as exc:
-            if exc.code in (404, 409):
-                return None
-            raise
-        return result
 
     async def _forget_job(self, key: str) -> None:
         """The Job is gone: drop what was kept for it and free its pods from the finalizer."""
@@ -336,9 +288,12 @@ def _orphan_namespace(pod: Obj) -> list[str]:
     return [pod["metadata"].get("namespace", "")]
 
 
-def _refs_without(pod: Obj, job: Obj) -> list[Obj]:
-    uid = job["metadata"]["uid"]
-    return [dict(r) for r in pod["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+def _with_tracking_finalizer(pod: Obj) -> Obj:
+    """An adopted pod gets the tracking finalizer, so the Job counts it before it can vanish."""
+    finalizers = list(pod["metadata"].get("finalizers") or [])
+    if jp.TRACKING_FINALIZER not in finalizers:
+        finalizers.append(jp.TRACKING_FINALIZER)
+    return {"finalizers": finalizers}
 
 
 def _revision(obj: Obj) -> int:

@@ -35,14 +35,13 @@ import logging
 import time
 from typing import Any
 
-from kbox.api import selectors
 from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import PODS, REPLICASETS, Client, Obj, StatusError
-from kbox.controllers import base, meta, podutil
+from kbox.controllers import base, meta, podutil, refmanager
 from kbox.controllers.expectations import Expectations
-from kbox.controllers.meta import controller_ref, epoch, timestamp
+from kbox.controllers.meta import epoch, timestamp
 from kbox.controllers.podutil import is_active, ready_since
 
 _log = logging.getLogger(__name__)
@@ -86,22 +85,9 @@ class ReplicaSetController(base.Controller):
     # -- keys --------------------------------------------------------------------------------
 
     def _keys_for_pod(self, pod: Obj) -> list[str]:
-        metadata = pod.get("metadata") or {}
-        namespace = metadata.get("namespace", "")
-        ref = controller_ref(pod)
-        if ref is not None:
-            if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith("apps/"):
-                return [f"{namespace}/{ref.get('name', '')}"]
-            return []
-        if metadata.get("deletionTimestamp"):
-            return []
-        # An orphan: every ReplicaSet that could adopt it.
-        labels = metadata.get("labels") or {}
-        return [
-            cache.key_of(rs)
-            for rs in self.replicasets.indexer.by_index(cache.NAMESPACE, namespace)
-            if (selector := self._selector(rs)) is not None and selector.matches(labels)
-        ]
+        return refmanager.owner_keys(
+            pod, kind=KIND, group="apps", owners=self.replicasets, selector_of=self._selector
+        )
 
     # -- sync --------------------------------------------------------------------------------
 
@@ -117,7 +103,16 @@ class ReplicaSetController(base.Controller):
             return
         deleting = bool(rs["metadata"].get("deletionTimestamp"))
 
-        owned = await self._claim(rs, selector, namespace, deleting=deleting)
+        owned = await refmanager.claim(
+            self.client,
+            PODS,
+            self.pods.indexer.by_index(cache.NAMESPACE, namespace),
+            owner=rs,
+            owner_resource=REPLICASETS,
+            owner_ref=owner_reference(rs),
+            selector=selector,
+            adoptable=is_active,
+        )
         active = [pod for pod in owned if is_active(pod)]
 
         error: Exception | None = None
@@ -135,73 +130,6 @@ class ReplicaSetController(base.Controller):
         self._requeue_for_availability(rs, active, key)
         if error is not None:
             raise error
-
-    async def _claim(
-        self, rs: Obj, selector: selectors.LabelSelector, namespace: str, *, deleting: bool
-    ) -> list[Obj]:
-        """The pods this ReplicaSet owns after adopting matching orphans and releasing owned pods that
-        stopped matching (client-go's ``PodControllerRefManager.ClaimPods``)."""
-        uid = rs["metadata"]["uid"]
-        owned: list[Obj] = []
-        orphans: list[Obj] = []
-        for pod in self.pods.indexer.by_index(cache.NAMESPACE, namespace):
-            ref = controller_ref(pod)
-            labels = pod["metadata"].get("labels") or {}
-            if ref is not None:
-                if ref.get("uid") != uid:
-                    continue
-                if selector.matches(labels) or deleting:
-                    owned.append(pod)
-                else:
-                    await self._release(rs, pod)
-            elif selector.matches(labels) and not deleting and is_active(pod):
-                orphans.append(pod)
-        if orphans and await self._can_adopt(rs):
-            for pod in orphans:
-                adopted = await self._adopt(rs, pod)
-                if adopted is not None:
-                    owned.append(adopted)
-        return owned
-
-    async def _can_adopt(self, rs: Obj) -> bool:
-        """Adopt only for a ReplicaSet that exists, with the uid cached, and is not being deleted."""
-        metadata = rs["metadata"]
-        try:
-            fresh = await self.client.get(REPLICASETS, metadata["name"], namespace=metadata["namespace"])
-        except StatusError as exc:
-            if exc.code == 404:
-                return False
-            raise
-        fresh_meta = fresh["metadata"]
-        return bool(fresh_meta.get("uid") == metadata["uid"] and not fresh_meta.get("deletionTimestamp"))
-
-    async def _adopt(self, rs: Obj, pod: Obj) -> Obj | None:
-        metadata = pod["metadata"]
-        refs = [
-            dict(r) for r in metadata.get("ownerReferences") or [] if r.get("uid") != rs["metadata"]["uid"]
-        ]
-        refs.append(owner_reference(rs))
-        patch = {"metadata": {"ownerReferences": refs, "resourceVersion": metadata.get("resourceVersion")}}
-        try:
-            return await self.client.patch(PODS, metadata["name"], patch, namespace=metadata["namespace"])
-        except StatusError as exc:
-            if exc.code in (404, 409):
-                # Gone, or changed since the cache saw it: its next event brings the key back.
-                return None
-            raise
-
-    async def _release(self, rs: Obj, pod: Obj) -> None:
-        metadata = pod["metadata"]
-        uid = rs["metadata"]["uid"]
-        refs = [r for r in metadata.get("ownerReferences") or [] if r.get("uid") != uid]
-        patch = {
-            "metadata": {"ownerReferences": refs or None, "resourceVersion": metadata.get("resourceVersion")}
-        }
-        try:
-            await self.client.patch(PODS, metadata["name"], patch, namespace=metadata["namespace"])
-        except StatusError as exc:
-            if exc.code not in (404, 409):
-                raise
 
     async def _manage(self, rs: Obj, active: list[Obj], key: str) -> list[Obj]:
         """Create or delete pods towards ``spec.replicas``; returns the active pods after the writes."""

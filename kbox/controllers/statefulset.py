@@ -42,7 +42,7 @@ from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import MERGE_PATCH, PODS, Client, Obj, Resource, StatusError
-from kbox.controllers import base, history, meta, podutil
+from kbox.controllers import base, history, meta, podutil, refmanager
 from kbox.controllers import statefulsetpods as sp
 from kbox.controllers.meta import controller_ref
 
@@ -76,30 +76,29 @@ class StatefulSetController(base.Controller):
         self.events = events
         self.recorder = EventRecorder(self.client, component="statefulset-controller")
         self.sets = self.informer(STATEFULSETS)
-        self.pods = self.informer(PODS, keys=self._keys_for_owned)
+        self.pods = self.informer(PODS, keys=self._keys_for_pod)
         self.pods.add_index(cache.OWNER_UID, cache.by_owner_uid)
-        self.revisions = self.informer(history.CONTROLLERREVISIONS, keys=self._keys_for_owned)
+        self.revisions = self.informer(history.CONTROLLERREVISIONS, keys=self._keys_for_revision)
         self.revisions.add_index(cache.OWNER_UID, cache.by_owner_uid)
         self.claims = self.informer(PVCS, enqueue=False)
 
     # -- keys --------------------------------------------------------------------------------
 
-    def _keys_for_owned(self, obj: Obj) -> list[str]:
-        metadata = obj.get("metadata") or {}
-        namespace = metadata.get("namespace", "")
-        ref = controller_ref(obj)
-        if ref is not None:
-            if ref.get("kind") == sp.KIND and str(ref.get("apiVersion", "")).startswith("apps/"):
-                return [f"{namespace}/{ref.get('name', '')}"]
-            return []
-        if metadata.get("deletionTimestamp") or obj.get("kind") == "ControllerRevision":
-            return []
-        labels = metadata.get("labels") or {}
-        return [
-            cache.key_of(sts)
-            for sts in self.sets.indexer.by_index(cache.NAMESPACE, namespace)
-            if (selector := meta.selector_of(sts)) is not None and selector.matches(labels)
-        ]
+    def _keys_for_pod(self, pod: Obj) -> list[str]:
+        return refmanager.owner_keys(
+            pod, kind=sp.KIND, group="apps", owners=self.sets, selector_of=meta.selector_of
+        )
+
+    def _keys_for_revision(self, revision: Obj) -> list[str]:
+        """Only a controlled revision's events concern a set: orphans are adopted when a set syncs."""
+        return refmanager.owner_keys(
+            revision,
+            kind=sp.KIND,
+            group="apps",
+            owners=self.sets,
+            selector_of=meta.selector_of,
+            orphans=False,
+        )
 
     # -- sync --------------------------------------------------------------------------------
 
@@ -138,45 +137,17 @@ class StatefulSetController(base.Controller):
     async def _claim_pods(self, sts: Obj, selector: selectors.LabelSelector) -> list[Obj]:
         """The set's pods: those it controls, plus orphans that match its selector and carry one of its
         names (adopted); a controlled pod that stopped matching is released."""
-        uid = sts["metadata"]["uid"]
-        owned: list[Obj] = []
-        for pod in self.pods.indexer.by_index(cache.NAMESPACE, sts["metadata"]["namespace"]):
-            ref = controller_ref(pod)
-            labels = pod["metadata"].get("labels") or {}
-            if ref is not None:
-                if ref.get("uid") != uid:
-                    continue
-                if selector.matches(labels):
-                    owned.append(pod)
-                else:
-                    await self._set_pod_owner(pod, None)
-            elif (
-                selector.matches(labels)
-                and not sp.is_terminating(pod)
-                and sp.ordinal_of(sts["metadata"]["name"], pod) is not None
-            ):
-                adopted = await self._set_pod_owner(pod, sts)
-                if adopted is not None:
-                    owned.append(adopted)
-        return owned
-
-    async def _set_pod_owner(self, pod: Obj, sts: Obj | None) -> Obj | None:
-        metadata = pod["metadata"]
-        refs = [dict(r) for r in metadata.get("ownerReferences") or [] if not r.get("controller")]
-        if sts is not None:
-            refs.append(sp.owner_reference(sts))
-        patch = {
-            "metadata": {"ownerReferences": refs or None, "resourceVersion": metadata.get("resourceVersion")}
-        }
-        try:
-            result: Obj = await self.client.patch(
-                PODS, metadata["name"], patch, namespace=metadata["namespace"]
-            )
-        except StatusError as exc:
-            if exc.code in (404, 409):
-                return None
-            raise
-        return result
+        name = sts["metadata"]["name"]
+        return await refmanager.claim(
+            self.client,
+            PODS,
+            self.pods.indexer.by_index(cache.NAMESPACE, sts["metadata"]["namespace"]),
+            owner=sts,
+            owner_resource=STATEFULSETS,
+            owner_ref=sp.owner_reference(sts),
+            selector=selector,
+            adoptable=lambda pod: sp.ordinal_of(name, pod) is not None,
+        )
 
     # -- revisions ---------------------------------------------------------------------------
 
@@ -222,7 +193,9 @@ class StatefulSetController(base.Controller):
                 continue
             if not selector.matches(metadata.get("labels") or {}):
                 continue
-            result = await history.set_owner(self.client, revision, sts, kind=sp.KIND, adopt=True)
+            result = await refmanager.adopt(
+                self.client, history.CONTROLLERREVISIONS, revision, sp.owner_reference(sts)
+            )
             if result is not None:
                 adopted.append(result)
         return adopted
