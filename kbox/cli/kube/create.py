@@ -5,9 +5,12 @@ kubectl reports it (``Error from server (AlreadyExists): error when creating "f.
 others are still created; the exit code is 1 if any failed. ``--save-config`` adds the
 last-applied annotation so a later ``apply`` can take over.
 
-``kbox create namespace NAME`` and ``kbox create deployment NAME --image=IMG`` build the same objects
-``kubectl create namespace`` / ``kubectl create deployment`` build (labels ``app=NAME``, one container per
-image named after the image).
+``kbox create namespace NAME``, ``kbox create deployment NAME --image=IMG``, ``kbox create job NAME
+--image=IMG [-- CMD...]``, ``kbox create job NAME --from=cronjob/CJ`` and ``kbox create cronjob NAME
+--image=IMG --schedule=CRON [-- CMD...]`` build, client-side, the objects the ``kubectl create``
+subcommands of the same names build (a deployment labels ``app=NAME`` and names a container after each
+image; a job or cron job runs one container named after itself; a job made from a cron job copies its
+job template and is owned by it, marked ``cronjob.kubernetes.io/instantiate: manual``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ Examples:
   kbox create namespace staging
   kbox create deployment web --image=nginx:1.27 --replicas=3
   kbox create deployment web --image=busybox --dry-run=client -o yaml
+  kbox create job once --image=busybox -- echo hello
+  kbox create job now --from=cronjob/nightly
+  kbox create cronjob nightly --image=busybox --schedule="0 3 * * *" -- date
 """
 
 
@@ -52,14 +58,16 @@ def create(
     save_config: bool,
     profile: str | None,
 ) -> None:
-    """Create objects from manifests (-f), or a namespace or deployment by name."""
+    """Create objects from manifests (-f), or a namespace, deployment, job or cron job by name."""
     if ctx.invoked_subcommand is not None:
         if filenames:
             raise CommandError("-f cannot be combined with a create subcommand")
         ctx.obj = {"namespace": namespace, "dry_run": dry_run, "output": output, "profile": profile}
         return
     if not filenames:
-        raise CommandError("must specify one of -f and -k (or a subcommand: namespace, deployment)")
+        raise CommandError(
+            "must specify one of -f and -k (or a subcommand: namespace, deployment, job, cronjob)"
+        )
     loaded = manifests.load(filenames, recursive=recursive)
     failed = manifests.run(
         create_all(
@@ -193,5 +201,147 @@ def create_deployment(
             "strategy": {},
             "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
         },
+    }
+    _generated(ctx, obj, **options)
+
+
+def _single_container(name: str, image: str, command: tuple[str, ...], restart: str) -> dict[str, Any]:
+    """The pod template kubectl's job and cronjob generators write: one container named NAME."""
+    container: dict[str, Any] = {"name": name, "image": image, "resources": {}}
+    if command:
+        container["command"] = list(command)
+    return {
+        "metadata": {"creationTimestamp": None},
+        "spec": {"containers": [container], "restartPolicy": restart},
+    }
+
+
+@create.command(
+    "job",
+    epilog=manifests.examples(
+        "kbox create job once --image=busybox -- echo hello",
+        "kbox create job now --from=cronjob/nightly -n batch",
+    ),
+)
+@click.argument("name")
+@click.argument("command", nargs=-1)
+@click.option("--image", default=None, help="The image to run.")
+@click.option("--from", "source", default=None, metavar="cronjob/NAME", help="A cron job to copy.")
+@generator_options
+@click.pass_context
+def create_job(
+    ctx: click.Context,
+    /,
+    name: str,
+    command: tuple[str, ...],
+    image: str | None,
+    source: str | None,
+    **options: Any,
+) -> None:
+    """Create a job: kbox create job NAME --image=IMAGE [-- COMMAND...] or --from=cronjob/NAME."""
+    if bool(image) == bool(source):
+        raise CommandError("either --image or --from must be specified")
+    if command and source:
+        raise CommandError("cannot specify --from and command")
+    if image:
+        obj = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name, "creationTimestamp": None},
+            "spec": {"template": _single_container(name, image, command, "Never")},
+            "status": {},
+        }
+    else:
+        namespace = options.get("namespace") or (ctx.obj or {}).get("namespace")
+        profile = options.get("profile") or (ctx.obj or {}).get("profile")
+        cron_job = manifests.run(_read_cron_job(profile, namespace, str(source)))
+        obj = job_from_cron_job(name, cron_job)
+    _generated(ctx, obj, **options)
+
+
+async def _read_cron_job(profile: str | None, namespace: str | None, source: str) -> dict[str, Any]:
+    """The cron job ``--from`` names (``cronjob/NAME``, or any spelling of the type kubectl takes)."""
+    kind, _, cj_name = source.partition("/")
+    if not cj_name:
+        raise CommandError(f'--from must be TYPE/NAME (cronjob/NAME), not "{source}"')
+    async with session.connect(profile) as api:
+        info = await api.resolve(kind)
+        if (info.group, info.kind) != ("batch", "CronJob"):
+            raise CommandError(f"from must be an existing cronjob, not {info.qualified}")
+        found: dict[str, Any] = await api.request("GET", info.path(namespace or api.namespace, cj_name))
+        return found
+
+
+def job_from_cron_job(name: str, cron_job: dict[str, Any]) -> dict[str, Any]:
+    """A job run by hand from a cron job's template, owned by the cron job, as kubectl makes it."""
+    template = (cron_job.get("spec") or {}).get("jobTemplate") or {}
+    template_meta = template.get("metadata") or {}
+    cj_meta = cron_job.get("metadata") or {}
+    metadata: dict[str, Any] = {
+        "name": name,
+        "annotations": {
+            "cronjob.kubernetes.io/instantiate": "manual",
+            **(template_meta.get("annotations") or {}),
+        },
+        "ownerReferences": [
+            {
+                "apiVersion": "batch/v1",
+                "kind": "CronJob",
+                "name": cj_meta.get("name", ""),
+                "uid": cj_meta.get("uid", ""),
+                "controller": True,
+            }
+        ],
+    }
+    if template_meta.get("labels"):
+        metadata["labels"] = template_meta["labels"]
+    if cj_meta.get("namespace"):
+        metadata["namespace"] = cj_meta["namespace"]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": template.get("spec") or {}}
+
+
+@create.command(
+    "cronjob",
+    epilog=manifests.examples(
+        'kbox create cronjob nightly --image=busybox --schedule="0 3 * * *" -- date',
+        'kbox create cronjob tick --image=busybox --schedule="*/5 * * * *" --restart=Never',
+    ),
+)
+@click.argument("name")
+@click.argument("command", nargs=-1)
+@click.option("--image", required=True, help="The image to run.")
+@click.option("--schedule", required=True, help="When to run, in cron format (0 3 * * *).")
+@click.option(
+    "--restart",
+    type=click.Choice(["OnFailure", "Never"]),
+    default="OnFailure",
+    show_default=True,
+    help="The jobs' pod restart policy.",
+)
+@generator_options
+@click.pass_context
+def create_cron_job(
+    ctx: click.Context,
+    /,
+    name: str,
+    command: tuple[str, ...],
+    image: str,
+    schedule: str,
+    restart: str,
+    **options: Any,
+) -> None:
+    """Create a cron job: kbox create cronjob NAME --image=IMAGE --schedule=CRON [-- COMMAND...]."""
+    obj = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name, "creationTimestamp": None},
+        "spec": {
+            "schedule": schedule,
+            "jobTemplate": {
+                "metadata": {"name": name, "creationTimestamp": None},
+                "spec": {"template": _single_container(name, image, command, restart)},
+            },
+        },
+        "status": {},
     }
     _generated(ctx, obj, **options)

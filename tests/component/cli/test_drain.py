@@ -1,0 +1,109 @@
+"""``kbox cordon``, ``uncordon`` and ``drain`` on the fake-runtime profile's one node, against kubectl.
+
+Covers: cordon/uncordon and their "already" lines; drain's refusals (unmanaged, emptyDir and DaemonSet
+pods) worded byte for byte as kubectl words them, and the warnings when they are overridden; a
+PodDisruptionBudget refusing an eviction (the 429 retry line, then ``--timeout``); a drain that evicts
+the pods ``--pod-selector`` picks and waits until they are gone; ``--disable-eviction`` deleting a pod
+no controller manages, with ``--force``; a missing node.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.component.cli.conftest import PROFILE, KboxCluster, assert_same_as_kubectl, one_line_error
+
+NODE = PROFILE  # the fake profile's node is named after the profile
+
+
+def pod(name: str, ns: str, *, empty_dir: bool = False) -> dict:
+    spec: dict = {"containers": [{"name": "main", "image": "busybox"}]}
+    if empty_dir:
+        spec["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def deployment(name: str, ns: str, replicas: int) -> dict:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "m", "image": "x"}]},
+            },
+        },
+    }
+
+
+def pods_on_node(cluster: KboxCluster, ns: str) -> set[str]:
+    listing = json.loads(cluster.kubectl_ok("get", "pods", "-n", ns, "-o", "json"))
+    return {p["metadata"]["name"] for p in listing["items"] if p["spec"].get("nodeName") == NODE}
+
+
+@pytest.fixture(scope="module")
+def ns(cluster: KboxCluster) -> str:
+    name = cluster.namespace("drain")
+    ready = [deployment("web", name, 2), deployment("guarded", name, 1), pod("bare", name)]
+    cluster.ok("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": ready}))
+    cluster.kubectl_ok("create", "pdb", "guarded", "--selector=app=guarded", "--min-available=1", "-n", name)
+    cluster.kubectl_ok("wait", "pods", "--all", "--for=condition=Ready", "-n", name, "--timeout=30s")
+    return name
+
+
+async def test_cordon_and_refusals(cluster: KboxCluster, ns: str) -> None:
+    assert cluster.ok("cordon", NODE).strip() == f"node/{NODE} cordoned"
+    assert cluster.ok("cordon", NODE).strip() == f"node/{NODE} already cordoned"
+    node = json.loads(cluster.kubectl_ok("get", "node", NODE, "-o", "json"))
+    assert node["spec"]["unschedulable"] is True
+    assert cluster.ok("uncordon", NODE).strip() == f"node/{NODE} uncordoned"
+    assert cluster.ok("uncordon", NODE).strip() == f"node/{NODE} already uncordoned"
+
+    # One kind of refusal at a time: kubectl orders several by Go map iteration (random).
+    result = await assert_same_as_kubectl(cluster, "drain", NODE, "--dry-run=client")
+    assert result.returncode == 1
+    assert (
+        f"cannot delete Pods that declare no controller (use --force to override): {ns}/bare" in result.stderr
+    )
+    result = await assert_same_as_kubectl(cluster, "drain", NODE, "--dry-run=client", "--force")
+    assert f"Warning: deleting Pods that declare no controller: {ns}/bare" in result.stderr
+    assert f"evicting pod {ns}/bare (dry run)" in result.stdout
+
+    line = one_line_error(cluster.kbox("drain", "ghost"))
+    assert line == 'Error from server (NotFound): nodes "ghost" not found'
+
+
+async def test_drain_evicts_respecting_budgets(cluster: KboxCluster, ns: str) -> None:
+    guarded = sorted(name for name in pods_on_node(cluster, ns) if name.startswith("guarded-"))
+    result = cluster.kbox("drain", NODE, "--pod-selector=app=guarded", "--timeout=2s")
+    assert result.returncode == 1
+    assert f"evicting pod {ns}/{guarded[0]}" in result.stdout
+    assert (
+        f'error when evicting pods/"{guarded[0]}" -n "{ns}" (will retry after 5s): '
+        "Cannot evict pod as it would violate the pod's disruption budget." in result.stderr
+    )
+    assert result.stderr.strip().splitlines()[-1] == (
+        f'error when evicting pods/"{guarded[0]}" -n "{ns}": global timeout reached: 2s'
+    )
+    assert guarded[0] in pods_on_node(cluster, ns)
+
+    web = sorted(name for name in pods_on_node(cluster, ns) if name.startswith("web-"))
+    out = cluster.ok("drain", NODE, "--pod-selector=app=web", "--grace-period=0", "--timeout=30s")
+    lines = out.splitlines()
+    assert lines[0] == f"node/{NODE} already cordoned"
+    assert sorted(lines[1:3]) == [f"evicting pod {ns}/{name}" for name in web]
+    assert sorted(lines[3:5]) == [f"pod/{name} evicted" for name in web]
+    assert lines[5:] == [f"node/{NODE} drained"]
+    left = pods_on_node(cluster, ns)
+    assert not any(name in left for name in web)  # gone: replacements cannot land on a cordoned node
+
+    out = cluster.ok("drain", NODE, "--pod-selector=!app", "--force", "--disable-eviction")
+    assert out.splitlines()[-2:] == ["pod/bare deleted", f"node/{NODE} drained"]
+    assert "bare" not in pods_on_node(cluster, ns)
+    assert cluster.ok("uncordon", NODE).strip() == f"node/{NODE} uncordoned"
