@@ -7,13 +7,14 @@ browser of issue 11 ("works in Chromium and Firefox") by another road. The fake 
 what is under test is the page in Firefox; the Chromium test covers the Docker side (a real container's
 logs, a shell).
 
-The flow: the kube-system pods Running; a Deployment created in the YAML editor of a second tab while
-the first keeps the Pods page open, its pod appearing there with no reload; the pod's (synthetic) log
-streamed in; the Deployment's detail view with its YAML; scaled from the dialog; delete cancelled, then
-confirmed, its pods leaving the list; a phone-width window, where the navigation hides behind the menu
-button and "/" jumps to the filter. No uncaught script error may be logged by the page. Screenshots go
-next to the Chromium test's, in ``$KBOX_TEST_ARTIFACTS`` (default ``test-artifacts/``)/dashboard, named
-``firefox-*.png``.
+The flow: the login form refusing a wrong token and taking the right one, then logging out; the
+one-time link; the kube-system pods Running; a Deployment created in the YAML editor of a second tab
+while the first keeps the Pods page open, its pod appearing there with no reload; the pod's (synthetic)
+log streamed in; the Deployment's detail view with its YAML; scaled from the dialog; delete cancelled,
+then confirmed, its pods leaving the list; a phone-width window, where the navigation hides behind the
+menu button and "/" jumps to the filter. No uncaught script error may be logged by the page.
+Screenshots go next to the Chromium test's, in ``$KBOX_TEST_ARTIFACTS`` (default
+``test-artifacts/``)/dashboard, named ``firefox-*.png``.
 
 Firefox comes from scripts/ensure-firefox.sh when missing; without it (or without marionette-driver) the
 test fails under CI=true and is skipped elsewhere, with the reason.
@@ -261,6 +262,22 @@ def test_the_issue_flow_in_firefox(started: tuple[Env, str], marionette: Any, ar
     assert "/login?ticket=" in link, link
     base = link.split("/login")[0]
     page = Page(marionette, artifacts)
+
+    # Without a login the page asks for a token: a wrong one is refused with the reason; the cluster's
+    # own, pasted as a user would, logs in (the form posts same-origin); Log out ends the session.
+    marionette.navigate(f"{base}/")
+    page.one("#token").send_keys("not-a-token")
+    page.click("main form button[type='submit']")
+    page.wait_for(lambda: "did not accept that token" in page.text("#login-error"))
+    assert "kube-system" not in page.text("body")
+    page.shot("00-login-refused")
+    page.one("#token").send_keys((env.kbox_home / profile / "token").read_text().strip())
+    page.click("main form button[type='submit']")
+    page.wait_for(lambda: page.heading() == "Overview")
+    page.click("form.logout button")
+    page.wait_for(lambda: page.all("#token") and "/login" in marionette.get_url())
+    marionette.navigate(f"{base}/#/r/core/v1/pods")
+    page.wait_for(lambda: page.all("#token") and "/login" in marionette.get_url())
 
     # Logged in by the one-time link; the overview shows the node.
     marionette.navigate(link)

@@ -44,7 +44,9 @@ SECURITY_HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer browsers send "Origin: null" with the login and
+    # logout forms, which the same-origin check must refuse; other sites still get no Referer.
+    "Referrer-Policy": "same-origin",
 }
 
 UPSTREAM = web.AppKey("upstream", Upstream)
