@@ -46,7 +46,7 @@ from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import NODES, PODS, Client, Obj, Resource, StatusError
-from kbox.controllers import base, daemonsetpods, history, meta, refmanager
+from kbox.controllers import base, daemonsetpods, history, meta, podutil, refmanager
 from kbox.controllers.expectations import Expectations
 
 _log = logging.getLogger(__name__)
@@ -54,7 +54,6 @@ _log = logging.getLogger(__name__)
 DAEMONSETS = Resource("apps", "v1", "daemonsets")
 KIND = daemonsetpods.KIND
 HASH_LABEL = daemonsetpods.HASH_LABEL
-SLOW_START_INITIAL_BATCH = 1
 
 
 class DaemonSetController(base.Controller):
@@ -327,22 +326,12 @@ class DaemonSetController(base.Controller):
         )
         failure = next((r for r in results if isinstance(r, BaseException)), None)
         template = daemonsetpods.new_pod(ds, hash_text)
-        batch = SLOW_START_INITIAL_BATCH
-        position = 0
-        while position < len(creates):
-            chunk = creates[position : position + batch]
-            made = await asyncio.gather(
-                *(self._create_pod(ds, template, node) for node in chunk), return_exceptions=True
-            )
-            failed = next((r for r in made if isinstance(r, BaseException)), None)
-            for result in made:
-                if not isinstance(result, BaseException):
-                    self.expectations.created(key, result)
-            if failed is not None:
-                failure = failure or failed
-                break
-            position += len(chunk)
-            batch *= 2
+        _, failed = await podutil.slow_start(
+            creates,
+            lambda node: self._create_pod(ds, template, node),
+            on_created=lambda pod: self.expectations.created(key, pod),
+        )
+        failure = failure or failed
         if failure is not None:
             raise failure
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from kbox.client.interface import PODS, Obj, StatusError
 from kbox.controllers import jobpods as jp
-from kbox.controllers import meta
+from kbox.controllers import meta, podutil
 from kbox.controllers.meta import epoch
 
 if TYPE_CHECKING:
@@ -371,24 +371,12 @@ class JobSync:
 
     async def _create_pods(self, indexes: list[int | None]) -> Exception | None:
         """Slow start: batches of 1, 2, 4, ...; the first failing batch stops the rest."""
-        c = self.c
-        batch = 1
-        while indexes:
-            now, indexes = indexes[:batch], indexes[batch:]
-            results = await asyncio.gather(*(self._create_pod(i) for i in now), return_exceptions=True)
-            failure: Exception | None = None
-            for result in results:
-                if isinstance(result, BaseException):
-                    if not isinstance(result, Exception):
-                        raise result
-                    failure = failure or result
-                else:
-                    c.expectations.created(self.key, result)
-                    self.active += 1
-            if failure is not None:
-                return failure
-            batch *= 2
-        return None
+        _, failure = await podutil.slow_start(indexes, self._create_pod, on_created=self._created)
+        return failure
+
+    def _created(self, pod: Obj) -> None:
+        self.c.expectations.created(self.key, pod)
+        self.active += 1
 
     async def _create_pod(self, index: int | None) -> Obj:
         c = self.c

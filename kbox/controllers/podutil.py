@@ -1,18 +1,23 @@
-"""What the workload controllers read from their pods the same way (pkg/api/v1/pod and
-pkg/controller's pod helpers, in shape): whether a pod still counts, since when it is Ready, whether it
-has been Ready for ``minReadySeconds``, and when the next one will have been.
+"""What the workload controllers do with their pods the same way (pkg/api/v1/pod and pkg/controller's
+pod helpers, in shape): whether a pod still counts, since when it is Ready, whether it has been Ready for
+``minReadySeconds``, when the next one will have been, and creating many in slow-start batches.
 
 Kept in one place so the ReplicaSet, DaemonSet, StatefulSet and Job controllers count availability
 alike (a controller never imports another; see the package docstring)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TypeVar
 
 from kbox.client.interface import Obj
 from kbox.controllers.meta import epoch
 
+T = TypeVar("T")
+
+SLOW_START_INITIAL_BATCH = 1
 AVAILABILITY_SLACK = 0.05
 """Timestamps have second precision: a re-sync for availability wakes this long after the boundary."""
 
@@ -54,3 +59,38 @@ def next_available(pods: Iterable[Obj], min_ready: int, now: float | None = None
         if (since := ready_since(pod)) is not None and since + min_ready > now
     ]
     return min(waits) + AVAILABILITY_SLACK if waits else None
+
+
+async def slow_start(
+    items: Sequence[T],
+    create: Callable[[T], Awaitable[Obj]],
+    *,
+    on_created: Callable[[Obj], None] | None = None,
+    initial_batch: int = SLOW_START_INITIAL_BATCH,
+) -> tuple[list[Obj], Exception | None]:
+    """``create(item)`` for each of ``items`` in concurrent batches of 1, 2, 4, ... (upstream's
+    slowStartBatch): the first batch with a failure stops the rest, so a quota or admission refusal
+    costs one request, not hundreds. ``on_created`` sees each object as its batch ends (before the
+    next starts: a controller records its expectations there). Returns the objects made, in order, and
+    the first failure; a cancellation is raised once its batch's successes were seen."""
+    created: list[Obj] = []
+    batch = initial_batch
+    position = 0
+    while position < len(items):
+        chunk = items[position : position + batch]
+        results = await asyncio.gather(*(create(item) for item in chunk), return_exceptions=True)
+        failure: BaseException | None = None
+        for result in results:
+            if isinstance(result, BaseException):
+                failure = failure or result
+            else:
+                created.append(result)
+                if on_created is not None:
+                    on_created(result)
+        if failure is not None:
+            if not isinstance(failure, Exception):
+                raise failure
+            return created, failure
+        position += len(chunk)
+        batch *= 2
+    return created, None

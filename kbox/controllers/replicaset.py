@@ -48,7 +48,6 @@ _log = logging.getLogger(__name__)
 
 KIND = "ReplicaSet"
 API_VERSION = "apps/v1"
-SLOW_START_INITIAL_BATCH = 1
 STATUS_INT_FIELDS = ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas")
 
 
@@ -153,28 +152,11 @@ class ReplicaSetController(base.Controller):
 
     async def _create_pods(self, rs: Obj, count: int, key: str) -> tuple[list[Obj], Exception | None]:
         """Slow start: batches of 1, 2, 4, ...; the first failing batch stops the rest."""
-        created: list[Obj] = []
-        batch = SLOW_START_INITIAL_BATCH
-        remaining = count
-        while remaining > 0:
-            size = min(batch, remaining)
-            results = await asyncio.gather(
-                *(self._create_pod(rs) for _ in range(size)), return_exceptions=True
-            )
-            failure: BaseException | None = None
-            for result in results:
-                if isinstance(result, BaseException):
-                    failure = failure or result
-                else:
-                    created.append(result)
-                    self.expectations.created(key, result)
-            if failure is not None:
-                if not isinstance(failure, Exception):
-                    raise failure
-                return created, failure
-            remaining -= size
-            batch *= 2
-        return created, None
+        return await podutil.slow_start(
+            range(count),
+            lambda _: self._create_pod(rs),
+            on_created=lambda pod: self.expectations.created(key, pod),
+        )
 
     async def _create_pod(self, rs: Obj) -> Obj:
         pod = pod_from_template(rs)
