@@ -7,14 +7,15 @@ browser of issue 11 ("works in Chromium and Firefox") by another road. The fake 
 what is under test is the page in Firefox; the Chromium test covers the Docker side (a real container's
 logs, a shell).
 
-The flow: the login form refusing a wrong token and taking the right one, then logging out; the
-one-time link; the kube-system pods Running; a Deployment created in the YAML editor of a second tab
-while the first keeps the Pods page open, its pod appearing there with no reload; the pod's (synthetic)
-log streamed in; the Deployment's detail view with its YAML; scaled from the dialog; delete cancelled,
+The flow: the login form refusing a wrong token and taking the right one, then logging out; the one-time
+link; the kube-system pods Running, narrowed by the name filter; a Deployment created in the YAML editor
+of a second tab while the first keeps the Pods page open, its pod appearing there with no reload; the
+pod's (synthetic) log streamed in; the Deployment's detail view with its YAML; scaled from the dialog;
+its YAML edited (a bad value refused in the apiserver's words, a good one applied); delete cancelled,
 then confirmed, its pods leaving the list; a phone-width window, where the navigation hides behind the
-menu button and "/" jumps to the filter. No uncaught script error may be logged by the page.
-Screenshots go next to the Chromium test's, in ``$KBOX_TEST_ARTIFACTS`` (default
-``test-artifacts/``)/dashboard, named ``firefox-*.png``.
+menu button and "/" jumps to the filter. No uncaught script error may be logged by the page. Screenshots
+go next to the Chromium test's, in ``$KBOX_TEST_ARTIFACTS`` (default ``test-artifacts/``)/dashboard,
+named ``firefox-*.png``.
 
 Firefox comes from scripts/ensure-firefox.sh when missing; without it (or without marionette-driver) the
 test fails under CI=true and is skipped elsewhere, with the reason.
@@ -41,9 +42,13 @@ try:
         NoSuchElementException,
         StaleElementException,
     )
+    from marionette_driver.keys import Keys
     from marionette_driver.marionette import Marionette
+
+    BACKSPACE = Keys.BACK_SPACE
 except ImportError:  # reported by the fixture: a failure under CI=true, a skip elsewhere
     Marionette = None
+    BACKSPACE = ""
     ElementNotInteractableException = NoSuchElementException = StaleElementException = Exception
 
 FIREFOX = Path("/usr/bin/firefox-esr")
@@ -248,6 +253,9 @@ class Page:
         return self.text("main h1")
 
     def shot(self, name: str) -> None:
+        """A whole-page screenshot, taken from the top (the sticky header would otherwise be drawn where
+        the page happens to be scrolled to)."""
+        self.client.execute_script("window.scrollTo(0, 0);")
         (self.artifacts / f"firefox-{name}.png").write_bytes(self.client.screenshot(format="binary"))
 
     def press(self, key: str) -> None:
@@ -292,6 +300,12 @@ def test_the_issue_flow_in_firefox(started: tuple[Env, str], marionette: Any, ar
     page.wait_for(lambda: page.rows("kubernetes-dashboard-") and page.rows("kube-apiserver-"))
     page.wait_for(lambda: len(page.rows("Running")) == len(page.rows()) >= 5)
     page.shot("02-kube-system-pods")
+
+    # The name filter narrows the list as one types, and widens it again as one deletes.
+    page.one("#name-filter").send_keys("sched")
+    page.wait_for(lambda: len(page.rows()) == 1 and page.rows("kube-scheduler-"))
+    page.one("#name-filter").send_keys(BACKSPACE * len("sched"))
+    page.wait_for(lambda: len(page.rows()) >= 5)
 
     # The Pods page of namespace default stays open in this tab, marked so that a reload would show.
     page.click("#namespace option[value='default']")
@@ -341,10 +355,26 @@ def test_the_issue_flow_in_firefox(started: tuple[Env, str], marionette: Any, ar
     page.wait_for(lambda: "2 ready of 2" in page.text("dl.kv"))
     page.shot("07-scaled")
 
+    # Its YAML edited in place: a bad value is refused in the apiserver's words, a good one applied.
+    page.click("#edit")
+    editor = page.one("#yaml-editor")
+    page.wait_for(editor.is_displayed)
+    original = str(marionette.execute_script("return document.getElementById('yaml-editor').value;"))
+    assert "\n  replicas: 2\n" in original, original
+    for replicas in ("-1", "1"):
+        editor.clear()
+        editor.send_keys(original.replace("\n  replicas: 2\n", f"\n  replicas: {replicas}\n", 1))
+        page.click("#yaml-apply")
+        if replicas == "-1":
+            page.wait_for(lambda: "spec.replicas: Invalid value" in page.text("#yaml-section .alert.error"))
+            page.shot("08-edit-refused")
+    page.wait_for(lambda: "Applied." in page.text("#yaml-section .alert.ok"))
+    page.wait_for(lambda: "1 ready of 1" in page.text("dl.kv") and "replicas: 1" in page.text("#yaml"))
+
     # Delete asks first: cancelled, nothing happens; confirmed, the list no longer has it.
     page.click("#delete")
     assert "This cannot be undone." in page.text("dialog")
-    page.shot("08-delete-confirm")
+    page.shot("09-delete-confirm")
     page.click("dialog button[value='']")
     page.wait_for(lambda: not page.all("dialog"))
     assert page.heading() == "Deployment web"
@@ -353,7 +383,7 @@ def test_the_issue_flow_in_firefox(started: tuple[Env, str], marionette: Any, ar
     page.wait_for(lambda: page.heading().startswith("Deployments") and not page.rows("web"))
     page.nav("Pods")
     page.wait_for(lambda: page.heading().startswith("Pods") and not page.rows("web-"))
-    page.shot("09-deleted")
+    page.shot("10-deleted")
 
     # Phone width: the navigation hides behind the menu button; "/" jumps to the filter.
     # Firefox keeps a window at least 500 px wide (it asks for 390); either is under the 760 px breakpoint.
@@ -364,14 +394,14 @@ def test_the_issue_flow_in_firefox(started: tuple[Env, str], marionette: Any, ar
     menu.click()
     page.wait_for(lambda: page.one("#sidebar").is_displayed())
     assert menu.get_attribute("aria-expanded") == "true"
-    page.shot("10-phone-menu")
+    page.shot("11-phone-menu")
     page.nav("Deployments")
     page.wait_for(
         lambda: page.heading().startswith("Deployments") and not page.one("#sidebar").is_displayed()
     )
     page.press("/")
     page.wait_for(lambda: marionette.execute_script("return document.activeElement.id;") == "name-filter")
-    page.shot("11-phone-deployments")
+    page.shot("12-phone-deployments")
     marionette.set_window_rect(width=1280, height=900)
 
     with marionette.using_context(marionette.CONTEXT_CHROME):
