@@ -36,7 +36,7 @@ Describer = Callable[[Api, Obj, "list[Obj] | None", datetime.datetime], Awaitabl
 
 def for_kind(group: str, kind: str) -> Describer | None:
     """The special describer of a kind, or None for the generic one."""
-    from kbox.cli.kube import basics, workloads
+    from kbox.cli.kube import basics, storage, workloads
 
     special: dict[tuple[str, str], Describer] = {
         ("", "Pod"): describe_pod,
@@ -50,6 +50,11 @@ def for_kind(group: str, kind: str) -> Describer | None:
         ("apps", "DaemonSet"): workloads.describe_daemon_set,
         ("apps", "StatefulSet"): workloads.describe_stateful_set,
         ("batch", "Job"): workloads.describe_job,
+        ("batch", "CronJob"): workloads.describe_cron_job,
+        ("", "PersistentVolume"): storage.describe_persistent_volume,
+        ("", "PersistentVolumeClaim"): storage.describe_persistent_volume_claim,
+        ("storage.k8s.io", "StorageClass"): storage.describe_storage_class,
+        ("policy", "PodDisruptionBudget"): storage.describe_pod_disruption_budget,
     }
     return special.get((group, kind))
 

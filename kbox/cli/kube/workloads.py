@@ -303,6 +303,43 @@ async def describe_job(api: Api, job: Obj, events: list[Obj] | None, now: dateti
     return w.text()
 
 
+def _go_bool_pointer(value: Any) -> str:
+    return "<unset>" if value is None else ("True" if value else "False")
+
+
+def _set_or_unset(value: Any, unit: str = "") -> str:
+    return "<unset>" if value is None else f"{value}{unit}"
+
+
+async def describe_cron_job(api: Api, cron_job: Obj, events: list[Obj] | None, now: datetime.datetime) -> str:
+    w = Writer()
+    metadata = cron_job.get("metadata") or {}
+    spec = cron_job.get("spec") or {}
+    status = cron_job.get("status") or {}
+    write_metadata(w, metadata)
+    w.write(0, f"Schedule:\t{spec.get('schedule', '')}\n")
+    w.write(0, f"Concurrency Policy:\t{spec.get('concurrencyPolicy', '')}\n")
+    w.write(0, f"Suspend:\t{_go_bool_pointer(spec.get('suspend'))}\n")
+    # kubectl 1.32 (the version kbox matches) has no Time Zone line; later ones add it.
+    w.write(0, f"Successful Job History Limit:\t{_set_or_unset(spec.get('successfulJobsHistoryLimit'))}\n")
+    w.write(0, f"Failed Job History Limit:\t{_set_or_unset(spec.get('failedJobsHistoryLimit'))}\n")
+    w.write(0, f"Starting Deadline Seconds:\t{_set_or_unset(spec.get('startingDeadlineSeconds'), 's')}\n")
+    template = (spec.get("jobTemplate") or {}).get("spec") or {}
+    selector = template.get("selector")
+    w.write(0, f"Selector:\t{'<unset>' if selector is None else format_selector(selector)}\n")
+    w.write(0, f"Parallelism:\t{_set_or_unset(template.get('parallelism'))}\n")
+    w.write(0, f"Completions:\t{_set_or_unset(template.get('completions'))}\n")
+    if template.get("activeDeadlineSeconds") is not None:
+        w.write(0, f"Active Deadline Seconds:\t{template['activeDeadlineSeconds']}s\n")
+    write_pod_template(w, template.get("template") or {})
+    last = status.get("lastScheduleTime")
+    w.write(0, f"Last Schedule Time:\t{rfc1123z(last) if last else '<unset>'}\n")
+    active = [ref.get("name", "") for ref in status.get("active") or []]
+    w.write(0, f"Active Jobs:\t{', '.join(active) if active else '<none>'}\n")
+    write_events(w, events, now)
+    return w.text()
+
+
 async def describe_replica_set(
     api: Api, replica_set: Obj, events: list[Obj] | None, now: datetime.datetime
 ) -> str:
