@@ -31,6 +31,10 @@ from kbox.util import aiotasks
 from tests.support.apiserver import served
 from tests.support.wait import eventually
 
+# Each ClusterIP maps to one fixed loopback address and port (10.96.0.1:443 → 127.96.0.1:443): under
+# pytest-xdist this module's tests must not run in two workers at once.
+pytestmark = pytest.mark.xdist_group("loopback-cluster-ips")
+
 
 def loopback_for(cluster_ip: str) -> str:
     """10.96.a.b → 127.96.a.b: a distinct loopback address per ClusterIP."""
