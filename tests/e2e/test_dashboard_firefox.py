@@ -146,6 +146,8 @@ def marionette(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
                 client.delete_session()
             except Exception:  # the browser may already be gone; it is stopped below either way
                 pass
+        # SIGTERM first (Firefox ends its content processes itself), then SIGKILL for whatever of the
+        # group is left, stragglers included.
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 os.killpg(browser.pid, sig)
@@ -153,7 +155,6 @@ def marionette(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
                 break
             try:
                 browser.wait(timeout=10)
-                break
             except subprocess.TimeoutExpired:
                 continue
         log.close()
