@@ -46,7 +46,7 @@ from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import NODES, PODS, Client, Obj, Resource, StatusError
-from kbox.controllers import base, daemonsetpods, history, meta, podutil, refmanager
+from kbox.controllers import base, daemonsetpods, history, meta, podcontrol, podutil, refmanager
 from kbox.controllers.expectations import Expectations
 
 _log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class DaemonSetController(base.Controller):
         super().__init__(factory, name=name, max_retries=max_retries, clock=clock)
         self.client = client or factory.client
         self.recorder = EventRecorder(self.client, component="daemonset-controller")
+        self.pod_control = podcontrol.PodControl(self.client, self._event)
         self.events = events
         self.burst_replicas = burst_replicas
         """At most this many pods are created, and as many deleted, by one sync."""
@@ -338,22 +339,10 @@ class DaemonSetController(base.Controller):
     async def _create_pod(self, ds: Obj, template: Obj, node: str) -> Obj:
         pod = copy.deepcopy(template)
         daemonsetpods.pin_to_node(pod["spec"], node)
-        try:
-            created: Obj = await self.client.create(PODS, pod, namespace=ds["metadata"]["namespace"])
-        except StatusError as exc:
-            self._event(ds, "Warning", "FailedCreate", f"Error creating: {exc.message}")
-            raise
-        self._event(ds, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
-        return created
+        return await self.pod_control.create(ds, pod)
 
     async def _delete_pod(self, ds: Obj, pod: Obj) -> None:
-        try:
-            if not await meta.delete_exact(self.client, PODS, pod):
-                return
-        except StatusError as exc:
-            self._event(ds, "Warning", "FailedDelete", f"Error deleting: {exc.message}")
-            raise
-        self._event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
+        await self.pod_control.delete(ds, pod)
 
     # -- status ------------------------------------------------------------------------------
 

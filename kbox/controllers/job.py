@@ -46,7 +46,7 @@ from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import PODS, STRATEGIC_PATCH, Client, Obj, Resource, StatusError
-from kbox.controllers import base, jobsync, meta, refmanager
+from kbox.controllers import base, jobsync, meta, podcontrol, refmanager
 from kbox.controllers import jobpods as jp
 from kbox.controllers.expectations import Expectations
 from kbox.controllers.meta import controller_ref, version_number
@@ -85,6 +85,7 @@ class JobController(base.Controller):
         super().__init__(factory, name=name, max_retries=max_retries, clock=clock)
         self.client = client or factory.client
         self.recorder = EventRecorder(self.client, component="job-controller")
+        self.pod_control = podcontrol.PodControl(self.client, self.event)
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.now = now

@@ -14,7 +14,7 @@ import datetime
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kbox.client.interface import PODS, Obj, StatusError
+from kbox.client.interface import Obj
 from kbox.controllers import jobpods as jp
 from kbox.controllers import meta, podutil
 from kbox.controllers.meta import epoch
@@ -361,13 +361,7 @@ class JobSync:
         c = self.c
         if not keep_finalizers and jp.has_finalizer(pod):
             await c.remove_finalizer(pod)
-        try:
-            gone = await meta.delete_exact(c.client, PODS, pod)
-        except StatusError as exc:
-            c.event(self.job, "Warning", "FailedDelete", f"Error deleting: {exc.message}")
-            raise
-        if gone:
-            c.event(self.job, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
+        await c.pod_control.delete(self.job, pod)
 
     async def _create_pods(self, indexes: list[int | None]) -> Exception | None:
         """Slow start: batches of 1, 2, 4, ...; the first failing batch stops the rest."""
@@ -379,15 +373,7 @@ class JobSync:
         self.active += 1
 
     async def _create_pod(self, index: int | None) -> Obj:
-        c = self.c
-        pod = jp.pod_from_template(self.job, index)
-        try:
-            created = await c.client.create(PODS, pod, namespace=self.job["metadata"]["namespace"])
-        except StatusError as exc:
-            c.event(self.job, "Warning", "FailedCreate", f"Error creating: {exc.message}")
-            raise
-        c.event(self.job, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
-        return created
+        return await self.c.pod_control.create(self.job, jp.pod_from_template(self.job, index))
 
     # -- counting finished pods --------------------------------------------------------------
 

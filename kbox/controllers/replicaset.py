@@ -39,7 +39,7 @@ from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import PODS, REPLICASETS, Client, Obj, StatusError
-from kbox.controllers import base, meta, podutil, refmanager
+from kbox.controllers import base, meta, podcontrol, podutil, refmanager
 from kbox.controllers.expectations import Expectations
 from kbox.controllers.meta import epoch, timestamp
 from kbox.controllers.podutil import is_active, ready_since
@@ -71,6 +71,7 @@ class ReplicaSetController(base.Controller):
         super().__init__(factory, name=name, max_retries=max_retries, clock=clock)
         self.client = client or factory.client
         self.recorder = EventRecorder(self.client, component="replicaset-controller")
+        self.pod_control = podcontrol.PodControl(self.client, self._event)
         self.burst_replicas = burst_replicas
         """At most this many pods are created or deleted by one sync."""
         self.events = events
@@ -159,15 +160,7 @@ class ReplicaSetController(base.Controller):
         )
 
     async def _create_pod(self, rs: Obj) -> Obj:
-        pod = pod_from_template(rs)
-        metadata = rs["metadata"]
-        try:
-            result = await self.client.create(PODS, pod, namespace=metadata["namespace"])
-        except StatusError as exc:
-            self._event(rs, "Warning", "FailedCreate", f"Error creating: {exc.message}")
-            raise
-        self._event(rs, "Normal", "SuccessfulCreate", f"Created pod: {result['metadata']['name']}")
-        return result
+        return await self.pod_control.create(rs, pod_from_template(rs))
 
     async def _delete_pods(self, rs: Obj, victims: list[Obj], key: str) -> None:
         for pod in victims:
@@ -180,14 +173,7 @@ class ReplicaSetController(base.Controller):
                 raise result
 
     async def _delete_pod(self, rs: Obj, pod: Obj) -> None:
-        metadata = pod["metadata"]
-        try:
-            if not await meta.delete_exact(self.client, PODS, pod):
-                return
-        except StatusError as exc:
-            self._event(rs, "Warning", "FailedDelete", f"Error deleting: {exc.message}")
-            raise
-        self._event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {metadata['name']}")
+        await self.pod_control.delete(rs, pod)
 
     # -- status ------------------------------------------------------------------------------
 
