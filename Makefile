@@ -21,8 +21,8 @@ run: install
 	$(BIN)/kbox start
 
 # Brings up a Docker engine when it can (root with apt); Docker tests fail under CI=true without one
-# and are skipped, with the reason printed, elsewhere. Two pytest-xdist workers: the Docker tests all
-# run in one of them (tests/e2e/conftest.py groups them), the rest spread over both.
+# and are skipped, with the reason printed, elsewhere. Two pytest-xdist workers; tests/e2e/conftest.py
+# keeps the Docker tests whose clusters run kube-proxy in one worker and the other Docker tests in one.
 test: install
 	-@bash scripts/ensure-docker.sh
 	$(BIN)/pytest -q -rs --durations=10 -n 2 --dist loadgroup

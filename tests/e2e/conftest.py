@@ -40,12 +40,35 @@ from tests.support.images import (
 ENSURE_DOCKER = "scripts/ensure-docker.sh"
 
 
+CLUSTER_IP_MODULES = frozenset(
+    {
+        "test_apply_docker.py",
+        "test_cli_docker.py",
+        "test_dashboard_browser.py",
+        "test_incluster_docker.py",
+        "test_lifecycle_docker.py",
+        "test_node_failure_docker.py",
+        "test_services_docker.py",
+        "test_start_docker.py",
+    }
+)
+"""Modules whose clusters run kube-proxy: it puts the same ClusterIPs (10.96.0.1, 10.96.0.10...) on each
+cluster's bridge, and the host can route an address to one bridge only."""
+NO_DOCKER_MODULES = frozenset({"test_examples.py"})  # a fresh virtualenv running the fake-runtime demo
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Docker tests share one engine, its bridge routes and the built images: under pytest-xdist they all
-    run in one worker (``--dist loadgroup``), one after another, while the rest spreads over the others."""
+    """Under pytest-xdist (``--dist loadgroup``) the tests whose clusters run kube-proxy go to one worker,
+    one after another, and the other Docker tests (kubelets and embedded clusters without Services) to
+    one worker, while everything else spreads over all of them."""
     for item in items:
-        if item.nodeid.startswith("tests/e2e/"):
-            item.add_marker(pytest.mark.xdist_group("docker"))
+        if not item.nodeid.startswith("tests/e2e/"):
+            continue
+        module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+        if module in NO_DOCKER_MODULES:
+            continue
+        group = "docker-cluster-ips" if module in CLUSTER_IP_MODULES else "docker"
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @dataclass(frozen=True)
