@@ -54,7 +54,12 @@ CLUSTER_IP_MODULES = frozenset(
 )
 """Modules whose clusters run kube-proxy: it puts the same ClusterIPs (10.96.0.1, 10.96.0.10...) on each
 cluster's bridge, and the host can route an address to one bridge only."""
-NO_DOCKER_MODULES = frozenset({"test_examples.py"})  # a fresh virtualenv running the fake-runtime demo
+NO_DOCKER_MODULES = frozenset(
+    {
+        "test_examples.py",  # a fresh virtualenv running the fake-runtime demo
+        "test_dashboard_firefox.py",  # a fake-runtime cluster in Firefox
+    }
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
