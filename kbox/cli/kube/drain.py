@@ -31,7 +31,7 @@ Obj = dict[str, Any]
 NODES = "/api/v1/nodes"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 RETRY_DELAY = 5.0
-POLL_INTERVAL = 1.0
+POLL_INTERVAL = 0.25  # kubectl polls every second; a local cluster answers faster
 DAEMONSET_FATAL = "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
 DAEMONSET_WARNING = "ignoring DaemonSet-managed Pods"
 LOCAL_STORAGE_FATAL = "Pods with local storage (use --delete-emptydir-data to override)"
@@ -273,7 +273,7 @@ async def _evict_one(api: session.Api, pod: Obj, options: DrainOptions) -> None:
                 await asyncio.sleep(RETRY_DELAY)
     if options.dry_run == "server":
         return
-    while True:  # kubectl polls each pod every second until it is gone
+    while True:  # poll each pod until it is gone, as kubectl does
         if await _gone(api, pod):
             break
         await asyncio.sleep(POLL_INTERVAL)

@@ -81,7 +81,7 @@ async def test_cordon_and_refusals(cluster: KboxCluster, ns: str) -> None:
 
 async def test_drain_evicts_respecting_budgets(cluster: KboxCluster, ns: str) -> None:
     guarded = sorted(name for name in pods_on_node(cluster, ns) if name.startswith("guarded-"))
-    result = cluster.kbox("drain", NODE, "--pod-selector=app=guarded", "--timeout=2s")
+    result = cluster.kbox("drain", NODE, "--pod-selector=app=guarded", "--timeout=1s")
     assert result.returncode == 1
     assert f"evicting pod {ns}/{guarded[0]}" in result.stdout
     assert (
@@ -89,7 +89,7 @@ async def test_drain_evicts_respecting_budgets(cluster: KboxCluster, ns: str) ->
         "Cannot evict pod as it would violate the pod's disruption budget." in result.stderr
     )
     assert result.stderr.strip().splitlines()[-1] == (
-        f'error when evicting pods/"{guarded[0]}" -n "{ns}": global timeout reached: 2s'
+        f'error when evicting pods/"{guarded[0]}" -n "{ns}": global timeout reached: 1s'
     )
     assert guarded[0] in pods_on_node(cluster, ns)
 

@@ -68,7 +68,7 @@ async def test_daemon_set_and_stateful_set_rollouts(cluster: KboxCluster) -> Non
         cluster.kubectl_ok("set", "image", ref, "main=busybox:2", "-n", ns)
     cluster.ok("rollout", "status", "ds/agent", "sts/db", "-n", ns, "--timeout=30s")
     for args in (
-        ("rollout", "history", "ds/agent"),
+        ("rollout", "history", "ds/agent", "sts/db"),
         ("rollout", "history", "sts/db", "--revision=1"),
         ("rollout", "undo", "ds/agent", "--dry-run=client"),
         ("rollout", "pause", "ds/agent"),
