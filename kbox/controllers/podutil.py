@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
+from kbox.client import workqueue
 from kbox.client.interface import Obj
 from kbox.controllers.meta import epoch
 
@@ -59,6 +60,18 @@ def next_available(pods: Iterable[Obj], min_ready: int, now: float | None = None
         if (since := ready_since(pod)) is not None and since + min_ready > now
     ]
     return min(waits) + AVAILABILITY_SLACK if waits else None
+
+
+def requeue_for_availability(
+    queue: workqueue.WorkQueue, key: str, pods: Iterable[Obj], min_ready: int
+) -> None:
+    """With ``minReadySeconds``, sync ``key`` again when the next ready pod becomes available: no event
+    marks that moment, yet the owner's available count changes then."""
+    if min_ready <= 0:
+        return
+    wait = next_available(pods, min_ready)
+    if wait is not None:
+        queue.add_after(key, wait)
 
 
 async def slow_start(

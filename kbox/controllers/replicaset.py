@@ -127,7 +127,8 @@ class ReplicaSetController(base.Controller):
                     create_error = exc.cause
 
         await self._write_status(rs, active, create_error)
-        self._requeue_for_availability(rs, active, key)
+        min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+        podutil.requeue_for_availability(self.queue, key, active, min_ready)
         if error is not None:
             raise error
 
@@ -234,15 +235,6 @@ class ReplicaSetController(base.Controller):
         if conditions:
             status["conditions"] = conditions
         return status
-
-    def _requeue_for_availability(self, rs: Obj, active: list[Obj], key: str) -> None:
-        """With ``minReadySeconds``, sync again when the next ready pod becomes available."""
-        min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
-        if min_ready <= 0:
-            return
-        wait = podutil.next_available(active, min_ready)
-        if wait is not None:
-            self.queue.add_after(key, wait)
 
     # -- events ------------------------------------------------------------------------------
 

@@ -130,7 +130,8 @@ class StatefulSetController(base.Controller):
             error = error or exc
         await self._write_status(sts, list(state.values()), current, update, collisions)
         await self._truncate_history(sts, state, current, update)
-        self._requeue_for_availability(sts, list(state.values()), key)
+        min_ready = int((sts.get("spec") or {}).get("minReadySeconds") or 0)
+        podutil.requeue_for_availability(self.queue, key, state.values(), min_ready)
         if error is not None:
             raise error
 
@@ -415,14 +416,6 @@ class StatefulSetController(base.Controller):
         patch = meta.status_diff(sts.get("status") or {}, new, keep=("conditions",))
         if patch:
             await meta.patch_status(self.client, STATEFULSETS, sts, patch)
-
-    def _requeue_for_availability(self, sts: Obj, pods: list[Obj], key: str) -> None:
-        min_ready = int((sts.get("spec") or {}).get("minReadySeconds") or 0)
-        if min_ready <= 0:
-            return
-        wait = podutil.next_available(pods, min_ready)
-        if wait is not None:
-            self.queue.add_after(key, wait)
 
     def _event(self, sts: Obj, kind: str, reason: str, message: str) -> None:
         if self.events:
