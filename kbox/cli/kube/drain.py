@@ -36,7 +36,9 @@ DAEMONSET_FATAL = "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
 DAEMONSET_WARNING = "ignoring DaemonSet-managed Pods"
 LOCAL_STORAGE_FATAL = "Pods with local storage (use --delete-emptydir-data to override)"
 LOCAL_STORAGE_WARNING = "deleting Pods with local storage"
-UNMANAGED_FATAL = "Pods that declare no controller (use --force to override)"
+# kubectl 1.32 words this one with its own "cannot delete" (so its error reads "cannot delete cannot
+# delete Pods that ..."); kbox matches the version it is compared with.
+UNMANAGED_FATAL = "cannot delete Pods that declare no controller (use --force to override)"
 UNMANAGED_WARNING = "deleting Pods that declare no controller"
 DRY_RUN = click.Choice(["none", "client", "server"])
 
@@ -214,7 +216,6 @@ async def pods_to_delete(
             chosen.append(pod)
     if errors:
         texts = [f"cannot delete {msg}: {', '.join(refs)}" for msg, refs in sorted(errors.items())]
-        texts[0] = f"cannot delete {texts[0]}"  # kubectl 1.32 words the first one so
         raise DrainError(texts)
     if warnings and warn:
         text = "; ".join(f"{msg}: {', '.join(refs)}" for msg, refs in sorted(warnings.items()))

@@ -1,7 +1,8 @@
 """``kbox cordon``, ``uncordon`` and ``drain`` on the fake-runtime profile's one node, against kubectl.
 
 Covers: cordon/uncordon and their "already" lines; drain's refusals (unmanaged, emptyDir and DaemonSet
-pods) worded byte for byte as kubectl words them, and the warnings when they are overridden; a
+pods) worded byte for byte as kubectl words them, and the warnings when all are overridden (a dry run
+that leaves the node schedulable); a
 PodDisruptionBudget refusing an eviction (the 429 retry line, then ``--timeout``); a drain that evicts
 the pods ``--pod-selector`` picks and waits until they are gone; ``--disable-eviction`` deleting a pod
 no controller manages, with ``--force``; a missing node.
@@ -18,28 +19,28 @@ from tests.component.cli.conftest import PROFILE, KboxCluster, assert_same_as_ku
 NODE = PROFILE  # the fake profile's node is named after the profile
 
 
-def pod(name: str, ns: str, *, empty_dir: bool = False) -> dict:
-    spec: dict = {"containers": [{"name": "main", "image": "busybox"}]}
-    if empty_dir:
-        spec["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+def pod(name: str, ns: str) -> dict:
+    spec = {"containers": [{"name": "main", "image": "busybox"}]}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns}, "spec": spec}
 
 
-def deployment(name: str, ns: str, replicas: int) -> dict:
+def workload(kind: str, name: str, ns: str, replicas: int = 1, *, empty_dir: bool = False) -> dict:
     labels = {"app": name}
-    return {
+    spec: dict = {"containers": [{"name": "m", "image": "x"}]}
+    if empty_dir:
+        spec["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    obj: dict = {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": kind,
         "metadata": {"name": name, "namespace": ns},
         "spec": {
-            "replicas": replicas,
             "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "m", "image": "x"}]},
-            },
+            "template": {"metadata": {"labels": labels}, "spec": spec},
         },
     }
+    if kind == "Deployment":
+        obj["spec"]["replicas"] = replicas
+    return obj
 
 
 def pods_on_node(cluster: KboxCluster, ns: str) -> set[str]:
@@ -50,7 +51,13 @@ def pods_on_node(cluster: KboxCluster, ns: str) -> set[str]:
 @pytest.fixture(scope="module")
 def ns(cluster: KboxCluster) -> str:
     name = cluster.namespace("drain")
-    ready = [deployment("web", name, 2), deployment("guarded", name, 1), pod("bare", name)]
+    ready = [
+        workload("Deployment", "web", name, 2),
+        workload("Deployment", "guarded", name),
+        workload("Deployment", "cache", name, empty_dir=True),
+        workload("DaemonSet", "agent", name),
+        pod("bare", name),
+    ]
     cluster.ok("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": ready}))
     cluster.kubectl_ok("create", "pdb", "guarded", "--selector=app=guarded", "--min-available=1", "-n", name)
     cluster.kubectl_ok("wait", "pods", "--all", "--for=condition=Ready", "-n", name, "--timeout=30s")
@@ -66,14 +73,38 @@ async def test_cordon_and_refusals(cluster: KboxCluster, ns: str) -> None:
     assert cluster.ok("uncordon", NODE).strip() == f"node/{NODE} already uncordoned"
 
     # One kind of refusal at a time: kubectl orders several by Go map iteration (random).
-    result = await assert_same_as_kubectl(cluster, "drain", NODE, "--dry-run=client")
-    assert result.returncode == 1
-    assert (
-        f"cannot delete Pods that declare no controller (use --force to override): {ns}/bare" in result.stderr
-    )
-    result = await assert_same_as_kubectl(cluster, "drain", NODE, "--dry-run=client", "--force")
-    assert f"Warning: deleting Pods that declare no controller: {ns}/bare" in result.stderr
-    assert f"evicting pod {ns}/bare (dry run)" in result.stdout
+    pods = pods_on_node(cluster, ns)
+    cache = next(name for name in pods if name.startswith("cache-"))
+    agent = next(name for name in pods if name.startswith("agent-"))
+    for flags, refusal in (
+        (
+            ("--ignore-daemonsets", "--delete-emptydir-data"),
+            f"cannot delete cannot delete Pods that declare no controller (use --force to override): {ns}/bare",
+        ),
+        (
+            ("--ignore-daemonsets", "--force"),
+            f"cannot delete Pods with local storage (use --delete-emptydir-data to override): {ns}/{cache}",
+        ),
+        (
+            ("--force", "--delete-emptydir-data"),
+            f"cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): {ns}/{agent}",
+        ),
+    ):
+        result = await assert_same_as_kubectl(cluster, "drain", NODE, "--dry-run=client", *flags)
+        assert result.returncode == 1 and result.stderr.splitlines()[-1] == refusal
+
+    flags = ("--force", "--delete-emptydir-data", "--ignore-daemonsets")
+    result = cluster.kbox("drain", NODE, "--dry-run=client", *flags)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"Warning: deleting Pods that declare no controller: {ns}/bare; deleting Pods with local storage: "
+        f"{ns}/{cache}; ignoring DaemonSet-managed Pods: {ns}/{agent}"
+    ]
+    evicted = {line for line in result.stdout.splitlines() if line.startswith("evicting pod")}
+    assert {f"evicting pod {ns}/bare (dry run)", f"evicting pod {ns}/{cache} (dry run)"} <= evicted
+    assert f"evicting pod {ns}/{agent} (dry run)" not in evicted
+    assert result.stdout.splitlines()[-1] == f"node/{NODE} drained (dry run)"
+    assert "unschedulable" not in json.loads(cluster.kubectl_ok("get", "node", NODE, "-o", "json"))["spec"]
 
     line = one_line_error(cluster.kbox("drain", "ghost"))
     assert line == 'Error from server (NotFound): nodes "ghost" not found'
