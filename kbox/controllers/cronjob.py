@@ -44,7 +44,7 @@ from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import Client, Obj, Resource, StatusError
-from kbox.controllers import base, cronschedule
+from kbox.controllers import base, cronschedule, meta
 from kbox.controllers.meta import controller_ref, epoch
 
 _log = logging.getLogger(__name__)
@@ -440,16 +440,7 @@ def job_from_template(cj: Obj, scheduled: datetime.datetime) -> Obj:
         "name": job_name(cj, scheduled),
         "namespace": metadata["namespace"],
         "annotations": annotations,
-        "ownerReferences": [
-            {
-                "apiVersion": API_VERSION,
-                "kind": KIND,
-                "name": metadata["name"],
-                "uid": metadata["uid"],
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }
-        ],
+        "ownerReferences": [meta.owner_reference(cj, api_version=API_VERSION, kind=KIND)],
     }
     if template_meta.get("labels"):
         job_meta["labels"] = dict(template_meta["labels"])

@@ -42,7 +42,7 @@ from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
 from kbox.client.interface import MERGE_PATCH, PODS, Client, Obj, Resource, StatusError
-from kbox.controllers import base
+from kbox.controllers import base, meta
 from kbox.controllers import volumebinding as vb
 from kbox.controllers.meta import timestamp
 
@@ -245,19 +245,7 @@ class PersistentVolumeController(base.Controller):
         current = claim.get("status") or {}
         if all(current.get(k) == v for k, v in wanted.items()):
             return
-        metadata = claim["metadata"]
-        try:
-            await self.client.patch(
-                vb.PVCS,
-                metadata["name"],
-                {"status": wanted},
-                namespace=metadata["namespace"],
-                patch_type=MERGE_PATCH,
-                subresource="status",
-            )
-        except StatusError as exc:
-            if exc.code != 404:
-                raise
+        await meta.patch_status(self.client, vb.PVCS, claim, wanted)
 
     async def _provision_or_wait(self, claim: Obj) -> None:
         class_name = vb.class_of(claim)
@@ -485,18 +473,7 @@ class PersistentVolumeController(base.Controller):
         wanted: Obj = {"phase": phase, "message": message or None}
         if status.get("phase") != phase:
             wanted["lastPhaseTransitionTime"] = timestamp()
-        try:
-            return await self.client.patch(
-                vb.PVS,
-                volume["metadata"]["name"],
-                {"status": wanted},
-                patch_type=MERGE_PATCH,
-                subresource="status",
-            )
-        except StatusError as exc:
-            if exc.code == 404:
-                return None
-            raise
+        return await meta.patch_status(self.client, vb.PVS, volume, wanted)
 
     # -- events ------------------------------------------------------------------------------
 
