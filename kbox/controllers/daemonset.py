@@ -30,8 +30,9 @@ caches, and:
 The decisions themselves (placement, the pod a node gets, a rolling update's step, the status counts)
 are pure functions in :mod:`kbox.controllers.daemonsetpods`; this module reads the caches and writes.
 
-Writes wait for the pod cache to show this controller's earlier creations and deletions (the
-ReplicaSet controller's expectations), so a sync that runs before the watch caught up never acts twice.
+Writes wait for the pod cache to show this controller's earlier creations and deletions
+(:mod:`kbox.controllers.expectations`), so a sync that runs before the watch caught up never acts twice.
+Claiming pods and revisions is :mod:`kbox.controllers.refmanager`'s.
 """
 
 from __future__ import annotations
