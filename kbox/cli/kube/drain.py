@@ -103,7 +103,14 @@ def _cordon_command(desired: bool) -> click.Command:
     @click.command(word, epilog=manifests.examples(f"kbox {word} worker-1", f"kbox {word} -l pool=spare"))
     @click.argument("names", nargs=-1)
     @click.option("-l", "--selector", default=None, help="Nodes matching this label selector.")
-    @click.option("--dry-run", type=DRY_RUN, default="none", is_flag=False, flag_value="client")
+    @click.option(
+        "--dry-run",
+        type=DRY_RUN,
+        default="none",
+        is_flag=False,
+        flag_value="client",
+        help="client: only print what would be done; server: the server checks but does not persist.",
+    )
     @session.profile_option
     def command(names: tuple[str, ...], selector: str | None, dry_run: str, profile: str | None) -> None:
         async def main() -> None:
@@ -328,7 +335,14 @@ async def evict_all(api: session.Api, pods: list[Obj], options: DrainOptions) ->
 @click.option("--grace-period", type=int, default=-1, help="Seconds each pod gets (-1: its own).")
 @click.option("--timeout", default="0s", show_default=True, help="How long to wait (0: no limit).")
 @click.option("--pod-selector", default=None, help="Only pods matching this label selector.")
-@click.option("--dry-run", type=DRY_RUN, default="none", is_flag=False, flag_value="client")
+@click.option(
+    "--dry-run",
+    type=DRY_RUN,
+    default="none",
+    is_flag=False,
+    flag_value="client",
+    help="client: only print what would be done; server: the server checks but does not persist.",
+)
 @session.profile_option
 def drain(names: tuple[str, ...], selector: str | None, profile: str | None, **flags: Any) -> None:
     """Cordon a node and evict its pods, so it can be taken down."""

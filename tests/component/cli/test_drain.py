@@ -2,7 +2,7 @@
 
 Covers: cordon/uncordon and their "already" lines; drain's refusals (unmanaged, emptyDir and DaemonSet
 pods) worded byte for byte as kubectl words them, and the warnings when all are overridden (a dry run
-that leaves the node schedulable); a
+that leaves the node schedulable and the control plane's mirror pods alone); a
 PodDisruptionBudget refusing an eviction (the 429 retry line, then ``--timeout``); a drain that evicts
 the pods ``--pod-selector`` picks and waits until they are gone; ``--disable-eviction`` deleting a pod
 no controller manages, with ``--force``; a missing node.
@@ -103,6 +103,7 @@ async def test_cordon_and_refusals(cluster: KboxCluster, ns: str) -> None:
     evicted = {line for line in result.stdout.splitlines() if line.startswith("evicting pod")}
     assert {f"evicting pod {ns}/bare (dry run)", f"evicting pod {ns}/{cache} (dry run)"} <= evicted
     assert f"evicting pod {ns}/{agent} (dry run)" not in evicted
+    assert not any("kube-system/" in line for line in evicted)  # the control plane's mirror pods stay
     assert result.stdout.splitlines()[-1] == f"node/{NODE} drained (dry run)"
     assert "unschedulable" not in json.loads(cluster.kubectl_ok("get", "node", NODE, "-o", "json"))["spec"]
 

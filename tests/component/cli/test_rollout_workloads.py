@@ -2,7 +2,7 @@
 
 Covers: ``status`` (kubectl's daemon set and statefulset lines, and its refusal of OnDelete strategies),
 ``history`` (the table and ``--revision`` in describe's layout, both byte for byte as kubectl prints
-them), ``undo`` (``--dry-run=client``, back to the previous revision, ``--to-revision``, skipped when
+them, a Deployment's revision too), ``undo`` (``--dry-run=client``, for a Deployment too, back to the previous revision, ``--to-revision``, skipped when
 already there), ``restart`` (a new revision with the restartedAt annotation) and
 ``pause``/``resume`` refusing them.
 """
@@ -66,11 +66,15 @@ async def test_daemon_set_and_stateful_set_rollouts(cluster: KboxCluster) -> Non
     ]
     for ref in ("ds/agent", "sts/db"):
         cluster.kubectl_ok("set", "image", ref, "main=busybox:2", "-n", ns)
-    cluster.ok("rollout", "status", "ds/agent", "sts/db", "-n", ns, "--timeout=30s")
+    cluster.kubectl_ok("create", "deployment", "web", "--image=busybox:1", "-n", ns)
+    cluster.kubectl_ok("set", "image", "deploy/web", "busybox=busybox:2", "-n", ns)
+    cluster.ok("rollout", "status", "ds/agent", "sts/db", "deploy/web", "-n", ns, "--timeout=30s")
     for args in (
         ("rollout", "history", "ds/agent", "sts/db"),
         ("rollout", "history", "sts/db", "--revision=1"),
+        ("rollout", "history", "deploy/web", "--revision=1"),
         ("rollout", "undo", "ds/agent", "--dry-run=client"),
+        ("rollout", "undo", "deploy/web", "--dry-run=client"),
         ("rollout", "pause", "ds/agent"),
     ):
         await assert_same_as_kubectl(cluster, *args, "-n", ns)
