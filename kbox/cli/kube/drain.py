@@ -241,8 +241,9 @@ async def _gone(api: session.Api, pod: Obj) -> bool:
     return bool((fresh.get("metadata") or {}).get("uid") != meta.get("uid"))
 
 
-async def _evict_one(api: session.Api, pod: Obj, options: DrainOptions) -> None:
-    """Evict (or delete) one pod, retrying while a budget refuses, then wait until it is gone."""
+async def _evict_one(api: session.Api, pod: Obj, options: DrainOptions, waiting: set[str]) -> None:
+    """Evict (or delete) one pod, retrying while a budget refuses, then wait until it is gone (its uid
+    is in ``waiting`` meanwhile, so a timeout can say which stage it stopped at)."""
     meta = pod.get("metadata") or {}
     name, ns = meta.get("name", ""), meta.get("namespace", "")
     path = f"/api/v1/namespaces/{ns}/pods/{name}"
@@ -281,6 +282,7 @@ async def _evict_one(api: session.Api, pod: Obj, options: DrainOptions) -> None:
                 await asyncio.sleep(RETRY_DELAY)
     if options.dry_run == "server":
         return
+    waiting.add(meta.get("uid", ""))
     while True:  # poll each pod until it is gone, as kubectl does
         if await _gone(api, pod):
             break
@@ -293,10 +295,11 @@ async def evict_all(api: session.Api, pods: list[Obj], options: DrainOptions) ->
     the errors of all of them are reported together."""
     errors: list[str] = []
     done: set[str] = set()
+    waiting: set[str] = set()
 
     async def one(pod: Obj) -> None:
         try:
-            await _evict_one(api, pod, options)
+            await _evict_one(api, pod, options, waiting)
         except CommandError as exc:
             errors.append(exc.message)
         except StatusError as exc:
@@ -310,10 +313,19 @@ async def evict_all(api: session.Api, pods: list[Obj], options: DrainOptions) ->
     except TimeoutError:
         pending = [pod["metadata"] for pod in pods if pod["metadata"]["uid"] not in done]
         for meta in pending:
-            errors.append(
-                f'error when evicting pods/"{meta["name"]}" -n "{meta["namespace"]}": '
-                f"global timeout reached: {go_duration(options.timeout)}"
-            )
+            name, ns = meta["name"], meta["namespace"]
+            if meta["uid"] not in waiting:
+                errors.append(
+                    f'error when evicting pods/"{name}" -n "{ns}": '
+                    f"global timeout reached: {go_duration(options.timeout)}"
+                )
+            elif options.disable_eviction:
+                errors.append("context deadline exceeded")  # kubectl's words for a deletion not done in time
+            else:
+                errors.append(
+                    f'error when waiting for pod "{name}" in namespace "{ns}" to terminate: '
+                    "context deadline exceeded"
+                )
     if errors:
         raise DrainError(errors)
 

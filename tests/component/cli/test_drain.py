@@ -2,10 +2,11 @@
 
 Covers: cordon/uncordon and their "already" lines; drain's refusals (unmanaged, emptyDir and DaemonSet
 pods) worded byte for byte as kubectl words them, and the warnings when all are overridden (a dry run
-that leaves the node schedulable and the control plane's mirror pods alone); a
-PodDisruptionBudget refusing an eviction (the 429 retry line, then ``--timeout``); a drain that evicts
-the pods ``--pod-selector`` picks and waits until they are gone; ``--disable-eviction`` deleting a pod
-no controller manages, with ``--force``; a missing node.
+that leaves the node schedulable and the control plane's mirror pods alone); a PodDisruptionBudget
+refusing an eviction (the 429 retry line, then ``--timeout``); a pod a finalizer keeps (the timeout
+while waiting for it to go, byte for byte as kubectl); a drain that evicts the pods ``--pod-selector``
+picks and waits until they are gone; ``--disable-eviction`` deleting a pod no controller manages, with
+``--force``; a missing node.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def ns(cluster: KboxCluster) -> str:
         workload("Deployment", "cache", name, empty_dir=True),
         workload("DaemonSet", "agent", name),
         pod("bare", name),
+        {**pod("held", name), "metadata": {"name": "held", "namespace": name, "labels": {"app": "held"}}},
     ]
     cluster.ok("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": ready}))
     cluster.kubectl_ok("create", "pdb", "guarded", "--selector=app=guarded", "--min-available=1", "-n", name)
@@ -79,7 +81,7 @@ async def test_cordon_and_refusals(cluster: KboxCluster, ns: str) -> None:
     for flags, refusal in (
         (
             ("--ignore-daemonsets", "--delete-emptydir-data"),
-            f"cannot delete cannot delete Pods that declare no controller (use --force to override): {ns}/bare",
+            f"cannot delete cannot delete Pods that declare no controller (use --force to override): {ns}/bare, {ns}/held",
         ),
         (
             ("--ignore-daemonsets", "--force"),
@@ -97,7 +99,8 @@ async def test_cordon_and_refusals(cluster: KboxCluster, ns: str) -> None:
     result = cluster.kbox("drain", NODE, "--dry-run=client", *flags)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
-        f"Warning: deleting Pods that declare no controller: {ns}/bare; deleting Pods with local storage: "
+        f"Warning: deleting Pods that declare no controller: {ns}/bare, {ns}/held; "
+        f"deleting Pods with local storage: "
         f"{ns}/{cache}; ignoring DaemonSet-managed Pods: {ns}/{agent}"
     ]
     evicted = {line for line in result.stdout.splitlines() if line.startswith("evicting pod")}
@@ -124,6 +127,18 @@ async def test_drain_evicts_respecting_budgets(cluster: KboxCluster, ns: str) ->
         f'error when evicting pods/"{guarded[0]}" -n "{ns}": global timeout reached: 1s'
     )
     assert guarded[0] in pods_on_node(cluster, ns)
+
+    # A pod a finalizer keeps: evicted, it never goes, and drain says which stage timed out.
+    patch = json.dumps({"metadata": {"finalizers": ["example.com/hold"]}})
+    cluster.kubectl_ok("patch", "pod", "held", "-n", ns, "-p", patch)
+    result = await assert_same_as_kubectl(
+        cluster, "drain", NODE, "--pod-selector=app=held", "--force", "--timeout=1s"
+    )
+    assert result.stderr.splitlines()[-1] == (
+        f'error when waiting for pod "held" in namespace "{ns}" to terminate: context deadline exceeded'
+    )
+    unhold = '[{"op": "remove", "path": "/metadata/finalizers"}]'
+    cluster.kubectl_ok("patch", "pod", "held", "-n", ns, "--type=json", "-p", unhold)
 
     web = sorted(name for name in pods_on_node(cluster, ns) if name.startswith("web-"))
     out = cluster.ok("drain", NODE, "--pod-selector=app=web", "--grace-period=0", "--timeout=30s")
