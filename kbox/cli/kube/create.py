@@ -255,7 +255,7 @@ def create_job(
         namespace = options.get("namespace") or (ctx.obj or {}).get("namespace")
         profile = options.get("profile") or (ctx.obj or {}).get("profile")
         cron_job = manifests.run(_read_cron_job(profile, namespace, str(source)))
-        obj = job_from_cron_job(name, cron_job)
+        obj = job_from_cron_job(name, cron_job, namespace)
     _generated(ctx, obj, **options)
 
 
@@ -272,13 +272,15 @@ async def _read_cron_job(profile: str | None, namespace: str | None, source: str
         return found
 
 
-def job_from_cron_job(name: str, cron_job: dict[str, Any]) -> dict[str, Any]:
-    """A job run by hand from a cron job's template, owned by the cron job, as kubectl makes it."""
+def job_from_cron_job(name: str, cron_job: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+    """A job run by hand from a cron job's template, owned by the cron job, as kubectl makes it (in
+    ``namespace`` when one was given with -n, else in the profile's default, as the cron job is)."""
     template = (cron_job.get("spec") or {}).get("jobTemplate") or {}
     template_meta = template.get("metadata") or {}
     cj_meta = cron_job.get("metadata") or {}
     metadata: dict[str, Any] = {
         "name": name,
+        "creationTimestamp": None,
         "annotations": {
             "cronjob.kubernetes.io/instantiate": "manual",
             **(template_meta.get("annotations") or {}),
@@ -295,9 +297,10 @@ def job_from_cron_job(name: str, cron_job: dict[str, Any]) -> dict[str, Any]:
     }
     if template_meta.get("labels"):
         metadata["labels"] = template_meta["labels"]
-    if cj_meta.get("namespace"):
-        metadata["namespace"] = cj_meta["namespace"]
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": template.get("spec") or {}}
+    if namespace:
+        metadata["namespace"] = namespace
+    spec = template.get("spec") or {}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec, "status": {}}
 
 
 @create.command(

@@ -3,7 +3,7 @@
 Covers: the objects both generators build (``--dry-run=client -o yaml`` byte for byte as kubectl's), a
 job that runs its command to completion on the fake runtime, a cron job created on the server, a job
 made from it with ``--from=cronjob/NAME`` (its template, labels, the ``instantiate: manual``
-annotation, owned by the cron job), and the refusals (neither --image nor --from, a command with --from,
+annotation, owned by the cron job; its dry-run YAML byte for byte as kubectl's), and the refusals (neither --image nor --from, a command with --from,
 --from naming something other than a cron job).
 """
 
@@ -42,6 +42,8 @@ async def test_jobs_and_cron_jobs_on_the_server(cluster: KboxCluster) -> None:
     patch = {"spec": {"jobTemplate": {"metadata": {"labels": {"tier": "batch"}, "annotations": {"a": "b"}}}}}
     cluster.kubectl_ok("patch", "cronjob", "nightly", "-n", ns, "--type=merge", "-p", json.dumps(patch))
 
+    preview = ("create", "job", "by-hand", "--from=cronjob/nightly", "--dry-run=client", "-o", "yaml")
+    await assert_same_as_kubectl(cluster, *preview, "-n", ns)
     out = cluster.ok("create", "job", "by-hand", "--from=cronjob/nightly", "-n", ns)
     assert out.strip() == "job.batch/by-hand created"
     job = json.loads(cluster.kubectl_ok("get", "job", "by-hand", "-n", ns, "-o", "json"))
