@@ -3,8 +3,9 @@
 Every kind gets kubectl's generic describer: Name, Namespace, Labels, Annotations, then the rest of the
 object field by field (``creationTimestamp`` reads ``Creation Timestamp``), nested maps and lists
 indented two spaces per level, then the Events whose ``involvedObject`` is this object. Pods, Nodes,
-the apps/v1 workloads, Jobs, Services, ConfigMaps, Secrets and Namespaces get kubectl's own layouts
-(``describers``, ``workloads``, ``basics``). Columns are
+the apps/v1 workloads, Jobs, CronJobs, Services, ConfigMaps, Secrets, Namespaces, PersistentVolumes,
+PersistentVolumeClaims, StorageClasses and PodDisruptionBudgets get kubectl's own layouts
+(``describers``, ``workloads``, ``basics``, ``storage``; ``describers.for_kind`` registers them). Columns are
 aligned the way kubectl's describe output is: Go's tabwriter with padding 2 over each run of lines
 holding a tab.
 
