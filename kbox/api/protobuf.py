@@ -91,6 +91,9 @@ def decode(body: bytes) -> dict[str, Any]:
             f"protobuf envelope with contentType {content_type!r} is not supported"
         )
     message = KINDS.get((api_version, kind))
+    if message is None and kind == "DeleteOptions":
+        # Registered in every group version: client-go sends it in its client's one (v1, apps/v1...).
+        message = "meta.v1.DeleteOptions"
     if message is None:
         raise errors.unsupported_media_type(
             f"kbox cannot decode {kind} ({api_version or 'no apiVersion'}) from {CONTENT_TYPE}; "

@@ -217,3 +217,23 @@ def test_budget_validation_speaks_as_kube_apiserver(c: SyncCluster, ns: str) -> 
     assert 'spec.minAvailable: Invalid value: "120%": must not be greater than 100%' in over.stderr
     negative = kubectl(c, "apply", "-n", ns, "-f", "-", stdin=json.dumps(budget("bad", maxUnavailable=-1)))
     assert "spec.maxUnavailable: Invalid value: -1: must be greater than or equal to 0" in negative.stderr
+
+
+def test_drain_without_eviction_deletes_through_protobuf_delete_options(c: SyncCluster, ns: str) -> None:
+    """``--disable-eviction`` deletes pods instead; kubectl's drain library sends the DeleteOptions of
+    those DELETEs as protobuf, which the apiserver must read (it ignores budgets, as Kubernetes)."""
+    node = c.node_names[0]
+    c.apply(
+        bare_pod("loose", "loose")
+        | {"spec": {"nodeName": node, "containers": [{"name": "main", "image": "busybox"}]}},
+        namespace=ns,
+    )
+    c.apply(budget("loose", maxUnavailable=0), namespace=ns)
+    c.wait_for("Pod", "loose", ns, condition="Running", timeout=20)
+    drained = kubectl(
+        c, "drain", node, "--ignore-daemonsets", "--force", "--disable-eviction", "--pod-selector=app=loose",
+        "--timeout=30s",
+    )  # fmt: skip
+    assert drained.returncode == 0, drained.stderr
+    assert "pod/loose deleted" in drained.stdout
+    assert kubectl(c, "get", "pod", "loose", "-n", ns).returncode != 0
