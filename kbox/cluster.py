@@ -25,6 +25,7 @@ from kbox.addons import manager as addon_manager
 from kbox.api.app import ApiSettings
 from kbox.api.certs import TlsFiles, ensure_certificates
 from kbox.api.controlplane import ControlPlane
+from kbox.api.crd.custom import CustomResourceDef
 from kbox.client import informer as informers
 from kbox.client.local import LocalClient
 from kbox.config import StoreSettings
@@ -278,8 +279,12 @@ class Cluster:
             )
 
     def _controllers(self, factory: informers.InformerFactory) -> list[Controller]:
-        """The controller-manager's controllers, built afresh on each of its runs."""
-        kinds = served_kinds(self.plane.catalog.resources())
+        """The controller-manager's controllers, built afresh on each of its runs. The garbage collector
+        and the namespace controller start with the built-in types; CRDs' types join them through
+        CustomKindsController as its informer sees them, so a CRD deleted while the controllers start
+        never leaves them waiting on a type that is no longer served."""
+        builtin = (r for r in self.plane.catalog.resources() if not isinstance(r, CustomResourceDef))
+        kinds = served_kinds(builtin)
         collector = GarbageCollector(factory, kinds)
         namespaces = NamespaceController(factory, [k.resource for k in kinds])
         return [

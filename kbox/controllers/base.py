@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 
@@ -120,10 +121,12 @@ class Controller(abc.ABC):
         tasks: list[asyncio.Task[None]] = []
         try:
             self.factory.start()
-            for shared, _, _ in self._watched:
-                if not shared.has_synced:
-                    _log.debug("%s: waiting for %s to sync", self.name, shared.name)
-                    await shared.wait_synced()
+            # Re-read the declared informers each round: one may be dropped meanwhile (a CRD's type
+            # that stopped being served), and a dropped informer never syncs.
+            while pending := [shared for shared, _, _ in self._watched if not shared.has_synced]:
+                _log.debug("%s: waiting for %s to sync", self.name, pending[0].name)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(pending[0].wait_synced(), 1.0)
             _log.info("%s: caches synced, starting %d workers", self.name, workers)
             self.synced.set()
             if ready is not None:
