@@ -124,7 +124,8 @@ function boot() {
     }
   });
   fetch("/_/whoami", { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : { username: "" }))
-    .then((who) => { document.getElementById("user").textContent = who.username || ""; });
+    .then((who) => { document.getElementById("user").textContent = who.username || ""; })
+    .catch(() => { /* the name is cosmetic; a page that cannot reach its server says so elsewhere */ });
   window.addEventListener("hashchange", route);
   route();
 }
