@@ -10,10 +10,12 @@ transforms of the current object, retried on a lost compare-and-swap.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime
 import functools
-from collections.abc import AsyncIterator, Callable
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +28,19 @@ from kbox.store.interface import Event, EventType, KeyValue, Store
 
 Obj = dict[str, Any]
 Transform = Callable[[Obj | None], Obj]
-UPDATE_RETRIES = 16
+UPDATE_RETRIES = 100
+"""Rounds an update without a resourceVersion may lose to concurrent writers before it gives up with a
+409 (kube-apiserver retries such updates until they land; this bounds a livelock)."""
+
+
+def _after_lost_race(attempt: int) -> Awaitable[None]:
+    """A pause before retrying a lost compare-and-swap. Reads see committed objects while the store
+    compares against writes still committing (group commit): retrying at once could lose every round to
+    one write waiting for its fsync. Jittered, so writers that collided spread out: up to 2 ms doubling,
+    at most 50 ms a round."""
+    return asyncio.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.05)))
+
+
 SELECTABLE_CACHE = 4096  # events whose labels and fields watchers with selectors share (a watch buffer's 4x)
 # ``GenericStore.list`` shadows the builtin inside the class body.
 _FieldErrors = list[FieldError]
@@ -311,7 +325,7 @@ class GenericStore:
         retried from the newest object when a concurrent write wins the compare-and-swap.
         """
         key = self.resource.key(namespace, name)
-        for _ in range(UPDATE_RETRIES):
+        for attempt in range(UPDATE_RETRIES):
             kv = await self.store.get(key)
             if kv is None:
                 new = transform(None)
@@ -340,8 +354,10 @@ class GenericStore:
             except store_errors.Conflict:
                 if conditional:
                     raise self._conflict(name) from None
+                await _after_lost_race(attempt)
                 continue
             except store_errors.KeyNotFound:
+                await _after_lost_race(attempt)
                 continue
             return result, False
         raise self._conflict(name)
@@ -422,7 +438,7 @@ class GenericStore:
         """Delete, gracefully when the kind or finalizers say so; returns (object, gone now)."""
         options = options or DeleteOptions()
         key = self.resource.key(namespace, name)
-        for _ in range(UPDATE_RETRIES):
+        for attempt in range(UPDATE_RETRIES):
             kv = await self.store.get(key)
             if kv is None:
                 raise errors.not_found(self.resource.group, self.resource.plural, name)
@@ -457,6 +473,7 @@ class GenericStore:
                 try:
                     await self.store.update(key, self._stamped(updated), expected_revision=kv.mod_revision)
                 except (store_errors.Conflict, store_errors.KeyNotFound):
+                    await _after_lost_race(attempt)
                     continue
                 return updated, False
             if options.dry_run:
