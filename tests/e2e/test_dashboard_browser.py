@@ -184,6 +184,8 @@ def test_the_issue_flow_in_chromium(
             expect(page.locator("#sidebar")).to_be_visible()
             shot("09-phone-menu")
             nav.get_by_role("link", name="Deployments").click()
+            # The new page's filter replaces the old one: press "/" once it is there.
+            expect(page.get_by_role("heading", name="Deployments")).to_be_visible()
             page.keyboard.press("/")
             expect(page.locator("#name-filter")).to_be_focused()
             shot("10-phone-deployments")
