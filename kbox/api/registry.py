@@ -24,7 +24,7 @@ from kbox.api.errors import FieldError
 from kbox.api.resource import ResourceDef
 from kbox.api.strategy import Strategy
 from kbox.store import errors as store_errors
-from kbox.store.interface import Event, EventType, KeyValue, Store
+from kbox.store.interface import Event, EventType, KeyValue, Route, Router, Store
 
 Obj = dict[str, Any]
 Transform = Callable[[Obj | None], Obj]
@@ -139,6 +139,7 @@ class GenericStore:
         self._frame_form = "frame" if self.storage_api_version is None else f"frame:{resource.api_version}"
         self._served_prefix = b'{"apiVersion":' + objects.encode(resource.api_version)
         self._selectables: dict[tuple[int, str, bool], Selectable] = {}  # by (revision, key, previous)
+        self._routers: dict[str, Router] = {}  # by field: one router shared by the watches it routes
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -535,7 +536,9 @@ class GenericStore:
             initial = []
         try:
             accept = None if selection.empty else functools.partial(self._wanted, selection=selection)
-            stream = self.store.watch(prefix, after_revision=after, bookmarks=bookmarks, accept=accept)
+            stream = self.store.watch(
+                prefix, after_revision=after, bookmarks=bookmarks, accept=accept, route=self._route(selection)
+            )
         except store_errors.Expired as exc:
             raise errors.gone(f"too old resource version: {after} ({exc.compact_revision})") from None
         return WatchStream(self._events(stream, initial, selection), stream)
@@ -605,6 +608,32 @@ class GenericStore:
             and event.prev_value is not None
             and selection.matches_selectable(self._selectable(event, previous=True))
         )
+
+    def _route(self, selection: Selection) -> Route | None:
+        """For a watch whose field selector pins a field (``spec.nodeName=n``, ``metadata.name=x``): the
+        router of that field and the value, so the store finds such watches by value."""
+        fields = selection.fields
+        if fields is None:
+            return None
+        for requirement in fields.requirements:
+            if requirement.operator == selectors.EQUALS:
+                return self._router(requirement.field), requirement.value
+        return None
+
+    def _router(self, field: str) -> Router:
+        """The values of ``field`` an event concerns: the object's, and the replaced version's (a watcher
+        whose object left its selection still hears of it, as a DELETED)."""
+        router = self._routers.get(field)
+        if router is None:
+
+            def route(event: Event) -> set[str]:
+                values = {self._selectable(event)[1].get(field, "")}
+                if event.type is EventType.MODIFIED and event.prev_value is not None:
+                    values.add(self._selectable(event, previous=True)[1].get(field, ""))
+                return values
+
+            router = self._routers[field] = route
+        return router
 
     def _selectable(self, event: Event, *, previous: bool = False) -> Selectable:
         """The labels and selectable fields of an event's object (or of the version it replaced), shared

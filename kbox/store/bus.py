@@ -7,6 +7,9 @@ resumes or re-lists (what kube-apiserver's cacher does to a slow watcher). Memor
 by its buffer size, and a slow watcher never delays the writers or the other watchers.
 
 Watchers are grouped by prefix: an event is tested once per distinct prefix, not once per watcher.
+Within a prefix, watchers with a route (``spec.nodeName=<node>``: one per kubelet) are kept by the value
+they want: an event asks its router once for the values it concerns and reaches only those watchers,
+so 100 kubelets cost one lookup per pod event, not 100 selector checks.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from kbox.store import errors
-from kbox.store.interface import Event, EventType, Watch
+from kbox.store.interface import Event, EventType, Route, Router, Watch
 
 _log = logging.getLogger(__name__)
 
@@ -35,9 +38,11 @@ class Watcher(Watch):
         bookmarks: bool,
         queue_size: int,
         accept: Callable[[Event], bool] | None = None,
+        route: Route | None = None,
     ) -> None:
         self.prefix = prefix
         self.accept = accept
+        self.route = route
         self.bookmarks = bookmarks
         self.last_revision = replay[-1].revision if replay else after_revision
         self._bus = bus
@@ -123,21 +128,59 @@ class Watcher(Watch):
                 self._waiter = None
 
 
+class _Group:
+    """The watchers of one prefix: plain ones, and routed ones by router and wanted value."""
+
+    __slots__ = ("plain", "routed")
+
+    def __init__(self) -> None:
+        self.plain: set[Watcher] = set()
+        self.routed: dict[Router, dict[str, set[Watcher]]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.plain or self.routed)
+
+    def all(self) -> list[Watcher]:
+        watchers = list(self.plain)
+        for buckets in self.routed.values():
+            for bucket in buckets.values():
+                watchers.extend(bucket)
+        return watchers
+
+
 class WatchBus:
     """Watchers by prefix, and the fan-out of each committed event to the ones whose prefix matches."""
 
     def __init__(self) -> None:
-        self._by_prefix: dict[str, set[Watcher]] = {}
+        self._by_prefix: dict[str, _Group] = {}
 
     def add(self, watcher: Watcher) -> None:
-        self._by_prefix.setdefault(watcher.prefix, set()).add(watcher)
+        group = self._by_prefix.setdefault(watcher.prefix, _Group())
+        if watcher.route is None:
+            group.plain.add(watcher)
+        else:
+            router, value = watcher.route
+            group.routed.setdefault(router, {}).setdefault(value, set()).add(watcher)
 
     def remove(self, watcher: Watcher) -> None:
         group = self._by_prefix.get(watcher.prefix)
-        if group is not None:
-            group.discard(watcher)
-            if not group:
-                del self._by_prefix[watcher.prefix]
+        if group is None:
+            return
+        if watcher.route is None:
+            group.plain.discard(watcher)
+        else:
+            router, value = watcher.route
+            buckets = group.routed.get(router)
+            if buckets is not None:
+                bucket = buckets.get(value)
+                if bucket is not None:
+                    bucket.discard(watcher)
+                    if not bucket:
+                        del buckets[value]
+                if not buckets:
+                    del group.routed[router]
+        if not group:
+            del self._by_prefix[watcher.prefix]
 
     def publish(self, events: Iterable[Event]) -> None:
         """Hand committed events, in revision order, to every matching watcher."""
@@ -148,22 +191,39 @@ class WatchBus:
             for prefix, group in list(self._by_prefix.items()):
                 if key.startswith(prefix):
                     # A push may expire a watcher, which removes it from the group: iterate a copy.
-                    for watcher in tuple(group):
+                    for watcher in tuple(group.plain):
                         watcher.push(event)
+                    for router, buckets in list(group.routed.items()):
+                        for watcher in self._routed(router, buckets, event):
+                            watcher.push(event)
+
+    @staticmethod
+    def _routed(router: Router, buckets: dict[str, set[Watcher]], event: Event) -> list[Watcher]:
+        try:
+            values = set(router(event))
+        except Exception:  # never break the publisher: every routed watcher's own filter decides
+            _log.exception("watch router failed; offering the event to all its watchers")
+            values = set(buckets)
+        watchers: list[Watcher] = []
+        for value in values:
+            bucket = buckets.get(value)
+            if bucket:
+                watchers.extend(bucket)
+        return watchers
 
     def bookmark(self, revision: int) -> None:
         """Send a BOOKMARK at ``revision`` to every bookmark watcher that has not seen that revision."""
         event = Event(EventType.BOOKMARK, "", b"", revision)
         for group in list(self._by_prefix.values()):
-            for watcher in tuple(group):
+            for watcher in group.all():
                 if watcher.bookmarks and watcher.last_revision < revision:
                     watcher.push(event)
 
     def close_all(self) -> None:
         """End every watch normally (store shutdown)."""
         for group in list(self._by_prefix.values()):
-            for watcher in tuple(group):
+            for watcher in group.all():
                 watcher.end()
 
     def __len__(self) -> int:
-        return sum(len(group) for group in self._by_prefix.values())
+        return sum(len(group.all()) for group in self._by_prefix.values())

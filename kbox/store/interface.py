@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -147,6 +147,12 @@ class Watch(abc.ABC):
         """Stop delivering events; a pending ``__anext__`` ends the iteration."""
 
 
+Router = Callable[[Event], Iterable[str]]
+"""The values an event concerns for one kind of routed watch (for instance the node names of the pod
+before and after the change); the same function object for every watcher it routes."""
+Route = tuple[Router, str]
+
+
 class Store(abc.ABC):
     """An etcd-like revisioned key-value store with watch. See the module docstring for the contract."""
 
@@ -218,6 +224,7 @@ class Store(abc.ABC):
         bookmarks: bool = False,
         queue_size: int | None = None,
         accept: Callable[[Event], bool] | None = None,
+        route: Route | None = None,
     ) -> Watch:
         """Watch keys under ``prefix`` for changes after ``after_revision`` (``None``: from now).
 
@@ -225,6 +232,9 @@ class Store(abc.ABC):
         ``bookmarks``, quiet watchers get periodic BOOKMARK events carrying the current revision.
         ``accept``: only events it returns True for are buffered (decided as the event is published, so
         a watch of a few keys under a busy prefix neither wakes for nor overflows with the others).
+        ``route``: ``(router, value)``: the watch only ever wants events whose ``router(event)`` values
+        include ``value`` (a pod watch pinned to ``spec.nodeName=n``), so the store asks the router once
+        per event for all such watchers and looks them up, instead of asking every watcher's ``accept``.
         """
 
     @abc.abstractmethod
@@ -237,6 +247,8 @@ __all__ = [
     "EventType",
     "KeyValue",
     "ListResult",
+    "Route",
+    "Router",
     "Store",
     "Value",
     "Watch",

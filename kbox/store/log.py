@@ -32,7 +32,7 @@ from kbox.config import StoreSettings
 from kbox.store import continuation, errors
 from kbox.store.bus import WatchBus, Watcher
 from kbox.store.history import History
-from kbox.store.interface import Event, EventType, KeyValue, ListResult, Store, Value
+from kbox.store.interface import Event, EventType, KeyValue, ListResult, Route, Store, Value
 from kbox.util import aiotasks
 
 _log = logging.getLogger(__name__)
@@ -377,6 +377,7 @@ class LogStore(Store):
         bookmarks: bool = False,
         queue_size: int | None = None,
         accept: Callable[[Event], bool] | None = None,
+        route: Route | None = None,
     ) -> Watcher:
         self._check_running()
         if after_revision is None:
@@ -397,6 +398,7 @@ class LogStore(Store):
             bookmarks=bookmarks,
             queue_size=queue_size or self.settings.watch_queue_size,
             accept=accept,
+            route=route,
         )
         self._bus.add(watcher)
         return watcher

@@ -191,3 +191,42 @@ async def test_a_filtered_watcher_still_gets_bookmarks_of_the_progress(store: St
     (event,) = await take(watch, 1)
     assert event.type is EventType.BOOKMARK and event.revision == store.revision
     watch.close()
+
+
+async def test_routed_watchers_get_only_their_values_and_leaving_events(store: Store) -> None:
+    """Watchers routed by value (as the kubelets' ``spec.nodeName=<node>`` watches are) get the events
+    whose router names their value, including a change away from it; the router runs once per event."""
+    calls: list[str] = []
+
+    def node_of(event: Event) -> set[str]:
+        calls.append(event.key)
+        values = {event.value.decode()}
+        if event.prev_value is not None:
+            values.add(event.prev_value.decode())
+        return values
+
+    a = store.watch("/pods/", route=(node_of, "node-a"), bookmarks=True)
+    b = store.watch("/pods/", route=(node_of, "node-b"))
+    plain = store.watch("/pods/")
+    await store.create("/pods/one", b"node-a")
+    await store.create("/pods/two", b"node-b")
+    await store.update("/pods/one", b"node-b")  # moves from a to b: both hear of it
+    assert [(e.key, e.value) for e in await take(a, 2)] == [
+        ("/pods/one", b"node-a"),
+        ("/pods/one", b"node-b"),
+    ]
+    assert [(e.key, e.value) for e in await take(b, 2)] == [
+        ("/pods/two", b"node-b"),
+        ("/pods/one", b"node-b"),
+    ]
+    assert len(await take(plain, 3)) == 3
+    assert calls == ["/pods/one", "/pods/two", "/pods/one"], "one router call per event, not per watcher"
+    calls.clear()
+    assert store.watcher_count == 3  # type: ignore[attr-defined]
+    await store.create("/pods/three", b"node-c")  # for nobody routed: a falls behind the store...
+    store.request_progress()  # type: ignore[attr-defined]  # ...so a bookmark tells it how far
+    (bookmark,) = await take(a, 1)
+    assert bookmark.type is EventType.BOOKMARK
+    for watch in (a, b, plain):
+        watch.close()
+    assert store.watcher_count == 0  # type: ignore[attr-defined]
