@@ -134,6 +134,8 @@ class PodGarbageCollector(base.Controller):
 
     async def _trim_terminated(self) -> None:
         """Delete the oldest finished pods beyond the threshold (by creation time, as podgc sorts)."""
+        if len(self.pods.indexer) <= self.threshold:
+            return  # fewer pods than the threshold in all: no scan on every finished pod's event
         terminated = [p for p in self.pods.indexer.list() if (p.get("status") or {}).get("phase") in TERMINAL]
         excess = len(terminated) - self.threshold
         if excess <= 0:

@@ -1,7 +1,7 @@
 """The pod garbage collector in the embedded cluster (fake runtime, two nodes) with the real kubectl:
 pods bound to a node deleted with ``kubectl delete node`` are marked Failed with the DisruptionTarget
 condition and removed after the quarantine, and their Deployment replaces them on the node that is left;
-pods of nodes that exist are never touched."""
+pods of nodes that exist are never touched; finished pods beyond the threshold are deleted."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from kbox.client.interface import PODS as PODS_RESOURCE
+from kbox.controllers.podgc import PodGarbageCollector
 from kbox.testing.cluster import Cluster, SyncCluster
+from tests.component.controllers import cluster, eventually
 from tests.support.apiserver import KUBECTL
 from tests.support.wait import until
 
@@ -92,3 +95,30 @@ def test_pods_of_a_deleted_node_are_failed_removed_and_replaced() -> None:
         kubectl(c, "patch", "deploy", "web", "--type=json", "-p",
                 '[{"op":"remove","path":"/spec/template/spec/nodeSelector"}]')  # fmt: skip
         until(lambda: len([n for n in pods_by_node(c).get(first, []) if n.startswith("web-")]) == 2, 20)
+
+
+async def test_finished_pods_beyond_the_threshold_are_deleted(tmp_path: Path) -> None:
+    """With a threshold of 2, four pods that ran to completion leave two; a running pod stays."""
+    async with cluster(tmp_path, nodes=1) as c:
+        c.start(PodGarbageCollector(c.factory, c.client, terminated_pod_threshold=2), workers=1)
+        running = {
+            "metadata": {"name": "keeps-running"},
+            "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+        }
+        await c.client.create(PODS_RESOURCE, running, namespace="default")
+        for n in range(4):
+            done = {
+                "metadata": {"name": f"done-{n}", "annotations": {"fake.kbox.io/exit-after": "0"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]},
+            }
+            await c.client.create(PODS_RESOURCE, done, namespace="default")
+
+        async def left() -> tuple[bool, int, int] | None:
+            listing = await c.client.list(PODS_RESOURCE, namespace="default")
+            pods = listing["items"]
+            finished = [p for p in pods if p["status"].get("phase") == "Succeeded"]
+            present = any(p["metadata"]["name"] == "keeps-running" for p in pods)
+            result = (present, len(finished), len(pods))
+            return result if result == (True, 2, 3) else None
+
+        await eventually(left, timeout=20, message="two finished pods and the running one left")
