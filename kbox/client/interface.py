@@ -47,6 +47,18 @@ EVENTS = Resource("", "v1", "events")
 DEPLOYMENTS = Resource("apps", "v1", "deployments")
 REPLICASETS = Resource("apps", "v1", "replicasets")
 LEASES = Resource("coordination.k8s.io", "v1", "leases")
+SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts")
+PVS = Resource("", "v1", "persistentvolumes", namespaced=False)
+PVCS = Resource("", "v1", "persistentvolumeclaims")
+DAEMONSETS = Resource("apps", "v1", "daemonsets")
+STATEFULSETS = Resource("apps", "v1", "statefulsets")
+CONTROLLERREVISIONS = Resource("apps", "v1", "controllerrevisions")
+JOBS = Resource("batch", "v1", "jobs")
+CRONJOBS = Resource("batch", "v1", "cronjobs")
+ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
+PODDISRUPTIONBUDGETS = Resource("policy", "v1", "poddisruptionbudgets")
+STORAGE_CLASSES = Resource("storage.k8s.io", "v1", "storageclasses", namespaced=False)
+CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
 
 
 class WatchEvent(NamedTuple):

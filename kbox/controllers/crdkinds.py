@@ -17,14 +17,12 @@ import logging
 from typing import Any
 
 from kbox.client import informer as informers
-from kbox.client.interface import Obj, Resource
+from kbox.client.interface import CRDS, Obj, Resource
 from kbox.controllers import base
 from kbox.controllers.garbagecollector import GarbageCollector, ResourceKind
 from kbox.controllers.namespace import NamespaceController
 
 _log = logging.getLogger(__name__)
-
-CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
 
 
 def _established(crd: Obj) -> bool:

@@ -43,14 +43,12 @@ from typing import Any
 from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
-from kbox.client.interface import Client, Obj, Resource, StatusError
+from kbox.client.interface import CRONJOBS, JOBS, Client, Obj, StatusError
 from kbox.controllers import base, cronschedule, meta
 from kbox.controllers.meta import controller_ref, epoch
 
 _log = logging.getLogger(__name__)
 
-JOBS = Resource("batch", "v1", "jobs")
-CRONJOBS = Resource("batch", "v1", "cronjobs")
 KIND = "CronJob"
 API_VERSION = "batch/v1"
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"

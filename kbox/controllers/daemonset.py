@@ -46,13 +46,21 @@ from kbox.api import selectors
 from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
-from kbox.client.interface import NODES, PODS, Client, Obj, Resource, StatusError
+from kbox.client.interface import (
+    CONTROLLERREVISIONS,
+    DAEMONSETS,
+    NODES,
+    PODS,
+    Client,
+    Obj,
+    Resource,
+    StatusError,
+)
 from kbox.controllers import base, daemonsetpods, history, meta, podcontrol, podutil, refmanager
 from kbox.controllers.expectations import Expectations
 
 _log = logging.getLogger(__name__)
 
-DAEMONSETS = Resource("apps", "v1", "daemonsets")
 KIND = daemonsetpods.KIND
 HASH_LABEL = daemonsetpods.HASH_LABEL
 
@@ -86,7 +94,7 @@ class DaemonSetController(base.Controller):
         self.daemonsets = self.informer(DAEMONSETS)
         self.pods = self.informer(PODS, keys=self._keys_for_pod)
         self.pods.add_index(cache.OWNER_UID, cache.by_owner_uid)
-        self.revisions = self.informer(history.CONTROLLERREVISIONS, keys=self._keys_for_revision)
+        self.revisions = self.informer(CONTROLLERREVISIONS, keys=self._keys_for_revision)
         self.nodes = self.informer(NODES, enqueue=False)
         self._templates: dict[str, tuple[str, int, daemonsetpods.PodTemplate]] = {}
         """Per DaemonSet key: its uid, generation and placement template (which remembers nodes)."""
@@ -163,7 +171,7 @@ class DaemonSetController(base.Controller):
 
     async def _construct_history(self, ds: Obj, selector: selectors.LabelSelector) -> tuple[Obj, list[Obj]]:
         """The current revision (made or renumbered as needed) and the old ones."""
-        revisions = await self._claim(history.CONTROLLERREVISIONS, self.revisions, ds, selector)
+        revisions = await self._claim(CONTROLLERREVISIONS, self.revisions, ds, selector)
         data = history.template_patch(ds)
         current = [r for r in revisions if r.get("data") == data]
         old = [r for r in revisions if r.get("data") != data]

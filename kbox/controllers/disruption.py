@@ -34,14 +34,21 @@ from kbox.api import eviction, selectors
 from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
-from kbox.client.interface import DEPLOYMENTS, PODS, REPLICASETS, Client, Obj, Resource, StatusError
+from kbox.client.interface import (
+    DEPLOYMENTS,
+    PODDISRUPTIONBUDGETS,
+    PODS,
+    REPLICASETS,
+    STATEFULSETS,
+    Client,
+    Obj,
+    StatusError,
+)
 from kbox.controllers import base, meta
 from kbox.controllers.meta import controller_ref, epoch
 
 _log = logging.getLogger(__name__)
 
-PODDISRUPTIONBUDGETS = Resource("policy", "v1", "poddisruptionbudgets")
-STATEFULSETS = Resource("apps", "v1", "statefulsets")
 DELETION_TIMEOUT = 120.0
 """Seconds an eviction recorded in ``disruptedPods`` is waited for before the pod counts again."""
 

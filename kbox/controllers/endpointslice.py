@@ -33,12 +33,11 @@ from typing import Any
 
 from kbox.client import cache
 from kbox.client import informer as informers
-from kbox.client.interface import PODS, SERVICES, Client, Obj, Resource, StatusError
+from kbox.client.interface import ENDPOINTSLICES, PODS, SERVICES, Client, Obj, StatusError
 from kbox.controllers import base, endpoints, meta
 
 _log = logging.getLogger(__name__)
 
-ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 MANAGED_BY = "endpointslice-controller.k8s.io"

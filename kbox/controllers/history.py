@@ -24,11 +24,9 @@ from typing import Any
 
 import msgspec
 
-from kbox.client.interface import Client, Obj, Resource, StatusError
+from kbox.client.interface import CONTROLLERREVISIONS, Client, Obj, StatusError
 from kbox.controllers import meta
 from kbox.controllers.meta import controller_ref, epoch
-
-CONTROLLERREVISIONS = Resource("apps", "v1", "controllerrevisions")
 
 REVISION_HASH_LABEL = "controller-revision-hash"
 """On pods of DaemonSets and StatefulSets: which revision made them (DaemonSet revisions carry it too)."""

@@ -45,7 +45,7 @@ from typing import Any
 from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
-from kbox.client.interface import PODS, STRATEGIC_PATCH, Client, Obj, Resource, StatusError
+from kbox.client.interface import JOBS, PODS, STRATEGIC_PATCH, Client, Obj, StatusError
 from kbox.controllers import base, jobsync, meta, podcontrol, refmanager
 from kbox.controllers import jobpods as jp
 from kbox.controllers.expectations import Expectations
@@ -53,7 +53,6 @@ from kbox.controllers.meta import controller_ref, version_number
 
 _log = logging.getLogger(__name__)
 
-JOBS = Resource("batch", "v1", "jobs")
 MANAGED_BY = "kubernetes.io/job-controller"
 ORPHANS = "job-controller/orphans"
 """Pod index: the namespace of each pod without a controller (the candidates for adoption)."""
@@ -134,7 +133,7 @@ class JobController(base.Controller):
         spec = job.get("spec") or {}
         if spec.get("managedBy") not in (None, MANAGED_BY):
             return  # another controller's Job
-        if is_finished(job):
+        if jp.is_job_finished(job):
             self.backoff.pop(key, None)
             await self.remove_finalizers(key, [p for p in self.owned(job) if jp.has_finalizer(p)])
             return
@@ -197,7 +196,11 @@ class JobController(base.Controller):
         ref = controller_ref(pod)
         if ref is not None and ref.get("kind") == jp.KIND:
             job = self.jobs.indexer.get(f"{pod['metadata']['namespace']}/{ref.get('name', '')}")
-            if job is not None and job["metadata"].get("uid") == ref.get("uid") and not is_finished(job):
+            if (
+                job is not None
+                and job["metadata"].get("uid") == ref.get("uid")
+                and not jp.is_job_finished(job)
+            ):
                 return  # its Job counts it
         await self.remove_finalizers(None, [pod])
 
@@ -273,14 +276,6 @@ class JobController(base.Controller):
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def is_finished(job: Obj) -> bool:
-    """Complete or Failed (util.IsJobFinished)."""
-    return any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-        for c in (job.get("status") or {}).get("conditions") or []
-    )
 
 
 def _orphan_namespace(pod: Obj) -> list[str]:

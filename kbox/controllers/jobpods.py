@@ -311,3 +311,11 @@ class BackoffRecord:
             return 0.0
         delay = min(base * 2.0 ** (self.failures - 1), cap)
         return max(0.0, self.last_failure + delay - now)
+
+
+def is_job_finished(job: Obj) -> bool:
+    """Complete or Failed (util.IsJobFinished)."""
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in (job.get("status") or {}).get("conditions") or []
+    )

@@ -41,7 +41,17 @@ from typing import Any
 from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
-from kbox.client.interface import MERGE_PATCH, PODS, Client, Obj, Resource, StatusError
+from kbox.client.interface import (
+    MERGE_PATCH,
+    PODS,
+    PVCS,
+    PVS,
+    STORAGE_CLASSES,
+    Client,
+    Obj,
+    Resource,
+    StatusError,
+)
 from kbox.controllers import base, meta
 from kbox.controllers import volumebinding as vb
 from kbox.controllers.meta import timestamp
@@ -50,7 +60,7 @@ _log = logging.getLogger(__name__)
 
 # Re-exported: the composition root creates the default class through this module.
 ensure_default_class = vb.ensure_default_class
-PVS, PVCS = vb.PVS, vb.PVCS
+PVS, PVCS = PVS, PVCS
 
 
 class PersistentVolumeController(base.Controller):
@@ -75,9 +85,9 @@ class PersistentVolumeController(base.Controller):
         """Where provisioned volumes' folders live (``<profile state dir>/volumes``)."""
         self.events = events
         self.recorder = EventRecorder(self.client, component="persistentvolume-controller")
-        self.claims = self.informer(vb.PVCS, keys=self._keys_for_claim)
-        self.volumes = self.informer(vb.PVS, keys=self._keys_for_volume)
-        self.classes = self.informer(vb.STORAGE_CLASSES, keys=self._keys_for_class)
+        self.claims = self.informer(PVCS, keys=self._keys_for_claim)
+        self.volumes = self.informer(PVS, keys=self._keys_for_volume)
+        self.classes = self.informer(STORAGE_CLASSES, keys=self._keys_for_class)
         self.pods = self.informer(PODS, keys=self._keys_for_pod)
         self.pods.add_index(vb.BY_CLAIM, vb.claims_of)
 
@@ -150,7 +160,7 @@ class PersistentVolumeController(base.Controller):
         volume = self.volumes.indexer.get(volume_name)
         if volume is None:
             try:
-                volume = await self.client.get(vb.PVS, volume_name)
+                volume = await self.client.get(PVS, volume_name)
             except StatusError as exc:
                 if exc.code != 404:
                     raise
@@ -196,7 +206,7 @@ class PersistentVolumeController(base.Controller):
         }
         try:
             updated = await self.client.patch(
-                vb.PVCS, metadata["name"], patch, namespace=metadata["namespace"], patch_type=MERGE_PATCH
+                PVCS, metadata["name"], patch, namespace=metadata["namespace"], patch_type=MERGE_PATCH
             )
         except StatusError as exc:
             if exc.code == 404:
@@ -225,7 +235,7 @@ class PersistentVolumeController(base.Controller):
             if not current:
                 patch["metadata"]["annotations"] = {vb.BOUND_BY_CONTROLLER: "yes"}
             try:
-                volume = await self.client.patch(vb.PVS, vmeta["name"], patch, patch_type=MERGE_PATCH)
+                volume = await self.client.patch(PVS, vmeta["name"], patch, patch_type=MERGE_PATCH)
             except StatusError as exc:
                 if exc.code == 404:
                     return None
@@ -245,7 +255,7 @@ class PersistentVolumeController(base.Controller):
         current = claim.get("status") or {}
         if all(current.get(k) == v for k, v in wanted.items()):
             return
-        await meta.patch_status(self.client, vb.PVCS, claim, wanted)
+        await meta.patch_status(self.client, PVCS, claim, wanted)
 
     async def _provision_or_wait(self, claim: Obj) -> None:
         class_name = vb.class_of(claim)
@@ -307,7 +317,7 @@ class PersistentVolumeController(base.Controller):
             return
         metadata = claim["metadata"]
         await self.client.patch(
-            vb.PVCS,
+            PVCS,
             metadata["name"],
             {"metadata": {"annotations": annotations}},
             namespace=metadata["namespace"],
@@ -339,7 +349,7 @@ class PersistentVolumeController(base.Controller):
             raise
         volume = vb.provisioned_volume(claim, storage_class, path)
         try:
-            await self.client.create(vb.PVS, volume)
+            await self.client.create(PVS, volume)
         except StatusError as exc:
             if exc.code != 409:
                 self._event(
@@ -351,7 +361,7 @@ class PersistentVolumeController(base.Controller):
 
     async def _exists(self, volume_name: str) -> bool:
         try:
-            await self.client.get(vb.PVS, volume_name)
+            await self.client.get(PVS, volume_name)
         except StatusError as exc:
             if exc.code == 404:
                 return False
@@ -370,7 +380,7 @@ class PersistentVolumeController(base.Controller):
         listed = await self.client.list(PODS, namespace=metadata["namespace"])
         if any(cache.key_of(claim) in vb.claims_of(p) and not vb.finished(p) for p in listed["items"]):
             return
-        await self._drop_finalizer(vb.PVCS, claim, vb.PVC_PROTECTION)
+        await self._drop_finalizer(PVCS, claim, vb.PVC_PROTECTION)
 
     async def _drop_finalizer(self, resource: Resource, obj: Obj, finalizer: str) -> None:
         metadata = obj["metadata"]
@@ -393,7 +403,7 @@ class PersistentVolumeController(base.Controller):
         phase = (volume.get("status") or {}).get("phase")
         if metadata.get("deletionTimestamp"):
             if phase != "Bound" and vb.PV_PROTECTION in (metadata.get("finalizers") or []):
-                await self._drop_finalizer(vb.PVS, volume, vb.PV_PROTECTION)
+                await self._drop_finalizer(PVS, volume, vb.PV_PROTECTION)
             return
         ref = (volume.get("spec") or {}).get("claimRef")
         if not ref:
@@ -420,7 +430,7 @@ class PersistentVolumeController(base.Controller):
 
     async def _claim_exists(self, ref: Obj) -> bool:
         try:
-            claim = await self.client.get(vb.PVCS, ref.get("name", ""), namespace=ref.get("namespace", ""))
+            claim = await self.client.get(PVCS, ref.get("name", ""), namespace=ref.get("namespace", ""))
         except StatusError as exc:
             if exc.code == 404:
                 return False
@@ -449,7 +459,7 @@ class PersistentVolumeController(base.Controller):
             return
         await asyncio.to_thread(shutil.rmtree, path, True)
         try:
-            await self.client.delete(vb.PVS, metadata["name"], preconditions={"uid": metadata["uid"]})
+            await self.client.delete(PVS, metadata["name"], preconditions={"uid": metadata["uid"]})
         except StatusError as exc:
             if exc.code not in (404, 409):
                 raise
@@ -473,7 +483,7 @@ class PersistentVolumeController(base.Controller):
         wanted: Obj = {"phase": phase, "message": message or None}
         if status.get("phase") != phase:
             wanted["lastPhaseTransitionTime"] = timestamp()
-        return await meta.patch_status(self.client, vb.PVS, volume, wanted)
+        return await meta.patch_status(self.client, PVS, volume, wanted)
 
     # -- events ------------------------------------------------------------------------------
 

@@ -15,12 +15,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from kbox.client import informer as informers
-from kbox.client.interface import NAMESPACES, Client, Obj, Resource, StatusError
+from kbox.client.interface import NAMESPACES, SERVICEACCOUNTS, Client, Obj, StatusError
 from kbox.controllers import base
 
 _log = logging.getLogger(__name__)
-
-SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts")
 
 
 class ServiceAccountsController(base.Controller):

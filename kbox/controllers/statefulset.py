@@ -41,15 +41,21 @@ from kbox.api import selectors
 from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
-from kbox.client.interface import MERGE_PATCH, PODS, Client, Obj, Resource, StatusError
+from kbox.client.interface import (
+    CONTROLLERREVISIONS,
+    MERGE_PATCH,
+    PODS,
+    PVCS,
+    STATEFULSETS,
+    Client,
+    Obj,
+    StatusError,
+)
 from kbox.controllers import base, history, meta, podutil, refmanager
 from kbox.controllers import statefulsetpods as sp
 from kbox.controllers.meta import controller_ref
 
 _log = logging.getLogger(__name__)
-
-STATEFULSETS = Resource("apps", "v1", "statefulsets")
-PVCS = Resource("", "v1", "persistentvolumeclaims")
 
 
 class _Stop(Exception):
@@ -78,7 +84,7 @@ class StatefulSetController(base.Controller):
         self.sets = self.informer(STATEFULSETS)
         self.pods = self.informer(PODS, keys=self._keys_for_pod)
         self.pods.add_index(cache.OWNER_UID, cache.by_owner_uid)
-        self.revisions = self.informer(history.CONTROLLERREVISIONS, keys=self._keys_for_revision)
+        self.revisions = self.informer(CONTROLLERREVISIONS, keys=self._keys_for_revision)
         self.revisions.add_index(cache.OWNER_UID, cache.by_owner_uid)
         self.claims = self.informer(PVCS, enqueue=False)
 
@@ -195,7 +201,7 @@ class StatefulSetController(base.Controller):
             if not selector.matches(metadata.get("labels") or {}):
                 continue
             result = await refmanager.adopt(
-                self.client, history.CONTROLLERREVISIONS, revision, sp.owner_reference(sts)
+                self.client, CONTROLLERREVISIONS, revision, sp.owner_reference(sts)
             )
             if result is not None:
                 adopted.append(result)

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from kbox.client import informer as informers
-from kbox.client.interface import Client, Obj, StatusError
+from kbox.client.interface import JOBS, Client, Obj, StatusError
 from kbox.controllers import base, meta
-from kbox.controllers.job import JOBS, is_finished
+from kbox.controllers.jobpods import is_job_finished
 
 _log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class TTLAfterFinishedController(base.Controller):
         ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
         if not isinstance(ttl, int) or isinstance(ttl, bool):
             return None
-        if job["metadata"].get("deletionTimestamp") or not is_finished(job):
+        if job["metadata"].get("deletionTimestamp") or not is_job_finished(job):
             return None
         finished_at = finish_time(job)
         if finished_at is None:

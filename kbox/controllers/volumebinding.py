@@ -9,11 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kbox.api import quantity, selectors
-from kbox.client.interface import Client, Obj, Resource, StatusError
-
-PVS = Resource("", "v1", "persistentvolumes", namespaced=False)
-PVCS = Resource("", "v1", "persistentvolumeclaims")
-STORAGE_CLASSES = Resource("storage.k8s.io", "v1", "storageclasses", namespaced=False)
+from kbox.client.interface import STORAGE_CLASSES, Client, Obj, StatusError
 
 PROVISIONER = "kbox.io/hostpath"
 """The provisioner name of kbox's local-path volumes (minikube's is ``k8s.io/minikube-hostpath``)."""

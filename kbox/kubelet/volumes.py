@@ -43,7 +43,9 @@ from typing import Any
 
 from kbox.api import quantity
 from kbox.api.errors import StatusError
-from kbox.client.interface import Client, Resource
+from kbox.client.interface import PVCS as _PVCS
+from kbox.client.interface import PVS as _PVS
+from kbox.client.interface import Client
 from kbox.kubelet.runtime.interface import ContainerRuntimeError
 
 Obj = dict[str, Any]
@@ -104,9 +106,6 @@ def host_path(source: Obj) -> Path:
 
 
 # -- persistentVolumeClaim ------------------------------------------------------------------------------
-
-_PVCS = Resource("", "v1", "persistentvolumeclaims")
-_PVS = Resource("", "v1", "persistentvolumes", namespaced=False)
 
 
 async def claim_problem(client: Client, pod: Obj) -> str | None:

@@ -39,7 +39,7 @@ from typing import Any
 
 from kbox.client import cache
 from kbox.client import informer as informers
-from kbox.client.interface import ENDPOINTS, SERVICES, Client, Obj, Resource, StatusError
+from kbox.client.interface import ENDPOINTS, ENDPOINTSLICES, SERVICES, Client, Obj, StatusError
 from kbox.controllers import base
 from kbox.proxy import addresses, splice
 from kbox.proxy.balancer import DEFAULT_AFFINITY_TIMEOUT, Balancer, Endpoint
@@ -49,7 +49,6 @@ from kbox.util import aiotasks
 
 _log = logging.getLogger(__name__)
 
-ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 BY_SERVICE = "kube-proxy.service"

@@ -41,10 +41,11 @@ from kbox.client.interface import (
     NAMESPACES,
     NODES,
     PODS,
+    PVCS,
+    STORAGE_CLASSES,
     STRATEGIC_PATCH,
     Client,
     Obj,
-    Resource,
     StatusError,
 )
 from kbox.scheduler import filters, scores
@@ -53,8 +54,6 @@ from kbox.util import aiotasks
 _log = logging.getLogger(__name__)
 
 NO_NODES = "no nodes available to schedule pods"
-PVCS = Resource("", "v1", "persistentvolumeclaims")
-STORAGE_CLASSES = Resource("storage.k8s.io", "v1", "storageclasses", namespaced=False)
 MIN_FEASIBLE_NODES = 100
 MIN_FEASIBLE_PERCENTAGE = 5
 _AFFINITY_REASONS = frozenset(

@@ -44,12 +44,11 @@ import dns.rdatatype
 from kbox.addons.dns import forward, records
 from kbox.client import cache
 from kbox.client import informer as informers
-from kbox.client.interface import SERVICES, Client, Obj, Resource
+from kbox.client.interface import ENDPOINTSLICES, SERVICES, Client, Obj
 from kbox.util import aiotasks
 
 _log = logging.getLogger(__name__)
 
-ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 BY_SERVICE = "dns.service"
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)

@@ -17,10 +17,9 @@ from kbox.api.errors import StatusError
 from kbox.cli.kube import session, workloads
 from kbox.cli.kube.describe import Writer
 from kbox.cli.kube.manifests import CommandError
-from kbox.client.interface import STRATEGIC_PATCH, Resource
+from kbox.client.interface import CONTROLLERREVISIONS, STRATEGIC_PATCH
 
 Obj = dict[str, Any]
-CONTROLLERREVISIONS = Resource("apps", "v1", "controllerrevisions")
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 ROLLING = "RollingUpdate"
 
