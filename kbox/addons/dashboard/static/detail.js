@@ -137,10 +137,12 @@ async function act(main, fn) {
   }
 }
 
+// The buttons that act on the object start disabled: they read it, and it arrives with the
+// first watch event; detailPage enables them then.
 function actions(main, kind, path, getObj) {
   const buttons = [];
   if (SCALABLE.has(kind.kind)) {
-    buttons.push(h("button.plain", { type: "button", id: "scale", onclick: async () => {
+    buttons.push(h("button.plain", { type: "button", id: "scale", disabled: true, onclick: async () => {
       const obj = getObj();
       const input = h("input", { type: "number", min: 0, value: obj.spec.replicas ?? 1, id: "replicas", name: "replicas" });
       const choice = await dialog(`Scale ${kind.kind.toLowerCase()} ${obj.metadata.name}`,
@@ -150,13 +152,13 @@ function actions(main, kind, path, getObj) {
     } }, "Scale"));
   }
   if (RESTARTABLE.has(kind.kind)) {
-    buttons.push(h("button.plain", { type: "button", id: "restart", onclick: async () => {
+    buttons.push(h("button.plain", { type: "button", id: "restart", disabled: true, onclick: async () => {
       const patch = { spec: { template: { metadata: { annotations: { "kubectl.kubernetes.io/restartedAt": new Date().toISOString() } } } } };
       await act(main, () => k8s("PATCH", path, patch, "application/merge-patch+json"));
     } }, "Restart"));
   }
   buttons.push(h("button.plain", { type: "button", id: "edit", onclick: () => main.querySelector("#yaml-edit").click() }, "Edit YAML"));
-  buttons.push(h("button.danger", { type: "button", id: "delete", onclick: async () => {
+  buttons.push(h("button.danger", { type: "button", id: "delete", disabled: true, onclick: async () => {
     const obj = getObj();
     const choice = await dialog(`Delete ${kind.kind.toLowerCase()} ${obj.metadata.name}?`,
       h("p", {}, kind.kind === "Namespace" ? "Everything in the namespace is deleted with it." : "This cannot be undone."),
@@ -176,6 +178,8 @@ function yamlSection(main, kind, path) {
   const result = h("div");
   let editing = false;
   let original = "";
+  // Whether pre holds the object's YAML yet (not "Loading…"): editing starts from it.
+  let loaded = false;
   // A Secret's YAML holds its values: shown only when asked, like the values themselves.
   let revealed = kind.kind !== "Secret";
   const show = h("button.plain", { type: "button", id: "yaml-show", hidden: revealed, onclick: () => {
@@ -191,6 +195,7 @@ function yamlSection(main, kind, path) {
     }
     try {
       pre.textContent = await getYaml(path);
+      loaded = true;
     } catch (err) {
       clear(result, errorBox(err));
     }
@@ -218,8 +223,9 @@ function yamlSection(main, kind, path) {
     if (!revealed) {
       revealed = true;
       show.hidden = true;
-      await load();
     }
+    if (!loaded) await load();
+    if (!loaded) return;
     editing = true;
     original = pre.textContent;
     editor.value = original;
@@ -246,9 +252,10 @@ export function detailPage(main, group, version, plural, namespace, name) {
   const owned = h("div");
   const events = h("div");
   const yaml = yamlSection(main, kind, path);
+  const toolbar = actions(main, kind, path, () => obj);
   clear(main,
     h("nav.crumbs", { "aria-label": "Breadcrumb" }, h("a", { href: listHref(kind) }, kind.title), " / ", name),
-    h("div.page-head", {}, h("h1", {}, `${kind.kind} ${name}`), actions(main, kind, path, () => obj)),
+    h("div.page-head", {}, h("h1", {}, `${kind.kind} ${name}`), toolbar),
     h("div.messages", { "aria-live": "polite" }),
     body, owned, events, yaml.el);
 
@@ -264,6 +271,7 @@ export function detailPage(main, group, version, plural, namespace, name) {
     const first = obj === null;
     obj = current;
     if (first) {
+      for (const button of toolbar.querySelectorAll("button[disabled]")) button.disabled = false;
       // The owned objects and events are matched by this object's uid: redraw them once it is known.
       if (children) children.changed();
       if (about) about.changed();
