@@ -41,6 +41,7 @@ def _after_lost_race(attempt: int) -> Awaitable[None]:
     return asyncio.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.05)))
 
 
+FRAME_CACHE = 4096  # events whose JSON watch lines the HTTP watchers of a version share
 SELECTABLE_CACHE = 4096  # events whose labels and fields watchers with selectors share (a watch buffer's 4x)
 # ``GenericStore.list`` shadows the builtin inside the class body.
 _FieldErrors = list[FieldError]
@@ -60,28 +61,29 @@ class ListPage:
 class WatchEvent:
     """One event for a watch client.
 
-    ``frame`` is the JSON watch line shared by every watcher (built from the stored bytes once per
-    event) when this watcher sees the event as stored. ``object`` is decoded on first use and is not
-    kept on the shared store event: the retained history would otherwise hold a decoded copy of every
-    object it has seen.
+    ``frame`` is the JSON watch line, built on first use (only HTTP watchers ask) and shared by every
+    watcher that sees the event as stored. ``object`` is decoded on first use and is not kept on the
+    shared store event: the retained history would otherwise hold a decoded copy of every object it
+    has seen.
     """
 
-    __slots__ = ("_api_version", "_event", "_object", "frame", "type")
+    __slots__ = ("_api_version", "_event", "_frame", "_framer", "_object", "type")
 
     def __init__(
         self,
         type: str,
         obj: Obj | None = None,
-        frame: bytes | None = None,
         *,
         event: Event | None = None,
         api_version: str | None = None,
+        framer: Callable[[Event], bytes] | None = None,
     ) -> None:
         self.type = type
         self._object = obj
         self._event = event
         self._api_version = api_version  # a custom resource read through another version than stored
-        self.frame = frame
+        self._framer = framer
+        self._frame: bytes | None = None
 
     @property
     def object(self) -> Obj:
@@ -89,6 +91,14 @@ class WatchEvent:
             assert self._event is not None
             self._object = _event_object(self._event, self._api_version)
         return self._object
+
+    @property
+    def frame(self) -> bytes | None:
+        """The shared JSON line of an event as stored (None for synthesized events: the caller encodes)."""
+        if self._frame is None and self._framer is not None:
+            assert self._event is not None
+            self._frame = self._framer(self._event)
+        return self._frame
 
 
 @dataclass
@@ -136,10 +146,10 @@ class GenericStore:
         # (conversion "None": only apiVersion changes). None for every built-in kind.
         stored = resource.extra.get("storage_api_version")
         self.storage_api_version: str | None = stored if isinstance(stored, str) else None
-        self._frame_form = "frame" if self.storage_api_version is None else f"frame:{resource.api_version}"
         self._served_prefix = b'{"apiVersion":' + objects.encode(resource.api_version)
         self._selectables: dict[tuple[int, str, bool], Selectable] = {}  # by (revision, key, previous)
         self._routers: dict[str, Router] = {}  # by field: one router shared by the watches it routes
+        self._frames: dict[tuple[int, str], bytes] = {}  # by (revision, key): see _frame
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -585,18 +595,27 @@ class GenericStore:
         return self._event(event)
 
     def _event(self, event: Event) -> WatchEvent:
-        """The event as stored, with the JSON line every watcher of this version shares."""
-        if self.storage_api_version is None:
-            return WatchEvent(str(event.type), frame=event.encoded("frame", _event_frame), event=event)
-        version = self.resource.api_version
+        """The event as stored; its JSON line comes from :meth:`_frame` if a watcher asks for it."""
+        version = self.storage_api_version and self.resource.api_version
+        return WatchEvent(str(event.type), event=event, api_version=version, framer=self._frame)
 
-        def frame(e: Event) -> bytes:
-            line = {"type": e.type.value, "object": _event_object(e, version)}
-            return objects.encode(line) + b"\n"
-
-        return WatchEvent(
-            str(event.type), frame=event.encoded(self._frame_form, frame), event=event, api_version=version
-        )
+    def _frame(self, event: Event) -> bytes:
+        """The JSON watch line of ``event``, shared by the HTTP watchers of this version. Kept in a
+        bounded cache of the latest events, not on the event: the store's history retains events, and
+        a line per event there doubled what the history holds (and every in-process watcher paid for
+        building lines nobody read)."""
+        key = (event.revision, event.key)
+        line = self._frames.get(key)
+        if line is None:
+            if self.storage_api_version is None:
+                line = _event_frame(event)
+            else:
+                obj = _event_object(event, self.resource.api_version)
+                line = objects.encode({"type": event.type.value, "object": obj}) + b"\n"
+            self._frames[key] = line
+            if len(self._frames) > FRAME_CACHE:
+                del self._frames[next(iter(self._frames))]  # the oldest
+        return line
 
     def _wanted(self, event: Event, *, selection: Selection) -> bool:
         """Whether a watcher with ``selection`` gets ``event`` in some form (see :meth:`_convert`);
