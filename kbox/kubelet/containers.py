@@ -310,6 +310,7 @@ def _sandbox_config(kubelet: Kubelet, pod: Obj) -> SandboxConfig:
         host_network=bool(spec.get("hostNetwork")),
         annotations=dict(metadata.get("annotations") or {}),
         owner_kind=owner_kind,
+        runtime_dns=pod_dns.runtime_default,
     )
 
 

@@ -29,6 +29,7 @@ network labelled with it.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import re
 import struct
@@ -42,7 +43,7 @@ import aiodocker
 import pytest
 
 from kbox.api.nodeconnection import ExecSession, LogOptions
-from kbox.kubelet.runtime import interface, sandboximage
+from kbox.kubelet.runtime import interface, podnet, sandboximage
 from kbox.kubelet.runtime.docker import REASON_UNAVAILABLE, DockerRuntime
 from kbox.kubelet.runtime.interface import (
     ContainerConfig,
@@ -181,9 +182,19 @@ async def test_pod_shares_localhost_and_keeps_its_ip(
     assert sandbox.ready and sandbox.ip and sandbox.pod == pod
     info = await docker.containers.container(sandbox.id).show()
     assert info["Name"] == f"/k8s_POD_web_default_{pod.uid}_0"
-    assert runtime.network in info["NetworkSettings"]["Networks"]
     network = await (await docker.networks.get(runtime.network)).show()
     assert network["Labels"][interface.LABEL_CLUSTER] == runtime.cluster
+    subnet = ipaddress.ip_network(network["IPAM"]["Config"][0]["Subnet"])
+    assert ipaddress.ip_address(sandbox.ip) in subnet
+    if podnet.can_wire():
+        # kbox wired it (root): no Docker network, an address from the subnet's upper half, recorded.
+        assert set(info["NetworkSettings"]["Networks"]) == {"none"}
+        assert info["Config"]["Labels"][podnet.LABEL_POD_IP] == sandbox.ip
+        assert (
+            int(ipaddress.ip_address(sandbox.ip)) >= int(subnet.network_address) + subnet.num_addresses // 2
+        )
+    else:
+        assert runtime.network in info["NetworkSettings"]["Networks"]
 
     server = await _run(runtime, sandbox, "server", busybox, HTTPD)
     client = await _run(runtime, sandbox, "client", busybox, FETCH)
@@ -196,8 +207,8 @@ async def test_pod_shares_localhost_and_keeps_its_ip(
     with pytest.raises(ContainerRuntimeError, match="port 8081 of pod default/web"):
         await runtime.port_forward(sandbox, 8081)
 
-    # Same hostname and resolver configuration in every container of the pod. Docker's embedded DNS
-    # (127.0.0.11, user-defined network) forwards to the pod's servers; search and ndots are kept.
+    # Same hostname and resolver configuration in every container of the pod: the pod's servers
+    # (directly, or through Docker's embedded DNS on its network); search and ndots are kept.
     code, resolv = await _exec(runtime, server, "sh", "-c", "hostname; cat /etc/resolv.conf")
     assert code == 0
     assert resolv.splitlines()[0] == "web"
@@ -238,7 +249,8 @@ class _DnsServer(asyncio.DatagramProtocol):
 async def test_pod_dns_goes_to_the_pods_servers(
     runtime: DockerRuntime, docker: aiodocker.Docker, docker_images: BuiltImages
 ) -> None:
-    """Docker's embedded resolver (127.0.0.11) forwards the pod's queries to the pod's DNS servers.
+    """The pod's queries reach the pod's DNS servers (from the pod's IP): straight from the resolv.conf
+    Docker writes when kbox wires the pod, through Docker's embedded resolver on its network otherwise.
 
     The pod's server here is a tiny DNS responder on the host at the bridge's gateway address, as
     kbox's cluster DNS listens on a host address (10.96.0.10); port 53 needs root on the host.
@@ -577,3 +589,43 @@ async def test_unreachable_docker_is_a_runtime_error(tmp_path: Path) -> None:
     finally:
         await rt.close()
         await client.close()
+
+
+@pytest.mark.docker
+async def test_wired_addresses_survive_a_restart_and_leave_no_interface_behind(
+    runtime: DockerRuntime, docker: aiodocker.Docker, cluster: str
+) -> None:
+    """kbox-wired pods (root): a new process learns the addresses in use from Docker's labels, and a
+    removed sandbox takes its veth with it."""
+    if not podnet.can_wire():
+        message = "kbox wires pod networks only as root"
+        if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
+            pytest.fail(message)
+        pytest.skip(message)
+    first = await _sandbox(runtime, _pod("first"))
+    await runtime.close()
+    podnet.forget(runtime.network)  # what a new kbox process knows of the network: nothing yet
+
+    fresh = DockerRuntime(cluster=cluster)
+    try:
+        second = await _sandbox(fresh, _pod("second"))
+        assert second.ip != first.ip
+        hosts = {f"{podnet.HOST_PREFIX}{s.id[:12]}" for s in (first, second)}
+        assert hosts <= await asyncio.to_thread(_links)
+        await fresh.remove_sandbox(first.id)
+        await fresh.remove_sandbox(second.id)
+        # The kernel dismantles a namespace, and the veths in it, shortly after its last process.
+        for _ in range(100):
+            if not hosts & await asyncio.to_thread(_links):
+                break
+            await asyncio.sleep(0.1)
+        assert not hosts & await asyncio.to_thread(_links)
+    finally:
+        await fresh.close()
+
+
+def _links() -> set[str]:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        return {str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()}

@@ -6,6 +6,7 @@ Docker's own resolver setup."""
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from kbox.client import interface
 from kbox.client.local import LocalClient
 from kbox.kubelet import dns
 from kbox.kubelet.kubelet import Kubelet
+from kbox.kubelet.runtime import podnet
 from kbox.kubelet.runtime.docker import DockerRuntime
 from tests.e2e.conftest import BuiltImages, kubelet_settings
 from tests.support.apiserver import Served
@@ -95,7 +97,7 @@ async def test_cluster_first_pod_reads_the_kubelets_resolv_conf_and_hosts(
     assert "10.1.2.3\tlegacy.local" in hosts
 
 
-async def test_default_policy_keeps_dockers_resolver(
+async def test_default_policy_uses_the_hosts_resolvers(
     server: Served, dns_kubelet: Kubelet, docker_images: BuiltImages
 ) -> None:
     client = LocalClient(server.plane.catalog)
@@ -104,7 +106,13 @@ async def test_default_policy_keeps_dockers_resolver(
     )
     await eventually(lambda: _running(client, "plain"))
     resolv = dns.parse_resolv_conf(await _cat(server, "plain", "/etc/resolv.conf"))
-    assert resolv.nameservers == ("127.0.0.11",)  # Docker's embedded resolver, forwarding to the host's
+    host = dns.read_host_config("/etc/resolv.conf").nameservers
+    reachable = tuple(n for n in host if not ipaddress.ip_address(n.split("%", 1)[0]).is_loopback)
+    if podnet.can_wire() and reachable:
+        # kbox wired the pod (no Docker network): Docker wrote the host's servers, as the kubelet would.
+        assert resolv.nameservers == reachable
+    else:
+        assert resolv.nameservers == ("127.0.0.11",)  # Docker's embedded resolver, forwarding to the host's
     assert "ndots:5" not in resolv.options
 
 

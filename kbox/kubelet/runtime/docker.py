@@ -9,6 +9,11 @@ A pod is a sandbox container plus app containers, as dockershim made them:
   shareable.
 * App containers join it (``NetworkMode``/``IpcMode`` ``container:<sandbox id>``): they share its
   localhost, IP and hostname, and the IP outlives their restarts.
+* As root, kbox connects the sandbox to the cluster bridge itself instead (:mod:`.podnet`: it starts
+  with no network, then gets a veth on the bridge and an address from the subnet's upper half, about
+  80 ms sooner than Docker's own attach); pods whose DNS is the runtime's own setup still join
+  Docker's network when the host has only loopback nameservers (only its embedded resolver reaches
+  them). ``KBOX_POD_NETWORK=docker`` turns it off.
 
 DNS: the kubelet forms each pod's /etc/resolv.conf and /etc/hosts (:mod:`kbox.kubelet.dns`) and
 passes them as ordinary bind mounts of files under its state folder; Docker leaves a path the
@@ -47,7 +52,15 @@ import aiohttp
 from aiodocker.containers import DockerContainer
 
 from kbox.api.nodeconnection import ExecSession, LogOptions
-from kbox.kubelet.runtime import dockererrors, dockernet, dockerspec, dockerstreams, interface, sandboximage
+from kbox.kubelet.runtime import (
+    dockererrors,
+    dockernet,
+    dockerspec,
+    dockerstreams,
+    interface,
+    podnet,
+    sandboximage,
+)
 from kbox.kubelet.runtime.dockererrors import REASON_UNAVAILABLE
 from kbox.kubelet.runtime.dockerspec import (
     LABEL_SANDBOX_ID,
@@ -94,6 +107,8 @@ class DockerRuntime(Runtime):
         self._setup_lock = asyncio.Lock()
         self._ready: set[str] = set()  # "network", "image": set up (checked once per runtime)
         self._image_refs: dict[str, str] = {}
+        self._subnet: podnet.Subnet | None = None  # set when kbox wires pod networks (see podnet)
+        self._host_dns_reachable = False  # the host's resolv.conf serves pods with no Docker network
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -124,7 +139,24 @@ class DockerRuntime(Runtime):
             if "network" in self._ready:
                 return
             await dockernet.ensure(self._client(), network=self.network, cluster=self.cluster)
+            self._subnet = await self._wiring() if podnet.can_wire() else None
+            self._host_dns_reachable = await asyncio.to_thread(podnet.host_servers_reachable)
             self._ready.add("network")
+
+    async def _wiring(self) -> podnet.Subnet | None:
+        """The cluster network's subnet when kbox wires pods to it, with the process's allocator for
+        it knowing every address Docker's labels show in use."""
+        with self._errors(f"inspecting Docker network {self.network}"):
+            info = await (await self._client().networks.get(self.network)).show()
+        subnet = podnet.subnet_of(info)
+        if subnet is None:
+            _log.info("network %s is not one IPv4 bridge: pods join it through Docker", self.network)
+            return None
+        async with podnet.lock(self.network):
+            sandboxes = await self._list(**{interface.LABEL_KIND: "sandbox"})
+            in_use = [(c.get("Labels") or {}).get(podnet.LABEL_POD_IP, "") for c in sandboxes]
+            podnet.register(self.network, subnet, in_use)
+        return subnet
 
     async def _ensure_sandbox_image(self) -> None:
         async with self._setup_lock:
@@ -137,18 +169,35 @@ class DockerRuntime(Runtime):
     # -- sandboxes ---------------------------------------------------------------------------
 
     async def run_sandbox(self, config: SandboxConfig) -> SandboxStatus:
+        await self._ensure_sandbox_image()
+        if not config.host_network:
+            await self._ensure_network()
+        subnet = self._subnet
+        allocator = podnet.allocator(self.network) if subnet is not None else None
+        needs_embedded_dns = config.runtime_dns and not self._host_dns_reachable
+        if config.host_network or needs_embedded_dns or allocator is None:
+            return await self._run_sandbox(config, pod_ip="")
+        pod_ip = allocator.take()
+        try:
+            return await self._run_sandbox(config, pod_ip=pod_ip)
+        except BaseException:
+            allocator.release(pod_ip)
+            raise
+
+    async def _run_sandbox(self, config: SandboxConfig, *, pod_ip: str) -> SandboxStatus:
         docker = self._client()
         pod = config.pod
         body = dockerspec.sandbox_body(
-            config, cluster=self.cluster, network=self.network, image=self.sandbox_image
+            config, cluster=self.cluster, network=self.network, image=self.sandbox_image, pod_ip=pod_ip
         )
         name = sandbox_name(pod)
         what = f"creating the sandbox of pod {pod.namespace}/{pod.name}"
         container: DockerContainer | None = None
         for attempt in range(3):
-            await self._ensure_sandbox_image()
-            if not config.host_network:
-                await self._ensure_network()
+            if attempt:
+                await self._ensure_sandbox_image()
+                if not config.host_network:
+                    await self._ensure_network()
             try:
                 with self._errors(what, reason="CreatePodSandboxError"):
                     container = await docker.containers.create(body, name=name)
@@ -162,6 +211,8 @@ class DockerRuntime(Runtime):
                 elif cause.status == 409:  # a sandbox of this pod exists already
                     existing = await self._existing_sandbox(name, pod)
                     if existing is not None:
+                        if pod_ip:
+                            podnet.allocator(self.network).release(pod_ip)  # type: ignore[union-attr]
                         return existing
                 else:
                     raise
@@ -176,6 +227,15 @@ class DockerRuntime(Runtime):
                     await container.delete(force=True)
                 raise
             info = await container.show()
+        if pod_ip and self._subnet is not None:
+            try:
+                await podnet.wire(int(info["State"].get("Pid") or 0), info["Id"], pod_ip, self._subnet)
+            except (podnet.WiringError, OSError) as e:
+                with contextlib.suppress(aiodocker.DockerError):
+                    await container.delete(force=True)
+                raise ContainerRuntimeError(
+                    f"wiring the network of pod {pod.namespace}/{pod.name}: {e}", reason="RunPodSandboxError"
+                ) from e
         return self._sandbox_status(info)
 
     async def _existing_sandbox(self, name: str, pod: PodRef) -> SandboxStatus | None:
@@ -225,7 +285,14 @@ class DockerRuntime(Runtime):
     async def remove_sandbox(self, sandbox_id: str) -> None:
         containers = await self._pod_containers(sandbox_id)
         await asyncio.gather(*(self.remove_container(c["Id"]) for c in containers))
+        pod_ip = ""
+        with contextlib.suppress(aiodocker.DockerError):
+            info = await self._client().containers.container(sandbox_id).show()
+            pod_ip = (info["Config"].get("Labels") or {}).get(podnet.LABEL_POD_IP, "")
         await self.remove_container(sandbox_id)
+        allocator = podnet.allocator(self.network)
+        if pod_ip and allocator is not None:
+            allocator.release(pod_ip)
 
     async def list_sandboxes(self, node: str) -> list[SandboxStatus]:
         found = await self._list(**{interface.LABEL_NODE: node, interface.LABEL_KIND: "sandbox"})
@@ -241,6 +308,7 @@ class DockerRuntime(Runtime):
         await asyncio.gather(*(self.remove_container(c) for c in apps))
         await asyncio.gather(*(self.remove_container(c["Id"]) for c in found if c["Id"] not in apps))
         await dockernet.remove_all(self._client(), cluster=self.cluster)
+        podnet.forget(self.network)
         self._ready.discard("network")
 
     # -- images ------------------------------------------------------------------------------

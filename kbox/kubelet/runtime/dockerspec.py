@@ -15,7 +15,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from kbox.kubelet.runtime import interface, sandboximage
+from kbox.kubelet.runtime import interface, podnet, sandboximage
 from kbox.kubelet.runtime.interface import (
     ContainerBrief,
     ContainerConfig,
@@ -63,8 +63,11 @@ def is_latest(image: str) -> bool:
     return "@" not in last and (":" not in last or last.endswith(":latest"))
 
 
-def sandbox_body(config: SandboxConfig, *, cluster: str, network: str, image: str) -> dict[str, Any]:
-    """The create body of a pod's sandbox container."""
+def sandbox_body(
+    config: SandboxConfig, *, cluster: str, network: str, image: str, pod_ip: str = ""
+) -> dict[str, Any]:
+    """The create body of a pod's sandbox container; with ``pod_ip`` it starts with no network and
+    kbox wires its namespace to the cluster bridge with that address (:mod:`.podnet`)."""
     pod = config.pod
     labels = {
         **config.labels,
@@ -76,12 +79,17 @@ def sandbox_body(config: SandboxConfig, *, cluster: str, network: str, image: st
         interface.LABEL_RESTART_COUNT: "0",
         interface.LABEL_KIND: "sandbox",
     }
+    if pod_ip:
+        labels[podnet.LABEL_POD_IP] = pod_ip
     host_config: dict[str, Any] = {
-        "NetworkMode": "host" if config.host_network else network,
+        "NetworkMode": "host" if config.host_network else "none" if pod_ip else network,
         "IpcMode": "shareable",  # app containers join it
         "LogConfig": LOG_CONFIG,
     }
-    if not config.host_network:  # the embedded resolver forwards to these (app containers get a file)
+    if not config.host_network:
+        # On the Docker network, its embedded resolver forwards to these; with no Docker network
+        # (wired by kbox), Docker writes them into the sandbox's resolv.conf. Either way the app
+        # containers share that file, unless the kubelet mounts its own.
         if config.dns_servers:
             host_config["Dns"] = list(config.dns_servers)
         if config.dns_searches:
@@ -154,6 +162,8 @@ def sandbox_status(info: dict[str, Any], *, network: str) -> SandboxStatus:
     ip = (networks.get(network) or {}).get("IPAddress") or ""
     if not ip:
         ip = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), "")
+    if not ip:  # wired by kbox (no Docker network): the address it gave is on the sandbox
+        ip = labels.get(podnet.LABEL_POD_IP, "")
     state = info.get("State")
     running = state.get("Running", False) if isinstance(state, dict) else state == "running"
     created = info.get("Created")

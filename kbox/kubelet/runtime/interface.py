@@ -66,6 +66,7 @@ class SandboxConfig:
     host_network: bool = False
     annotations: dict[str, str] = field(default_factory=dict)  # the pod's (the fake runtime reads some)
     owner_kind: str = ""  # kind of the pod's controller owner, e.g. "Job"
+    runtime_dns: bool = False  # the kubelet writes no resolv.conf: the runtime's own resolver serves the pod
 
 
 @dataclass(frozen=True)
