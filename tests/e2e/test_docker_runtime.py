@@ -172,9 +172,19 @@ HTTPD = "mkdir -p /tmp/www && echo hello-from-$HOSTNAME > /tmp/www/index.html &&
 FETCH = "for i in $(seq 100); do wget -qO- http://127.0.0.1:8080/ && exit 0; sleep 0.1; done; exit 1"
 
 
+@pytest.fixture(params=["kbox", "docker"])
+def pod_network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a pod gets onto the cluster network: wired by kbox (as root), attached by Docker."""
+    if request.param == "docker":
+        monkeypatch.setenv("KBOX_POD_NETWORK", "docker")
+    else:
+        monkeypatch.delenv("KBOX_POD_NETWORK", raising=False)
+    return str(request.param)
+
+
 @pytest.mark.docker
 async def test_pod_shares_localhost_and_keeps_its_ip(
-    runtime: DockerRuntime, docker: aiodocker.Docker, docker_images: BuiltImages
+    runtime: DockerRuntime, docker: aiodocker.Docker, docker_images: BuiltImages, pod_network: str
 ) -> None:
     busybox, pod = docker_images.busybox, _pod("web")
     dns = {"dns_servers": ("10.96.0.10",), "dns_searches": ("default.svc.cluster.local", "svc.cluster.local")}
@@ -247,7 +257,7 @@ class _DnsServer(asyncio.DatagramProtocol):
 
 @pytest.mark.docker
 async def test_pod_dns_goes_to_the_pods_servers(
-    runtime: DockerRuntime, docker: aiodocker.Docker, docker_images: BuiltImages
+    runtime: DockerRuntime, docker: aiodocker.Docker, docker_images: BuiltImages, pod_network: str
 ) -> None:
     """The pod's queries reach the pod's DNS servers (from the pod's IP): straight from the resolv.conf
     Docker writes when kbox wires the pod, through Docker's embedded resolver on its network otherwise.
