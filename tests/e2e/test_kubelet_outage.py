@@ -181,6 +181,7 @@ async def test_docker_outage_turns_the_node_not_ready_and_recovers(
         assert after["restartCount"] == 0
     finally:
         await kubelet.stop()
+        await runtime.close()  # its own threads; the Docker client is the test's
         await relayed.close()
         cleanup = DockerRuntime(cluster=cluster)
         await cleanup.purge()

@@ -41,6 +41,7 @@ error mapping.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import math
@@ -109,6 +110,7 @@ class DockerRuntime(Runtime):
         self._image_refs: dict[str, str] = {}
         self._subnet: podnet.Subnet | None = None  # set when kbox wires pod networks (see podnet)
         self._host_dns_reachable = False  # the host's resolv.conf serves pods with no Docker network
+        self._wiring_threads: concurrent.futures.ThreadPoolExecutor | None = None
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -125,6 +127,9 @@ class DockerRuntime(Runtime):
         return dockererrors.translated(what, reason=reason)
 
     async def close(self) -> None:
+        threads, self._wiring_threads = self._wiring_threads, None
+        if threads is not None:
+            await asyncio.to_thread(threads.shutdown)
         if self._docker is not None and self._owns_docker:
             await self._docker.close()
             self._docker = None
@@ -229,7 +234,10 @@ class DockerRuntime(Runtime):
             info = await container.show()
         if pod_ip and self._subnet is not None:
             try:
-                await podnet.wire(int(info["State"].get("Pid") or 0), info["Id"], pod_ip, self._subnet)
+                if self._wiring_threads is None:
+                    self._wiring_threads = podnet.worker()
+                pid = int(info["State"].get("Pid") or 0)
+                await podnet.wire(pid, info["Id"], pod_ip, self._subnet, self._wiring_threads)
             except (podnet.WiringError, OSError) as e:
                 with contextlib.suppress(aiodocker.DockerError):
                     await container.delete(force=True)

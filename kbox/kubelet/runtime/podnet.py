@@ -19,8 +19,8 @@ label, so a restarted kbox finds the addresses in use (and the pod IPs) from Doc
 network in the process: every node's kubelet shares the cluster's runtime, and runtimes made anew for
 the same cluster (adoption) share it too.
 
-Netlink is blocking and entering a namespace is per thread, so the wiring runs on a dedicated worker
-thread, which always returns to its own namespace.
+Netlink is blocking and entering a namespace is per thread, so the wiring runs on worker threads of
+its own (owned by the runtime, stopped when it closes), which always return to their own namespace.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ _log = logging.getLogger(__name__)
 
 LABEL_POD_IP = "io.kbox.pod-ip"
 HOST_PREFIX = "kbx"  # host ends of pod veths: kbx<12 hex digits of the sandbox id> (15 characters)
-
-_executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="kbox-podnet")
 
 
 class WiringError(Exception):
@@ -164,10 +162,17 @@ def subnet_of(network_info: dict[str, object]) -> Subnet | None:
     return None
 
 
-async def wire(pid: int, sandbox_id: str, ip: str, subnet: Subnet) -> None:
+def worker() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads :func:`wire` runs on: the runtime owns them and shuts them down with itself."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="kbox-podnet")
+
+
+async def wire(
+    pid: int, sandbox_id: str, ip: str, subnet: Subnet, executor: concurrent.futures.Executor
+) -> None:
     """Give the network namespace of process ``pid`` an ``eth0`` with ``ip`` on the cluster bridge."""
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(_executor, _wire, pid, sandbox_id, ip, subnet)
+    await loop.run_in_executor(executor, _wire, pid, sandbox_id, ip, subnet)
 
 
 def _wire(pid: int, sandbox_id: str, ip: str, subnet: Subnet) -> None:
