@@ -639,3 +639,34 @@ def _links() -> set[str]:
 
     with IPRoute() as ipr:
         return {str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()}
+
+
+@pytest.mark.docker
+async def test_an_adopted_sandbox_without_its_network_is_not_ready(
+    runtime: DockerRuntime, cluster: str
+) -> None:
+    """A wired sandbox whose veth is gone (kbox stopped between its start and its wiring) is reported
+    not ready to a new kbox, so the kubelet replaces it; one with its veth is adopted as it is."""
+    if not podnet.can_wire():
+        message = "kbox wires pod networks only as root"
+        if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
+            pytest.fail(message)
+        pytest.skip(message)
+    intact = await _sandbox(runtime, _pod("intact"))
+    broken = await _sandbox(runtime, _pod("broken"))
+    await asyncio.to_thread(_delete_link, podnet.host_end(broken.id))
+    await runtime.close()
+
+    fresh = DockerRuntime(cluster=cluster)
+    try:
+        listed = {s.id: s.ready for s in await fresh.list_sandboxes(NODE)}
+        assert listed == {intact.id: True, broken.id: False}
+    finally:
+        await fresh.close()
+
+
+def _delete_link(name: str) -> None:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        ipr.link("del", ifname=name)

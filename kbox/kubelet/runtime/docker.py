@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -111,6 +112,7 @@ class DockerRuntime(Runtime):
         self._subnet: podnet.Subnet | None = None  # set when kbox wires pod networks (see podnet)
         self._host_dns_reachable = False  # the host's resolv.conf serves pods with no Docker network
         self._wiring_threads: concurrent.futures.ThreadPoolExecutor | None = None
+        self._wired: set[str] = set()  # sandboxes seen wired (by this runtime, or checked once)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -238,6 +240,7 @@ class DockerRuntime(Runtime):
                     self._wiring_threads = podnet.worker()
                 pid = int(info["State"].get("Pid") or 0)
                 await podnet.wire(pid, info["Id"], pod_ip, self._subnet, self._wiring_threads)
+                self._wired.add(info["Id"])
             except (podnet.WiringError, OSError) as e:
                 with contextlib.suppress(aiodocker.DockerError):
                     await container.delete(force=True)
@@ -298,13 +301,34 @@ class DockerRuntime(Runtime):
             info = await self._client().containers.container(sandbox_id).show()
             pod_ip = (info["Config"].get("Labels") or {}).get(podnet.LABEL_POD_IP, "")
         await self.remove_container(sandbox_id)
+        self._wired.discard(sandbox_id)
         allocator = podnet.allocator(self.network)
         if pod_ip and allocator is not None:
             allocator.release(pod_ip)
 
     async def list_sandboxes(self, node: str) -> list[SandboxStatus]:
         found = await self._list(**{interface.LABEL_NODE: node, interface.LABEL_KIND: "sandbox"})
-        return [self._sandbox_status(c) for c in found]
+        return await self._unwired_not_ready([self._sandbox_status(c) for c in found])
+
+    async def _unwired_not_ready(self, sandboxes: list[SandboxStatus]) -> list[SandboxStatus]:
+        """A kbox-wired sandbox this runtime has not seen wired is checked once: without its veth on
+        the host (kbox stopped between the sandbox's start and its wiring, or someone removed it) the
+        pod has no network, so it is reported not ready and the kubelet replaces it."""
+        unchecked = [
+            s for s in sandboxes if s.ready and s.labels.get(podnet.LABEL_POD_IP) and s.id not in self._wired
+        ]
+        if not unchecked:
+            return sandboxes
+        try:
+            present = await asyncio.to_thread(podnet.host_ends)
+        except OSError as e:
+            _log.warning("could not list the host's interfaces to check pod wiring: %s", e)
+            return sandboxes
+        broken = {s.id for s in unchecked if podnet.host_end(s.id) not in present}
+        self._wired.update(s.id for s in unchecked if s.id not in broken)
+        for sandbox_id in broken:
+            _log.warning("sandbox %s has no network (never wired): the pod gets a new one", sandbox_id[:12])
+        return [dataclasses.replace(s, ready=False) if s.id in broken else s for s in sandboxes]
 
     async def list_node(self, node: str) -> list[ContainerBrief]:
         return [dockerspec.brief(c) for c in await self._list(**{interface.LABEL_NODE: node})]

@@ -175,12 +175,26 @@ async def wire(
     await loop.run_in_executor(executor, _wire, pid, sandbox_id, ip, subnet)
 
 
+def host_end(sandbox_id: str) -> str:
+    """The name of the host end of a sandbox's veth."""
+    return f"{HOST_PREFIX}{sandbox_id[:12]}"
+
+
+def host_ends() -> set[str]:
+    """The host's pod veth ends now (blocking: netlink)."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        names = (str(link.get_attr("IFLA_IFNAME") or "") for link in ipr.get_links())
+        return {name for name in names if name.startswith(HOST_PREFIX)}
+
+
 def _wire(pid: int, sandbox_id: str, ip: str, subnet: Subnet) -> None:
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
     from pyroute2.netns import setns
 
-    host = f"{HOST_PREFIX}{sandbox_id[:12]}"
+    host = host_end(sandbox_id)
     peer = f"kbp{sandbox_id[:12]}"
     try:
         target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
