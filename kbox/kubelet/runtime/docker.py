@@ -159,10 +159,9 @@ class DockerRuntime(Runtime):
         if subnet is None:
             _log.info("network %s is not one IPv4 bridge: pods join it through Docker", self.network)
             return None
-        async with podnet.lock(self.network):
-            sandboxes = await self._list(**{interface.LABEL_KIND: "sandbox"})
-            in_use = [(c.get("Labels") or {}).get(podnet.LABEL_POD_IP, "") for c in sandboxes]
-            podnet.register(self.network, subnet, in_use)
+        sandboxes = await self._list(**{interface.LABEL_KIND: "sandbox"})
+        in_use = [(c.get("Labels") or {}).get(podnet.LABEL_POD_IP, "") for c in sandboxes]
+        podnet.register(self.network, subnet, in_use)
         return subnet
 
     async def _ensure_sandbox_image(self) -> None:

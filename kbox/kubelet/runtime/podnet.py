@@ -116,19 +116,15 @@ class Allocator:
 
 
 _allocators: dict[str, Allocator] = {}
-_locks: dict[str, asyncio.Lock] = {}
 
 
 def allocator(network: str) -> Allocator | None:
     return _allocators.get(network)
 
 
-def lock(network: str) -> asyncio.Lock:
-    return _locks.setdefault(network, asyncio.Lock())
-
-
 def register(network: str, subnet: Subnet, in_use: Iterable[str]) -> Allocator:
-    """The allocator of ``network`` (made once per process; ``in_use`` as Docker's labels show)."""
+    """The allocator of ``network`` (made once per process; ``in_use`` as Docker's labels show).
+    Registering again only adds addresses in use, so runtimes of one cluster may race to it."""
     found = _allocators.get(network)
     if found is None or found.subnet != subnet:
         found = _allocators[network] = Allocator(subnet)
