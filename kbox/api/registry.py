@@ -14,8 +14,10 @@ import asyncio
 import copy
 import datetime
 import functools
+import itertools
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +30,20 @@ from kbox.store.interface import Event, EventType, KeyValue, Route, Router, Stor
 
 Obj = dict[str, Any]
 Transform = Callable[[Obj | None], Obj]
-UPDATE_RETRIES = 100
-"""Rounds an update without a resourceVersion may lose to concurrent writers before it gives up with a
-409 (kube-apiserver retries such updates until they land; this bounds a livelock)."""
+UPDATE_RETRY_SECONDS = 30.0
+"""How long an update without a resourceVersion keeps retrying compare-and-swaps it loses to concurrent
+writers before it gives up with a 409 (kube-apiserver retries such updates until they land; this bounds
+a livelock). Bounded by time, not rounds: with slow commits (fsync under load) a writer among forty
+concurrent ones lost more than 100 rounds before its turn came, in CI."""
+
+
+def _rounds() -> Iterator[int]:
+    """Attempt numbers of an unconditional write, until :data:`UPDATE_RETRY_SECONDS` have passed."""
+    deadline = time.monotonic() + UPDATE_RETRY_SECONDS
+    for attempt in itertools.count():
+        if attempt and time.monotonic() > deadline:
+            return
+        yield attempt
 
 
 def _after_lost_race(attempt: int) -> Awaitable[None]:
@@ -336,7 +349,7 @@ class GenericStore:
         retried from the newest object when a concurrent write wins the compare-and-swap.
         """
         key = self.resource.key(namespace, name)
-        for attempt in range(UPDATE_RETRIES):
+        for attempt in _rounds():
             kv = await self.store.get(key)
             if kv is None:
                 new = transform(None)
@@ -449,7 +462,7 @@ class GenericStore:
         """Delete, gracefully when the kind or finalizers say so; returns (object, gone now)."""
         options = options or DeleteOptions()
         key = self.resource.key(namespace, name)
-        for attempt in range(UPDATE_RETRIES):
+        for attempt in _rounds():
             kv = await self.store.get(key)
             if kv is None:
                 raise errors.not_found(self.resource.group, self.resource.plural, name)
