@@ -84,15 +84,9 @@ _FIELD_VALIDATION = {
 }
 
 
-def dry_run_option(f: Any) -> Any:
-    return click.option(
-        "--dry-run",
-        type=click.Choice(["none", "client", "server"]),
-        default="none",
-        is_flag=False,
-        flag_value="client",
-        help="client: only print what would be sent; server: the server checks but does not persist.",
-    )(f)
+dry_run_option = session.dry_run_option(
+    "client: only print what would be sent; server: the server checks but does not persist."
+)
 
 
 def output_option(f: Any) -> Any:

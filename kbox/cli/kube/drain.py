@@ -40,7 +40,7 @@ LOCAL_STORAGE_WARNING = "deleting Pods with local storage"
 # delete Pods that ..."); kbox matches the version it is compared with.
 UNMANAGED_FATAL = "cannot delete Pods that declare no controller (use --force to override)"
 UNMANAGED_WARNING = "deleting Pods that declare no controller"
-DRY_RUN = click.Choice(["none", "client", "server"])
+DRY_RUN_HELP = "client: only print what would be done; server: the server checks but does not persist."
 
 
 class DrainError(Exception):
@@ -103,14 +103,7 @@ def _cordon_command(desired: bool) -> click.Command:
     @click.command(word, epilog=manifests.examples(f"kbox {word} worker-1", f"kbox {word} -l pool=spare"))
     @click.argument("names", nargs=-1)
     @click.option("-l", "--selector", default=None, help="Nodes matching this label selector.")
-    @click.option(
-        "--dry-run",
-        type=DRY_RUN,
-        default="none",
-        is_flag=False,
-        flag_value="client",
-        help="client: only print what would be done; server: the server checks but does not persist.",
-    )
+    @session.dry_run_option(DRY_RUN_HELP)
     @session.profile_option
     def command(names: tuple[str, ...], selector: str | None, dry_run: str, profile: str | None) -> None:
         async def main() -> None:
@@ -347,14 +340,7 @@ async def evict_all(api: session.Api, pods: list[Obj], options: DrainOptions) ->
 @click.option("--grace-period", type=int, default=-1, help="Seconds each pod gets (-1: its own).")
 @click.option("--timeout", default="0s", show_default=True, help="How long to wait (0: no limit).")
 @click.option("--pod-selector", default=None, help="Only pods matching this label selector.")
-@click.option(
-    "--dry-run",
-    type=DRY_RUN,
-    default="none",
-    is_flag=False,
-    flag_value="client",
-    help="client: only print what would be done; server: the server checks but does not persist.",
-)
+@session.dry_run_option(DRY_RUN_HELP)
 @session.profile_option
 def drain(names: tuple[str, ...], selector: str | None, profile: str | None, **flags: Any) -> None:
     """Cordon a node and evict its pods, so it can be taken down."""

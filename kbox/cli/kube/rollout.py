@@ -290,14 +290,7 @@ def _without_hash(template: dict[str, Any]) -> dict[str, Any]:
 @click.option(
     "--to-revision", type=int, default=0, help="The revision to go back to (default: the previous one)."
 )
-@click.option(
-    "--dry-run",
-    type=click.Choice(["none", "client", "server"]),
-    default="none",
-    is_flag=False,
-    flag_value="client",
-    help="client: print the template it would restore.",
-)
+@session.dry_run_option("client: print the template it would restore.")
 def undo(named: targets.Named, profile: str | None, to_revision: int, dry_run: str) -> None:
     """Roll a deployment back to its previous (or a given) revision."""
     if to_revision < 0:

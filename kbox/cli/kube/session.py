@@ -382,6 +382,23 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 # -- shared click options ----------------------------------------------------------------------------
 
 
+def dry_run_option(help: str) -> Callable[[F], F]:
+    """``--dry-run[=none|client|server]`` as kubectl takes it (bare ``--dry-run`` means client);
+    ``help`` says what the command does with it."""
+
+    def decorate(f: F) -> F:
+        return click.option(
+            "--dry-run",
+            type=click.Choice(["none", "client", "server"]),
+            default="none",
+            is_flag=False,
+            flag_value="client",
+            help=help,
+        )(f)
+
+    return decorate
+
+
 def profile_option(f: F) -> F:
     """``--profile/-p NAME``: the cluster to talk to."""
     return click.option(
