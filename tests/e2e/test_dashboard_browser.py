@@ -7,7 +7,7 @@ a pod's logs; a shell in it; a rollout restart; the Deployment deleted after con
 look (the menu opens from its button) and the keyboard shortcut to the filter. Screenshots of each step
 go to ``$KBOX_TEST_ARTIFACTS`` (default ``test-artifacts/``)/dashboard.
 
-Chromium comes from scripts/ensure-chromium.sh when missing; without it (or without Playwright) the
+Chromium comes from scripts/ensure-browser.sh chromium when missing; without it (or without Playwright) the
 test fails under CI=true and is skipped elsewhere, with the reason.
 """
 
@@ -40,9 +40,11 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="module")
 def chromium() -> Path:
     if not CHROMIUM.exists():
-        subprocess.run(["bash", str(ROOT / "scripts" / "ensure-chromium.sh")], check=False, timeout=600)
+        subprocess.run(
+            ["bash", str(ROOT / "scripts" / "ensure-browser.sh"), "chromium"], check=False, timeout=600
+        )
     if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing and scripts/ensure-chromium.sh could not install it")
+        _unavailable(f"{CHROMIUM} is missing and scripts/ensure-browser.sh could not install it")
     return CHROMIUM
 
 

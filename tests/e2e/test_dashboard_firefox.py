@@ -17,7 +17,7 @@ menu button and "/" jumps to the filter. No uncaught script error may be logged 
 go next to the Chromium test's, in ``$KBOX_TEST_ARTIFACTS`` (default ``test-artifacts/``)/dashboard,
 named ``firefox-*.png``.
 
-Firefox comes from scripts/ensure-firefox.sh when missing; without it (or without marionette-driver) the
+Firefox comes from scripts/ensure-browser.sh firefox-esr when missing; without it (or without marionette-driver) the
 test fails under CI=true and is skipped elsewhere, with the reason.
 """
 
@@ -98,9 +98,11 @@ def marionette(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A headless firefox-esr with Marionette on a free port and a fresh profile, and a session in it;
     the browser (its whole process group) is stopped by its PID afterwards."""
     if not FIREFOX.exists():
-        subprocess.run(["bash", str(ROOT / "scripts" / "ensure-firefox.sh")], check=False, timeout=600)
+        subprocess.run(
+            ["bash", str(ROOT / "scripts" / "ensure-browser.sh"), "firefox-esr"], check=False, timeout=600
+        )
     if not FIREFOX.exists():
-        _unavailable(f"{FIREFOX} is missing and scripts/ensure-firefox.sh could not install it")
+        _unavailable(f"{FIREFOX} is missing and scripts/ensure-browser.sh could not install it")
     if Marionette is None:
         _unavailable("the marionette-driver package is missing: pip install -e '.[test]'")
     root = tmp_path_factory.mktemp("firefox")
