@@ -130,7 +130,8 @@ class SpreadConstraint:
 
 
 class PodInfo:
-    """A pod as the scheduler needs it; built once per pod version, read-only afterwards."""
+    """A pod as the scheduler needs it; built once per spec and labels, read-only afterwards except
+    ``obj``, which follows the pod's status-only updates (:meth:`ClusterState.refresh`)."""
 
     __slots__ = (
         "affinity",
@@ -445,6 +446,15 @@ class ClusterState:
         self.placed[pod.key] = node_name
         if pod.anti_affinity:
             self.anti_affinity_nodes[node_name] = self.anti_affinity_nodes.get(node_name, 0) + 1
+
+    def refresh(self, key: str, pod: Obj) -> None:
+        """Point the placed pod ``key`` at a newer version of itself whose spec and labels are the
+        same (a status update): what was derived from them stands, the older object is let go."""
+        node_name = self.placed.get(key)
+        info = self.infos.get(node_name) if node_name is not None else None
+        placed = info.pods.get(key) if info is not None else None
+        if placed is not None:
+            placed.obj = pod
 
     def unplace(self, key: str) -> PodInfo | None:
         node_name = self.placed.pop(key, None)

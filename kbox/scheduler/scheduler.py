@@ -220,11 +220,11 @@ class Scheduler:
                 return
             if old is not None and self.state.placed.get(key) == node_name and old.get("spec") == spec:
                 if _labels(old) == _labels(pod):
-                    # A status change of a pod already counted: nothing for scheduling. It is counted
-                    # again from this version all the same, so the version it was counted from (a
-                    # whole decoded pod, held for the pod's life) is freed: at 100,000 pods that was a
-                    # quarter of the process's copies of them.
-                    self.state.place(filters.PodInfo(pod), node_name)
+                    # A status change of a pod already counted: nothing for scheduling. Its count now
+                    # refers to this version, so the version it was counted from (a whole decoded pod,
+                    # held for the pod's life) is freed: at 100,000 pods that was a quarter of the
+                    # process's copies of them.
+                    self.state.refresh(key, pod)
                     return
                 self.state.place(filters.PodInfo(pod), node_name)
                 self._move_all()

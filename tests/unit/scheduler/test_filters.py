@@ -343,3 +343,17 @@ def test_fit_error_message_matches_upstream() -> None:
         filters.preemption_message(never, 3, failures)
         == "preemption: not eligible due to preemptionPolicy=Never."
     )
+
+
+def test_a_status_update_refreshes_the_placed_pod_and_keeps_its_count() -> None:
+    state = state_with(make_node("n1"))
+    first = make_pod("p", cpu="500m")
+    info = PodInfo(first)
+    state.place(info, "n1")
+    newer = {**first, "status": {"phase": "Running"}}
+    state.refresh(info.key, newer)
+    [(node, placed)] = list(state.pods())
+    assert placed.obj is newer  # the version it was counted from is no longer held
+    assert (node.name, node.cpu) == ("n1", 500)
+    state.refresh("default/absent", newer)  # not placed: nothing to refresh
+    assert [p.obj for _, p in state.pods()] == [newer]
