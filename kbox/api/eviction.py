@@ -169,18 +169,9 @@ async def _mark_and_delete(pods: GenericStore, pod: Obj, options: DeleteOptions)
                 if expected.get(field) and current["metadata"].get(field) != expected[field]:
                     return current  # unchanged: the delete below reports the failed precondition
             status = current.setdefault("status", {})
-            conditions = [c for c in status.get("conditions") or [] if c.get("type") != "DisruptionTarget"]
-            conditions.append(
-                {
-                    "type": "DisruptionTarget",
-                    "status": "True",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": objects.timestamp(),
-                    "reason": "EvictionByEvictionAPI",
-                    "message": "Eviction API: evicting",
-                }
+            status["conditions"] = objects.with_disruption_target(
+                status.get("conditions"), "EvictionByEvictionAPI", "Eviction API: evicting"
             )
-            status["conditions"] = conditions
             return current
 
         before = options.preconditions.get("resourceVersion")

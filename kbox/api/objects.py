@@ -58,3 +58,20 @@ def meta(obj: Obj) -> Obj:
     if not isinstance(metadata, dict):
         metadata = obj["metadata"] = {}
     return metadata
+
+
+def with_disruption_target(conditions: list[Obj] | None, reason: str, message: str) -> list[Obj]:
+    """A pod's conditions with its DisruptionTarget condition set (True, for ``reason``): what the
+    eviction API, the taint manager and pod GC record on a pod before it goes, as upstream does."""
+    kept = [c for c in conditions or [] if c.get("type") != "DisruptionTarget"]
+    kept.append(
+        {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "lastProbeTime": None,
+            "lastTransitionTime": timestamp(),
+            "reason": reason,
+            "message": message,
+        }
+    )
+    return kept

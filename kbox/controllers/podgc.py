@@ -107,16 +107,8 @@ class PodGarbageCollector(base.Controller):
         status = pod.get("status") or {}
         if status.get("phase") in TERMINAL:
             return
-        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "DisruptionTarget"]
-        conditions.append(
-            {
-                "type": "DisruptionTarget",
-                "status": "True",
-                "lastProbeTime": None,
-                "lastTransitionTime": objects.timestamp(),
-                "reason": "DeletionByPodGC",
-                "message": "PodGC: node no longer exists",
-            }
+        conditions = objects.with_disruption_target(
+            status.get("conditions"), "DeletionByPodGC", "PodGC: node no longer exists"
         )
         metadata = pod["metadata"]
         patch: dict[str, Any] = {"status": {"phase": "Failed", "conditions": conditions}}

@@ -28,7 +28,7 @@ import logging
 import time
 from typing import Any
 
-from kbox.api.objects import timestamp
+from kbox.api import objects
 from kbox.client import cache
 from kbox.client import informer as informers
 from kbox.client.events import EventRecorder
@@ -168,18 +168,13 @@ class TaintEvictionController(base.Controller):
         self.recorder.record(pod, "Normal", REASON, f"Marking for deletion Pod {key}")
         metadata = pod["metadata"]
         updated = copy.deepcopy(pod)
-        conditions = updated.setdefault("status", {}).setdefault("conditions", [])
-        target = {
-            "type": "DisruptionTarget",
-            "status": "True",
-            "reason": "DeletionByTaintManager",
-            "message": "Taint manager: deleting due to NoExecute taint",
-        }
+        status = updated.setdefault("status", {})
+        reason, message = "DeletionByTaintManager", "Taint manager: deleting due to NoExecute taint"
+        target = {"status": "True", "reason": reason, "message": message}
+        conditions = status.get("conditions") or []
         current = next((c for c in conditions if c.get("type") == "DisruptionTarget"), None)
         if current is None or any(current.get(k) != v for k, v in target.items()):
-            if current is not None:
-                conditions.remove(current)
-            conditions.append({**target, "lastTransitionTime": timestamp()})
+            status["conditions"] = objects.with_disruption_target(conditions, reason, message)
             try:
                 await self.client.update(PODS, updated, namespace=metadata["namespace"], subresource="status")
             except StatusError as exc:

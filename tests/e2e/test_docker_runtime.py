@@ -607,11 +607,7 @@ async def test_wired_addresses_survive_a_restart_and_leave_no_interface_behind(
 ) -> None:
     """kbox-wired pods (root): a new process learns the addresses in use from Docker's labels, and a
     removed sandbox takes its veth with it."""
-    if not podnet.can_wire():
-        message = "kbox wires pod networks only as root"
-        if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
-            pytest.fail(message)
-        pytest.skip(message)
+    _require_wiring()
     first = await _sandbox(runtime, _pod("first"))
     await runtime.close()
     podnet.forget(runtime.network)  # what a new kbox process knows of the network: nothing yet
@@ -647,11 +643,7 @@ async def test_an_adopted_sandbox_without_its_network_is_not_ready(
 ) -> None:
     """A wired sandbox whose veth is gone (kbox stopped between its start and its wiring) is reported
     not ready to a new kbox, so the kubelet replaces it; one with its veth is adopted as it is."""
-    if not podnet.can_wire():
-        message = "kbox wires pod networks only as root"
-        if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
-            pytest.fail(message)
-        pytest.skip(message)
+    _require_wiring()
     intact = await _sandbox(runtime, _pod("intact"))
     broken = await _sandbox(runtime, _pod("broken"))
     await asyncio.to_thread(_delete_link, podnet.host_end(broken.id))
@@ -670,3 +662,13 @@ def _delete_link(name: str) -> None:
 
     with IPRoute() as ipr:
         ipr.link("del", ifname=name)
+
+
+def _require_wiring() -> None:
+    """kbox wires pod networks only as root: a test of the wiring fails under CI without it, else skips."""
+    if podnet.can_wire():
+        return
+    message = "kbox wires pod networks only as root"
+    if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
+        pytest.fail(message)
+    pytest.skip(message)
